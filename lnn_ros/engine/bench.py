@@ -1,0 +1,243 @@
+"""``lnn-ros bench``: per-step latency of the engine next to its baselines, in one run.
+
+Batch 1, one thread everywhere. Measured per step (median and p99, microseconds):
+
+* ``engine``       :class:`~lnn_ros.engine.Engine` on the exported CfC bundle (normalise,
+  Δt rules, io_binding, clamp);
+* ``ort_run``      a bare ``session.run`` with a feed dict on the same step graph;
+* ``torch_eager``  the same CfC cell in PyTorch eager mode (``no_grad``);
+* ``ncps_eager``   ``ncps.torch.CfCCell`` of the same size (when ncps is installed);
+* ``ltc_engine`` / ``ltc_torch_eager``  an LTC of the same number of units (6 ODE unfolds).
+
+Timings on a shared 2-core machine are noisy, which is why everything is compared as
+ratios within one run, never as absolute thresholds in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    input_size: int = 8
+    units: int = 32
+    output_size: int = 4
+    backbone_units: int = 64
+    backbone_layers: int = 1
+    steps: int = 3000
+    warmup: int = 300
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Timing:
+    name: str
+    median_us: float
+    p99_us: float
+
+
+def _time_per_call(fn: Callable[[int], object], steps: int, warmup: int) -> tuple[float, float]:
+    for i in range(warmup):
+        fn(i)
+    samples = np.empty(steps, dtype=np.float64)
+    clock = time.perf_counter_ns
+    for i in range(steps):
+        start = clock()
+        fn(i)
+        samples[i] = clock() - start
+    samples /= 1e3
+    return float(np.median(samples)), float(np.percentile(samples, 99))
+
+
+def run_bench(config: BenchConfig, workdir: Path) -> dict:
+    """Export the benchmark bundles into ``workdir`` and time every contender."""
+    import onnxruntime as ort
+    import torch
+
+    from lnn_ros.bundle import DtLimits, FeatureSpec, OutputSpec
+    from lnn_ros.cells import build_cell
+    from lnn_ros.engine import Engine, EngineConfig
+    from lnn_ros.onnx_export import export_bundle
+
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(config.seed)
+    features = [FeatureSpec(name=f"f{i}", source="vector", index=i) for i in range(config.input_size)]
+    outputs = [OutputSpec(name=f"y{i}", unit="", min=-1e3, max=1e3) for i in range(config.output_size)]
+    cells = {
+        "cfc": build_cell(
+            {
+                "kind": "cfc",
+                "input_size": config.input_size,
+                "units": config.units,
+                "output_size": config.output_size,
+                "mode": "default",
+                "backbone_units": config.backbone_units,
+                "backbone_layers": config.backbone_layers,
+            }
+        ),
+        "ltc": build_cell(
+            {"kind": "ltc", "input_size": config.input_size, "units": config.units, "output_size": config.output_size}
+        ),
+    }
+    engines = {}
+    for kind, cell in cells.items():
+        cell.eval()
+        export_bundle(
+            cell,
+            workdir / kind,
+            name=f"bench_{kind}",
+            features=features,
+            outputs=outputs,
+            dt=DtLimits(min_s=1e-4, max_s=1.0, max_gap_s=10.0),
+            window_steps=None,
+        )
+        engines[kind] = Engine(workdir / kind, EngineConfig())
+
+    n = config.steps + config.warmup
+    xs = rng.normal(size=(n, config.input_size)).astype(np.float32)
+    stamps = np.cumsum(rng.uniform(0.002, 0.01, size=n) * 1e9).astype(np.int64) + 1_000_000_000
+    dts = np.diff(stamps, prepend=stamps[0] - 5_000_000).astype(np.float32)[:, None] / 1e9
+
+    timings: list[Timing] = []
+
+    def add(name: str, fn: Callable[[int], object]) -> None:
+        median, p99 = _time_per_call(fn, config.steps, config.warmup)
+        timings.append(Timing(name, median, p99))
+
+    for kind in ("cfc", "ltc"):
+        engine = engines[kind]
+        engine.step(xs[0], int(stamps[0]) - 5_000_000)
+        prefix = "" if kind == "cfc" else "ltc_"
+        add(f"{prefix}engine", lambda i, e=engine: e.step(xs[i], int(stamps[i])))
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(
+        str(engines["cfc"].bundle.graph_path("step")), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    feed = {
+        "x": xs[:1].copy(),
+        "hidden": np.zeros((1, cells["cfc"].state_size), dtype=np.float32),
+        "dt": dts[:1].copy(),
+    }
+
+    def ort_step(i: int) -> None:
+        feed["x"] = xs[i : i + 1]
+        feed["dt"] = dts[i : i + 1]
+        feed["hidden"] = session.run(None, feed)[1]
+
+    add("ort_run", ort_step)
+
+    def torch_stepper(cell: torch.nn.Module, call: Callable) -> Callable[[int], None]:
+        xt = torch.from_numpy(xs)
+        dtt = torch.from_numpy(dts)
+        state = {"h": torch.zeros(1, cells["cfc"].state_size)}
+
+        def step(i: int) -> None:
+            with torch.no_grad():
+                state["h"] = call(cell, xt[i : i + 1], state["h"], dtt[i : i + 1])
+
+        return step
+
+    add("torch_eager", torch_stepper(cells["cfc"], lambda c, x, h, dt: c(x, h, dt)[1]))
+    add("ltc_torch_eager", torch_stepper(cells["ltc"], lambda c, x, h, dt: c(x, h, dt)[1]))
+    try:
+        from ncps.torch import CfCCell
+    except ImportError:
+        pass
+    else:
+        ncps_cell = CfCCell(
+            config.input_size, config.units, backbone_units=config.backbone_units, backbone_layers=config.backbone_layers
+        ).eval()
+        add("ncps_eager", torch_stepper(ncps_cell, lambda c, x, h, dt: c(x, h, dt.squeeze(-1))[1]))
+
+    by_name = {t.name: t for t in timings}
+
+    def ratio(a: str, b: str) -> float | None:
+        if a not in by_name or b not in by_name:
+            return None
+        return by_name[a].median_us / by_name[b].median_us
+
+    ratios = {
+        "engine_over_ort_run": ratio("engine", "ort_run"),
+        "ncps_eager_over_engine": ratio("ncps_eager", "engine"),
+        "torch_eager_over_engine": ratio("torch_eager", "engine"),
+        "ltc_engine_over_engine": ratio("ltc_engine", "engine"),
+    }
+    targets = {
+        "engine_over_ort_run": ("<=", 1.5),
+        "ncps_eager_over_engine": (">=", 10.0),
+        "ltc_engine_over_engine": (">=", 5.0),
+    }
+    verdicts = {}
+    for key, (op, bound) in targets.items():
+        value = ratios[key]
+        verdicts[key] = None if value is None else (value <= bound if op == "<=" else value >= bound)
+    return {
+        "config": asdict(config),
+        "machine": {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "onnxruntime": ort.__version__,
+            "torch": torch.__version__,
+        },
+        "timings_us": [asdict(t) for t in timings],
+        "ratios": ratios,
+        "targets": {k: f"{op} {bound}" for k, (op, bound) in targets.items()},
+        "targets_met": verdicts,
+    }
+
+
+def format_table(result: dict) -> str:
+    rows = ["| contender | median µs/step | p99 µs/step | × engine (median) |", "|---|---:|---:|---:|"]
+    engine = next(t for t in result["timings_us"] if t["name"] == "engine")["median_us"]
+    for t in result["timings_us"]:
+        rows.append(f"| {t['name']} | {t['median_us']:.1f} | {t['p99_us']:.1f} | {t['median_us'] / engine:.2f} |")
+    lines = ["\n".join(rows), ""]
+    for key, value in result["ratios"].items():
+        if value is None:
+            continue
+        target = result["targets"].get(key)
+        met = result["targets_met"].get(key)
+        suffix = f"  (target {target}: {'met' if met else 'MISSED'})" if target else ""
+        lines.append(f"{key} = {value:.2f}{suffix}")
+    return "\n".join(lines)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="time the engine per step against bare onnxruntime, PyTorch eager, ncps and LTC",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    defaults = BenchConfig()
+    parser.add_argument("--units", type=int, default=defaults.units, help="CfC/LTC units (default %(default)s)")
+    parser.add_argument("--inputs", type=int, default=defaults.input_size, help="input features (default %(default)s)")
+    parser.add_argument("--steps", type=int, default=defaults.steps, help="timed steps per contender (default %(default)s)")
+    parser.add_argument("--json", type=Path, default=Path("results/bench_engine.json"), help="where to write the results")
+    parser.set_defaults(func=run_bench_command)
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    config = BenchConfig(input_size=args.inputs, units=args.units, steps=args.steps)
+    with tempfile.TemporaryDirectory(prefix="lnn_bench_") as tmp:
+        result = run_bench(config, Path(tmp))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(format_table(result))
+    print(f"\nwritten to {args.json}")
+    return 0

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The README's two commands:
+#   ./run.sh demo   fly the simulated drone with the shipped liquid policy through the real ROS 2 node
+#   ./run.sh test   run the test suite
+# Both create .venv on first use and install the project with every extra into it
+# (torch pinned to the CPU build, ROS 2 from PyPI wheels), so a fresh machine needs only Python >= 3.10.
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=.venv
+STAMP="$VENV/.installed"
+PYTHON=${PYTHON:-python3}
+
+ensure_venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+      rm -rf "$VENV"
+      # Debian/Ubuntu ship venv separately from python3.
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "run.sh: python3 has no venv module; installing Debian's python3-venv." >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+        "$PYTHON" -m venv "$VENV"
+      else
+        echo "run.sh: '$PYTHON -m venv' failed. Install your distribution's venv package (Debian: sudo apt-get install python3-venv) and retry." >&2
+        exit 1
+      fi
+    fi
+  fi
+  if [ ! -f "$STAMP" ] || [ setup.py -nt "$STAMP" ]; then
+    echo "run.sh: installing lnn_ros and its dependencies into $VENV (first run takes about a minute)..." >&2
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -e ".[all]"
+    touch "$STAMP"
+  fi
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  demo)
+    ensure_venv
+    exec "$VENV/bin/lnn-ros" demo "$@"
+    ;;
+  test)
+    ensure_venv
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *)
+    echo "usage: ./run.sh demo [options]   fly the simulated drone with the shipped policy" >&2
+    echo "       ./run.sh test [pytest options]   run the tests" >&2
+    exit 2
+    ;;
+esac
