@@ -1,0 +1,76 @@
+"""Feed-forward (MLP) baseline with the recurrent-cell interface (for comparisons).
+
+It has no memory: ``y = MLP([x, Δt])``. To keep one interface (and ONNX graphs that always have a
+hidden input and output) it carries a dummy hidden state of width 1 that stays zero and is
+returned unchanged::
+
+    y = L_n(act(... act(L_1([x, Δt]))))      hidden' = hidden
+
+Δt rule: trivially satisfied, the (empty) state never changes; Δt only enters as an input feature.
+"""
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lnn_ros.cells.base import RecurrentCell
+from lnn_ros.cells.cfc import ACTIVATIONS
+from lnn_ros.cells.errors import CellConfigError
+
+
+class MLPCell(RecurrentCell):
+    """Memoryless MLP on ``[x, Δt]`` with a constant 1-wide dummy state.
+
+    Args:
+        input_size: F.
+        output_size: O.
+        hidden_units: Width of each hidden layer.
+        hidden_layers: Number of hidden layers (0 gives a single linear map).
+        activation: One of the CfC backbone activations (``lecun_tanh``, ``silu``, ``relu``, ``tanh``, ``gelu``).
+    """
+
+    kind = "mlp"
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        hidden_units: int = 64,
+        hidden_layers: int = 2,
+        activation: str = "tanh",
+    ) -> None:
+        super().__init__()
+        if min(input_size, output_size) < 1 or hidden_layers < 0 or (hidden_layers > 0 and hidden_units < 1):
+            raise CellConfigError(
+                f"MLPCell needs input_size, output_size >= 1, hidden_layers >= 0 and hidden_units >= 1, got "
+                f"{input_size!r}, {output_size!r}, {hidden_layers!r} and {hidden_units!r}."
+            )
+        if activation not in ACTIVATIONS:
+            raise CellConfigError(f"Unknown activation {activation!r}; valid choices are {sorted(ACTIVATIONS)}.")
+        self.input_size = input_size
+        self.state_size = 1
+        self.output_size = output_size
+        self.hidden_units = hidden_units
+        self.hidden_layers = hidden_layers
+        self.activation = activation
+        layers: list[nn.Module] = []
+        width = input_size + 1
+        for _ in range(hidden_layers):
+            layers += [nn.Linear(width, hidden_units), ACTIVATIONS[activation]()]
+            width = hidden_units
+        layers.append(nn.Linear(width, output_size))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, hidden: Tensor, dt_s: Tensor) -> tuple[Tensor, Tensor]:
+        return self.net(torch.cat([x, dt_s], dim=1)), hidden
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "input_size": self.input_size,
+            "output_size": self.output_size,
+            "hidden_units": self.hidden_units,
+            "hidden_layers": self.hidden_layers,
+            "activation": self.activation,
+        }
