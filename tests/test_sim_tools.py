@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lnn_ros.sim.cli import add_parser
+from lnn_ros.sim.cli import register
 from lnn_ros.sim.closed_loop import fly_expert
 from lnn_ros.sim.config import SimConfig
 from lnn_ros.sim.evaluate import evaluate, format_stats
@@ -41,7 +41,7 @@ def test_evaluate_counts_outcomes_per_variant() -> None:
 
 def _parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="lnn-ros")
-    add_parser(parser.add_subparsers(dest="command"))
+    register(parser.add_subparsers(dest="command"))
     return parser.parse_args(list(argv))
 
 
