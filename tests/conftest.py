@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-_SHM_PATTERNS = ("/dev/shm/fastrtps_*", "/dev/shm/fast_datasharing*", "/dev/shm/sem.fastrtps_*")
+_SHM_PATTERNS = (
+    "/dev/shm/fastdds_*",
+    "/dev/shm/sem.fastdds_*",
+    "/dev/shm/fastrtps_*",
+    "/dev/shm/sem.fastrtps_*",
+    "/dev/shm/fast_datasharing*",
+)
 
 
 def _shm_files() -> set[str]:

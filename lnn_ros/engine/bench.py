@@ -65,7 +65,7 @@ def run_bench(config: BenchConfig, workdir: Path) -> dict:
     import torch
 
     from lnn_ros.bundle import DtLimits, FeatureSpec, OutputSpec
-    from lnn_ros.cells import build_cell
+    from lnn_ros.cells import CfCCell, FullyConnected, LTCCell
     from lnn_ros.engine import Engine, EngineConfig
     from lnn_ros.onnx_export import export_bundle
 
@@ -75,20 +75,15 @@ def run_bench(config: BenchConfig, workdir: Path) -> dict:
     features = [FeatureSpec(name=f"f{i}", source="vector", index=i) for i in range(config.input_size)]
     outputs = [OutputSpec(name=f"y{i}", unit="", min=-1e3, max=1e3) for i in range(config.output_size)]
     cells = {
-        "cfc": build_cell(
-            {
-                "kind": "cfc",
-                "input_size": config.input_size,
-                "units": config.units,
-                "output_size": config.output_size,
-                "mode": "default",
-                "backbone_units": config.backbone_units,
-                "backbone_layers": config.backbone_layers,
-            }
+        "cfc": CfCCell(
+            config.input_size,
+            config.units,
+            backbone_units=config.backbone_units,
+            backbone_layers=config.backbone_layers,
+            proj_size=config.output_size,
         ),
-        "ltc": build_cell(
-            {"kind": "ltc", "input_size": config.input_size, "units": config.units, "output_size": config.output_size}
-        ),
+        # An LTC of the same number of neurons, fully connected, its first outputs as motor neurons.
+        "ltc": LTCCell(config.input_size, FullyConnected(config.units, config.output_size)),
     }
     engines = {}
     for kind, cell in cells.items():
@@ -154,11 +149,11 @@ def run_bench(config: BenchConfig, workdir: Path) -> dict:
     add("torch_eager", torch_stepper(cells["cfc"], lambda c, x, h, dt: c(x, h, dt)[1]))
     add("ltc_torch_eager", torch_stepper(cells["ltc"], lambda c, x, h, dt: c(x, h, dt)[1]))
     try:
-        from ncps.torch import CfCCell
+        from ncps.torch import CfCCell as NcpsCfCCell
     except ImportError:
         pass
     else:
-        ncps_cell = CfCCell(
+        ncps_cell = NcpsCfCCell(
             config.input_size, config.units, backbone_units=config.backbone_units, backbone_layers=config.backbone_layers
         ).eval()
         add("ncps_eager", torch_stepper(ncps_cell, lambda c, x, h, dt: c(x, h, dt.squeeze(-1))[1]))
