@@ -426,6 +426,6 @@ class Manifest:
             "outputs": [o.to_dict() for o in self.outputs],
             "dt": self.dt.to_dict(),
             "opset": self.opset,
-            "producer": dict(self.producer),
+            "producer": {str(k): str(v) for k, v in self.producer.items()},
             "files": dict(self.files),
         }

@@ -48,7 +48,8 @@ def time_step(dt_s: Tensor) -> TimeStep:
         The :class:`TimeStep` used by every cell to apply the Δt rule.
     """
     advance = dt_s > 0
-    return TimeStep(advance, torch.where(advance, dt_s, torch.ones_like(dt_s)))
+    # A Python scalar (not ones_like) exports as one Where node with a constant, no Shape/ConstantOfShape.
+    return TimeStep(advance, torch.where(advance, dt_s, 1.0))
 
 
 class RecurrentCell(torch.nn.Module, abc.ABC):
