@@ -5,6 +5,7 @@ Training and export (torch, onnx) live in the ``train`` extra; the pip ROS 2 whe
 live in the ``ros`` extra so that they never shadow a system ROS install's rclpy.
 """
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
@@ -34,8 +35,27 @@ EXTRAS = {
     # ROS 2 from PyPI for pip-only installs and CI. On a robot, rclpy comes from /opt/ros.
     "ros": ROS_WHEELS,
     # Test-only: the reference implementation for numerical parity, and the runner.
-    "test": ["ncps==1.0.1", "pytest>=7", "pytest-timeout>=2"],
+    "test": [
+        "ncps==1.0.1",
+        "pytest>=7",
+        "pytest-timeout>=2",
+        # `colcon build` of this package is tested for real.
+        "colcon-core",
+        "colcon-python-setup-py",
+        "colcon-ros",
+        "ros-ament-package",
+    ],
 }
+
+
+def model_data_files() -> list[tuple[str, list[str]]]:
+    """Install every shipped bundle under share/lnn_ros/models/<name>/."""
+    return [
+        (f"share/{PACKAGE}/{folder}", sorted(str(p) for p in Path(folder).iterdir() if p.is_file()))
+        for folder in sorted({str(p.parent) for p in Path("models").glob("*/manifest.yaml")})
+    ]
+
+
 EXTRAS["all"] = sorted({dep for deps in EXTRAS.values() for dep in deps})
 
 setup(
@@ -50,6 +70,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.*")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        *model_data_files(),
     ],
     zip_safe=True,
     maintainer="lnn_ros maintainers",

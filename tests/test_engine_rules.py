@@ -133,6 +133,17 @@ def test_gap_above_limit_resets_state_and_restarts(engine: Engine) -> None:
     assert engine.counters.gap_reset == 1
 
 
+def test_one_bogus_future_stamp_does_not_stall_the_stream(engine: Engine) -> None:
+    ones = np.ones(F, dtype=np.float32)
+    feed(engine, [ones, ones], [0, 10])
+    (future,) = feed(engine, [ones], [10 + 5 * 60 * 1000])  # one message stamped five minutes ahead
+    assert future.status is StepStatus.GAP_RESET
+    # The real stream goes on: jumping back by more than the gap restarts, it is not "out of order".
+    statuses = [r.status for r in feed(engine, [ones] * 3, [20, 30, 40])]
+    assert statuses == [StepStatus.GAP_RESET, StepStatus.STEPPED, StepStatus.STEPPED]
+    assert engine.counters.gap_reset == 2 and engine.counters.out_of_order == 0
+
+
 def test_dt_between_max_and_gap_is_clamped(engine: Engine) -> None:
     ones = np.ones(F, dtype=np.float32)
     _, step = feed(engine, [ones, ones], [0, 1500])

@@ -25,8 +25,12 @@ class StampClock:
     Rules (each documented in the README, each tested):
 
     * no previous stamp -> ``INITIALISED`` (Δt unknown, no step);
-    * Δt == 0 -> ``DUPLICATE``; Δt < 0 -> ``OUT_OF_ORDER`` (the last stamp is kept);
-    * Δt > ``max_gap_s`` -> ``GAP_RESET`` (the caller resets the state; the stamp becomes the new start);
+    * Δt == 0 -> ``DUPLICATE``; -``max_gap_s`` <= Δt < 0 -> ``OUT_OF_ORDER`` (the last stamp is kept);
+    * |Δt| > ``max_gap_s`` -> ``GAP_RESET`` (the caller resets the state; the stamp becomes the new
+      start). A jump *back* by more than the gap is a restarted clock (a replayed bag, a
+      re-synchronised time source, or recovery from one bogus future stamp) and is treated like
+      a jump forward: without this, one message stamped minutes ahead would make every later
+      message "out of order" until real time caught up.
     * otherwise ``STEPPED`` with the raw Δt (the engine clamps it to the trained range).
     """
 
@@ -49,9 +53,9 @@ class StampClock:
         delta_ns = stamp_ns - last
         if delta_ns == 0:
             return StepStatus.DUPLICATE, 0.0
-        if delta_ns < 0:
+        if -self.max_gap_ns <= delta_ns < 0:
             return StepStatus.OUT_OF_ORDER, delta_ns / NS_PER_S
         self.last_stamp_ns = stamp_ns
-        if delta_ns > self.max_gap_ns:
+        if abs(delta_ns) > self.max_gap_ns:
             return StepStatus.GAP_RESET, delta_ns / NS_PER_S
         return StepStatus.STEPPED, delta_ns / NS_PER_S

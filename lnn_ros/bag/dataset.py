@@ -1,0 +1,379 @@
+"""Bags of camera, IMU and recorded commands -> training sequences with Δt from stamps.
+
+For every IMU message (in stamp order) one training step is made:
+
+* ``x``: the IMU fields in ``imu_fields`` order (the manifest's feature order, e.g.
+  ``angular_velocity.x``, ..., ``linear_acceleration.z``);
+* ``dt_s``: seconds since the previous step's stamp (0 for the first step of a sequence,
+  which matches the engine: its first message only initialises the clock);
+* ``y``: the recorded command valid at that stamp (the last one with stamp ``<=``), as the
+  Twist fields in ``targets`` order;
+* camera datasets: the newest frame with stamp ``<=`` the IMU stamp, stored once per frame
+  (``frames`` [N,H,W,C] uint8) with a per-step index (``frame_index`` [T]);
+  :meth:`BagSequence.images` gathers the [T,H,W,C] view.
+
+Steps without a valid command (before the first one, or the newest older than
+``max_command_age_s``) or, for camera datasets, without a recent enough frame are left out,
+and a sequence is split there and wherever consecutive IMU stamps are more than
+``max_gap_s`` apart (where the engine would reset). Repeated IMU stamps are dropped (the
+engine drops them too). Everything left out is counted in :attr:`BagDataset.dropped`.
+
+``lnn-ros train --format lnn_ros.bag.dataset:load_sequences DATA`` trains on a bag or a
+folder of bags with the default :class:`DatasetConfig`; ``lnn-ros bag-to-dataset`` writes
+an ``.npz`` with other settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from lnn_ros.bag.errors import BagError
+from lnn_ros.bag.reader import BagReader, MessageOrder
+from lnn_ros.bag.records import TwistSample
+from lnn_ros.bag.topics import BagStream, BagTopics
+from lnn_ros.bundle.manifest import IMAGE_ENCODINGS, IMU_FIELDS, TWIST_FIELDS, Manifest
+from lnn_ros.runtime.records import ImageFrame, ImuSample
+
+if TYPE_CHECKING:
+    from lnn_ros.training.data import TimedSequence
+
+NS_PER_S = 1_000_000_000
+DEFAULT_IMU_FIELDS = IMU_FIELDS[:6]  # angular velocity and linear acceleration
+DEFAULT_TARGETS = ("linear.x", "linear.y", "linear.z", "angular.z")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """How a bag becomes training sequences.
+
+    Attributes:
+        topics: topic names and types.
+        imu_fields: IMU fields that form ``x``, in order (see ``IMU_FIELDS``).
+        targets: Twist fields of the recorded command that form ``y``, in order.
+        camera: include camera frames (the camera topic is then required).
+        max_gap_s: consecutive IMU stamps further apart than this start a new sequence.
+        max_command_age_s: a recorded command older than this is not valid any more.
+        max_frame_age_s: a camera frame older than this is not used (camera datasets).
+        min_steps: shorter sequences are dropped.
+        strict: raise on any bag problem instead of counting it.
+    """
+
+    topics: BagTopics = BagTopics()
+    imu_fields: tuple[str, ...] = DEFAULT_IMU_FIELDS
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+    camera: bool = False
+    max_gap_s: float = 0.5
+    max_command_age_s: float = 0.5
+    max_frame_age_s: float = 0.5
+    min_steps: int = 2
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        for name, values, known in (("imu_fields", self.imu_fields, IMU_FIELDS), ("targets", self.targets, TWIST_FIELDS)):
+            unknown = [v for v in values if v not in known]
+            if not values or unknown:
+                raise BagError(f"DatasetConfig.{name} must list some of {list(known)}, got {list(values)!r}.")
+        for name in ("max_gap_s", "max_command_age_s", "max_frame_age_s"):
+            if not getattr(self, name) > 0:
+                raise BagError(f"DatasetConfig.{name} must be > 0 s, got {getattr(self, name)!r}.")
+        if self.min_steps < 1:
+            raise BagError(f"DatasetConfig.min_steps must be >= 1, got {self.min_steps!r}.")
+
+    @classmethod
+    def for_manifest(cls, manifest: Manifest, **overrides: object) -> DatasetConfig:
+        """The IMU fields, targets and camera use of an existing bundle (e.g. to fine-tune it)."""
+        fields_ = tuple(f.field for f in manifest.features if f.source == "imu" and f.field is not None)
+        targets = tuple(o.twist_field for o in manifest.outputs if o.twist_field is not None)
+        if len(targets) != len(manifest.outputs):
+            raise BagError(
+                f"Bundle {manifest.name!r} has outputs without a twist_field; a bag's cmd_vel cannot be its target."
+            )
+        return cls(imu_fields=fields_, targets=targets, camera=manifest.uses_camera, **overrides)  # type: ignore[arg-type]
+
+
+class BagSequence(NamedTuple):
+    """One gap-free stretch of a bag.
+
+    Attributes:
+        stamps_ns: IMU stamps [T] (int64).
+        x: IMU features [T, F] float32.
+        dt_s: seconds since the previous step [T] float32 (``dt_s[0] == 0``).
+        y: recorded command [T, O] float32.
+        frames: camera frames [N, H, W, C] uint8, or None.
+        frame_index: row of ``frames`` used at each step [T], or None.
+    """
+
+    stamps_ns: np.ndarray
+    x: np.ndarray
+    dt_s: np.ndarray
+    y: np.ndarray
+    frames: np.ndarray | None = None
+    frame_index: np.ndarray | None = None
+
+    def images(self) -> np.ndarray:
+        """The frame of every step, [T, H, W, C] uint8 (a gathered copy)."""
+        if self.frames is None or self.frame_index is None:
+            raise BagError("This sequence has no camera frames; build the dataset with camera=True.")
+        return self.frames[self.frame_index]
+
+
+@dataclass(frozen=True)
+class BagDataset:
+    """Sequences from one or more bags, with the names of their columns."""
+
+    sequences: tuple[BagSequence, ...]
+    feature_names: tuple[str, ...]
+    target_names: tuple[str, ...]
+    frame_encoding: str | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def steps(self) -> int:
+        return sum(len(s.x) for s in self.sequences)
+
+    def timed_sequences(self) -> list[TimedSequence]:
+        """The sequences as the training API's ``TimedSequence`` (x, dt_s, y)."""
+        from lnn_ros.training.data import TimedSequence
+
+        return [TimedSequence(s.x, s.dt_s, s.y) for s in self.sequences]
+
+
+class _Streams(NamedTuple):
+    imu: list[ImuSample]
+    frames: list[ImageFrame]
+    commands: list[TwistSample]
+
+
+def _read_streams(path: Path, config: DatasetConfig, warnings: list[str]) -> _Streams:
+    required = [BagStream.IMU, BagStream.COMMAND] + ([BagStream.CAMERA] if config.camera else [])
+    streams = _Streams([], [], [])
+    with BagReader(path, config.topics, streams=required, required=required, strict=config.strict) as reader:
+        for message in reader.messages(MessageOrder.LOG):
+            if message.stream is BagStream.IMU:
+                streams.imu.append(message.record)  # type: ignore[arg-type]
+            elif message.stream is BagStream.CAMERA:
+                streams.frames.append(message.record)  # type: ignore[arg-type]
+            else:
+                streams.commands.append(message.record)  # type: ignore[arg-type]
+        warnings.extend(reader.warnings.lines())
+    return streams
+
+
+def _frame_pixels(frame: ImageFrame) -> np.ndarray | None:
+    channels = IMAGE_ENCODINGS.get(frame.encoding)
+    if channels is None:
+        return None
+    row = frame.width * channels
+    flat = np.frombuffer(frame.data, dtype=np.uint8)
+    if frame.step < row or flat.size != frame.step * frame.height:
+        return None
+    return flat.reshape(frame.height, frame.step)[:, :row].reshape(frame.height, frame.width, channels)
+
+
+def _count(dropped: dict[str, int], reason: str, n: int) -> None:
+    if n:
+        dropped[reason] = dropped.get(reason, 0) + int(n)
+
+
+def _sequences_of_bag(
+    path: Path, config: DatasetConfig, dropped: dict[str, int], warnings: list[str]
+) -> tuple[list[BagSequence], str | None]:
+    streams = _read_streams(path, config, warnings)
+    if not streams.imu:
+        raise BagError(f"Bag {str(path)!r} has no readable IMU message on {config.topics.imu!r}; nothing to train on.")
+    if not streams.commands:
+        raise BagError(
+            f"Bag {str(path)!r} has no readable recorded command on {config.topics.command!r}; there is no target to learn."
+        )
+    # IMU: stamp order, repeated stamps dropped (the engine drops them too).
+    imu = sorted(streams.imu, key=lambda s: s.stamp_ns)
+    stamps = np.array([s.stamp_ns for s in imu], dtype=np.int64)
+    keep = np.ones(len(imu), dtype=bool)
+    keep[1:] = np.diff(stamps) > 0
+    _count(dropped, "imu_duplicate_stamp", (~keep).sum())
+    imu = [s for s, k in zip(imu, keep) if k]
+    stamps = stamps[keep]
+    raw = np.empty((len(imu), len(IMU_FIELDS)), dtype=np.float64)
+    for row, sample in enumerate(imu):
+        raw[row, 0:3] = sample.angular_velocity
+        raw[row, 3:6] = sample.linear_acceleration
+        raw[row, 6:10] = sample.orientation
+    x = raw[:, [IMU_FIELDS.index(f) for f in config.imu_fields]]
+    valid = np.isfinite(x).all(axis=1)
+    _count(dropped, "imu_nonfinite", (~valid).sum())
+
+    # Targets: the last recorded command with stamp <= the IMU stamp, if recent enough.
+    commands = sorted(streams.commands, key=lambda c: c.stamp_ns)
+    command_ns = np.array([c.stamp_ns for c in commands], dtype=np.int64)
+    twists = np.stack([c.twist for c in commands])[:, [TWIST_FIELDS.index(t) for t in config.targets]]
+    pick = np.searchsorted(command_ns, stamps, side="right") - 1
+    has_command = (pick >= 0) & (stamps - command_ns[np.maximum(pick, 0)] <= int(config.max_command_age_s * NS_PER_S))
+    has_command &= np.isfinite(twists[np.maximum(pick, 0)]).all(axis=1)
+    _count(dropped, "imu_without_command", (valid & ~has_command).sum())
+    valid &= has_command
+    y = twists[np.maximum(pick, 0)]
+
+    frames_array: np.ndarray | None = None
+    frame_pick: np.ndarray | None = None
+    encoding: str | None = None
+    if config.camera:
+        frames_array, frame_ns, encoding = _stack_frames(path, streams.frames, dropped)
+        frame_pick = np.searchsorted(frame_ns, stamps, side="right") - 1
+        has_frame = (frame_pick >= 0) & (
+            stamps - frame_ns[np.maximum(frame_pick, 0)] <= int(config.max_frame_age_s * NS_PER_S)
+        )
+        _count(dropped, "imu_without_frame", (valid & ~has_frame).sum())
+        valid &= has_frame
+
+    # Split at left-out steps and at gaps.
+    gap_ns = int(config.max_gap_s * NS_PER_S)
+    sequences: list[BagSequence] = []
+    start = None
+    for i in range(len(stamps) + 1):
+        boundary = i == len(stamps) or not valid[i] or (start is not None and stamps[i] - stamps[i - 1] > gap_ns)
+        if start is not None and boundary:
+            sequences.append(_make_sequence(stamps[start:i], x[start:i], y[start:i], frames_array, frame_pick, start, i))
+            start = None
+        if i < len(stamps) and valid[i] and start is None:
+            start = i
+    kept = [s for s in sequences if len(s.x) >= config.min_steps]
+    _count(dropped, "short_sequence_steps", sum(len(s.x) for s in sequences if len(s.x) < config.min_steps))
+    return kept, encoding
+
+
+def _stack_frames(
+    path: Path, frames: list[ImageFrame], dropped: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray, str]:
+    frames = sorted(frames, key=lambda f: f.stamp_ns)
+    pixels: list[np.ndarray] = []
+    stamps: list[int] = []
+    shape: tuple[int, ...] | None = None
+    encoding: str | None = None
+    for frame in frames:
+        image = _frame_pixels(frame)
+        if image is None or (shape is not None and (image.shape != shape or frame.encoding != encoding)):
+            _count(dropped, "frame_unusable", 1)
+            continue
+        if stamps and frame.stamp_ns == stamps[-1]:
+            _count(dropped, "frame_duplicate_stamp", 1)
+            continue
+        shape, encoding = image.shape, frame.encoding
+        pixels.append(image)
+        stamps.append(frame.stamp_ns)
+    if not pixels:
+        raise BagError(
+            f"Bag {str(path)!r} has no usable camera frame (encodings {sorted(IMAGE_ENCODINGS)} with a consistent "
+            "size); build the dataset without the camera or fix the camera topic."
+        )
+    assert encoding is not None
+    return np.stack(pixels), np.array(stamps, dtype=np.int64), encoding
+
+
+def _make_sequence(
+    stamps: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    frames: np.ndarray | None,
+    frame_pick: np.ndarray | None,
+    start: int,
+    stop: int,
+) -> BagSequence:
+    dt_s = np.zeros(len(stamps), dtype=np.float64)
+    dt_s[1:] = np.diff(stamps) / NS_PER_S
+    if frames is None or frame_pick is None:
+        return BagSequence(stamps.copy(), x.astype(np.float32), dt_s.astype(np.float32), y.astype(np.float32))
+    used = frame_pick[start:stop]
+    first, last = int(used.min()), int(used.max())
+    return BagSequence(
+        stamps.copy(),
+        x.astype(np.float32),
+        dt_s.astype(np.float32),
+        y.astype(np.float32),
+        frames[first : last + 1].copy(),
+        (used - first).astype(np.int64),
+    )
+
+
+def bag_paths(path: str | Path) -> list[Path]:
+    """A bag, or every bag directly inside a folder (rosbag2 folders, .mcap/.db3/.bag files)."""
+    root = Path(path)
+    if not root.exists():
+        raise BagError(f"Dataset path {str(root)!r} does not exist; pass a bag or a folder of bags.")
+    if root.is_file() or (root / "metadata.yaml").is_file():
+        return [root]
+    found = sorted(
+        p for p in root.iterdir()
+        if (p.is_dir() and (p / "metadata.yaml").is_file()) or (p.is_file() and p.suffix in (".mcap", ".db3", ".bag"))
+    )
+    if found:
+        return found
+    return [root]  # a bag folder without metadata.yaml: the reader handles it or explains
+
+
+def bags_to_dataset(paths: Iterable[str | Path], config: DatasetConfig = DatasetConfig()) -> BagDataset:
+    """Read every bag and build the sequences (see the module docstring).
+
+    Raises:
+        BagError: a bag lacks a required topic, has no usable message, or nothing is left.
+    """
+    sequences: list[BagSequence] = []
+    dropped: dict[str, int] = {}
+    warnings: list[str] = []
+    encodings: set[str] = set()
+    shapes: set[tuple[int, ...]] = set()
+    for path in [p for given in paths for p in bag_paths(given)]:
+        bag_sequences, encoding = _sequences_of_bag(path, config, dropped, warnings)
+        sequences.extend(bag_sequences)
+        if encoding is not None:
+            encodings.add(encoding)
+            shapes.update(s.frames.shape[1:] for s in bag_sequences if s.frames is not None)
+    if len(encodings) > 1 or len(shapes) > 1:
+        raise BagError(f"The bags' camera frames differ in encoding or size ({sorted(encodings)}, {sorted(shapes)}).")
+    if not sequences:
+        raise BagError(
+            f"No training sequence of at least {config.min_steps} steps is left (dropped: {dropped}); check that "
+            "the command topic overlaps the IMU in time and raise max_command_age_s or max_gap_s if needed."
+        )
+    return BagDataset(
+        sequences=tuple(sequences),
+        feature_names=config.imu_fields,
+        target_names=config.targets,
+        frame_encoding=encodings.pop() if encodings else None,
+        dropped=dropped,
+        warnings=tuple(warnings),
+    )
+
+
+def load_sequences(path: Path) -> list[TimedSequence]:
+    """Training loader: a bag or a folder of bags -> ``list[TimedSequence]`` (IMU-only, defaults).
+
+    Plug in with ``lnn-ros train --format lnn_ros.bag.dataset:load_sequences BAG_OR_FOLDER``.
+    """
+    return bags_to_dataset([path]).timed_sequences()
+
+
+def save_dataset_npz(dataset: BagDataset, path: str | Path) -> Path:
+    """Write ``x_i, dt_s_i, y_i`` (the training ``npz`` format) plus ``stamps_ns_i``, camera
+    ``frames_i`` / ``frame_index_i`` and the column names ``feature_names`` / ``target_names``."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    arrays: dict[str, np.ndarray] = {
+        "feature_names": np.array(dataset.feature_names),
+        "target_names": np.array(dataset.target_names),
+    }
+    for i, sequence in enumerate(dataset.sequences):
+        arrays.update({f"x_{i}": sequence.x, f"dt_s_{i}": sequence.dt_s, f"y_{i}": sequence.y, f"stamps_ns_{i}": sequence.stamps_ns})
+        if sequence.frames is not None and sequence.frame_index is not None:
+            arrays.update({f"frames_{i}": sequence.frames, f"frame_index_{i}": sequence.frame_index})
+    if dataset.frame_encoding is not None:
+        arrays["frame_encoding"] = np.array(dataset.frame_encoding)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return path

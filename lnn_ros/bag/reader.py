@@ -1,0 +1,477 @@
+"""Reading IMU, camera and recorded-command streams from a bag, without ROS.
+
+Any format rosbags reads works: a rosbag2 directory (sqlite3 or mcap storage), a single
+``.mcap`` / ``.db3`` file, or a ROS 1 ``.bag``. Bags without embedded message definitions
+(sqlite3 bags recorded by ROS 2 Humble) are decoded with rosbags' built-in Humble types.
+
+Message order (:class:`MessageOrder`):
+
+* ``log`` (default): the bag's log time. ``ros2 bag record`` logs each message when it
+  arrives, so this is the order the live node saw; replay then equals the live run.
+* ``stamp``: header stamps merged across streams (ties broken by log time), through a
+  reorder buffer of ``reorder_window_s`` of stamp time. Use it for bags whose log time is
+  not the arrival time (written offline, converted, merged from several recorders).
+
+Problems never end in a traceback or a silently short result: a bag that cannot be used
+raises :class:`BagError` naming the file and topic; a problem that leaves the rest usable
+(undecodable messages, a truncated or corrupt tail, stamps out of order or repeated,
+fewer messages than the bag's index lists) is counted in :attr:`BagReader.warnings`, or
+raises with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from lnn_ros.bag import cdr, messages
+from lnn_ros.bag.errors import BagError
+from lnn_ros.bag.records import BagMessage, Record
+from lnn_ros.bag.topics import TWIST_TYPE, BagTopics, BagStream, topic_key
+
+if TYPE_CHECKING:
+    from rosbags.highlevel import AnyReader
+    from rosbags.interfaces import Connection
+    from rosbags.typesys.store import Typestore
+
+NS_PER_S = 1_000_000_000
+STORAGE_SUFFIXES = (".mcap", ".db3")
+
+
+class MessageOrder(Enum):
+    """The order in which a bag's messages are delivered (see the module docstring)."""
+
+    LOG = "log"
+    STAMP = "stamp"
+
+
+@dataclass
+class BagWarnings:
+    """Problems that did not stop reading, each with how often it happened."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, message: str, count: int = 1) -> None:
+        self.counts[message] = self.counts.get(message, 0) + count
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def lines(self) -> list[str]:
+        """One line per kind of problem: ``'<count> x <message>'``."""
+        return [f"{count} x {message}" for message, count in self.counts.items()]
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """One topic of a bag: type and message count from the bag's index (None if unknown)."""
+
+    name: str
+    msgtype: str | None
+    count: int | None
+
+
+@dataclass(frozen=True)
+class BagInfo:
+    """What a bag holds, from its index (no messages read)."""
+
+    path: Path
+    is_ros1: bool
+    start_ns: int
+    end_ns: int
+    message_count: int
+    topics: dict[str, TopicInfo]
+
+    @property
+    def duration_ns(self) -> int:
+        return max(0, self.end_ns - self.start_ns)
+
+    @property
+    def duration_s(self) -> float:
+        return self.duration_ns / NS_PER_S
+
+
+class _Decoder:
+    """Turns one connection's raw bytes into a record: the direct CDR codec, else rosbags."""
+
+    def __init__(self, stream: BagStream, msgtype: str, typestore: Typestore, is_ros1: bool) -> None:
+        self.stream = stream
+        self.msgtype = msgtype
+        self._deserialize: Callable[[bytes, str], Any] = (
+            typestore.deserialize_ros1 if is_ros1 else typestore.deserialize_cdr
+        )
+        self._unstamped = msgtype == TWIST_TYPE
+        self._fast: Callable[[bytes], Record | None] | None = None
+        if not is_ros1 and not self._unstamped:
+            self._fast = {
+                BagStream.IMU: cdr.decode_imu,
+                BagStream.CAMERA: cdr.decode_image,
+                BagStream.COMMAND: cdr.decode_twist_stamped,
+            }[stream]
+        self._convert = {
+            BagStream.IMU: messages.imu_sample,
+            BagStream.CAMERA: messages.image_frame,
+            BagStream.COMMAND: messages.twist_sample,
+        }[stream]
+
+    def __call__(self, raw: bytes, log_time_ns: int) -> Record:
+        if self._fast is not None:
+            record = self._fast(raw)
+            if record is not None:
+                return record
+        msg = self._deserialize(raw, self.msgtype)
+        stamp = log_time_ns if self._unstamped else messages.stamp_ns(msg.header)
+        return self._convert(msg, stamp)
+
+
+def resolve_bag_path(path: str | Path, warnings: BagWarnings) -> Path:
+    """The path to hand to rosbags: the bag itself, or its one storage file if metadata.yaml is gone.
+
+    Raises:
+        BagError: the path does not exist or is a folder without a bag in it.
+    """
+    bag = Path(path)
+    if not bag.exists():
+        raise BagError(f"Bag {str(bag)!r} does not exist; pass a rosbag2 folder, an .mcap/.db3 file or a ROS 1 .bag file.")
+    if bag.is_file() or (bag / "metadata.yaml").is_file():
+        return bag
+    files = sorted(p for p in bag.iterdir() if p.suffix in STORAGE_SUFFIXES)
+    if len(files) != 1:
+        raise BagError(
+            f"Folder {str(bag)!r} is not a rosbag2 bag: it has no metadata.yaml and "
+            f"{'no' if not files else len(files)} .mcap/.db3 files{'' if not files else f' ({[f.name for f in files]})'}; "
+            "pass a bag folder or one storage file."
+        )
+    warnings.add(
+        f"Bag {str(bag)!r} has no metadata.yaml (was the recording interrupted?); read {files[0].name!r} directly."
+    )
+    return files[0]
+
+
+def open_any_reader(path: str | Path, warnings: BagWarnings) -> tuple[AnyReader, Path]:
+    """An open rosbags ``AnyReader`` on ``path`` (bags without definitions use the Humble types).
+
+    Returns the reader and the path it reads (the storage file when metadata.yaml is gone).
+
+    Raises:
+        BagError: the bag does not exist or cannot be opened, with rosbags' reason.
+    """
+    from rosbags.highlevel import AnyReader
+
+    source = resolve_bag_path(path, warnings)
+    try:
+        reader = AnyReader([source], default_typestore=messages.default_typestore())
+        reader.open()
+    except Exception as exc:  # rosbags raises its own errors, OSError and sqlite/apsw errors
+        raise BagError(
+            f"Cannot open bag {str(path)!r}: {describe_error(exc)}. The file is damaged, truncated (a recording "
+            "that was cut off or is still running), or holds message definitions rosbags cannot parse."
+        ) from None
+    return reader, source
+
+
+class BagReader:
+    """Reads the IMU / camera / command streams of one bag as lnn_ros records.
+
+    Args:
+        path: rosbag2 folder, ``.mcap``/``.db3`` file or ROS 1 ``.bag`` file.
+        topics: topic names and types of the streams.
+        streams: the streams to read (others are ignored).
+        required: streams that must be present (a missing one raises :class:`BagError`).
+        strict: raise :class:`BagError` instead of counting a warning.
+
+    Use as a context manager; :meth:`messages` yields :class:`BagMessage` records.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        topics: BagTopics = BagTopics(),
+        *,
+        streams: Iterable[BagStream] = tuple(BagStream),
+        required: Iterable[BagStream] = (),
+        strict: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.topics = topics
+        self.required = tuple(required)
+        self.streams = tuple(dict.fromkeys((*streams, *self.required)))
+        self.strict = strict
+        self.warnings = BagWarnings()
+        self.read_counts: dict[BagStream, int] = {}
+        self._reader: AnyReader | None = None
+        self._connections: dict[BagStream, list[Connection]] = {}
+        self._decoders: dict[int, _Decoder] = {}
+        self._info: BagInfo | None = None
+
+    # ------------------------------------------------------------------ opening
+    def open(self) -> BagReader:
+        """Open the bag, find the streams' topics and check their types.
+
+        Raises:
+            BagError: the bag cannot be opened, a required topic is missing, a topic has the
+                wrong type or its type has no definition.
+        """
+        reader, source = open_any_reader(self.path, self.warnings)
+        self._reader = reader
+        try:
+            self._info = self._read_info(reader, source)
+            self._find_streams(reader)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            try:
+                reader.close()
+            except Exception:  # closing a corrupt bag must not hide the error that led here
+                pass
+
+    def __enter__(self) -> BagReader:
+        return self.open()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def info(self) -> BagInfo:
+        if self._info is None:
+            raise BagError(f"Bag {str(self.path)!r} is not open; use BagReader as a context manager.")
+        return self._info
+
+    def has(self, stream: BagStream) -> bool:
+        """Whether the bag holds ``stream``'s topic (with a usable type)."""
+        return bool(self._connections.get(stream))
+
+    def topic(self, stream: BagStream) -> str:
+        """The bag's name of ``stream``'s topic (configured name if the bag lacks it)."""
+        connections = self._connections.get(stream)
+        return connections[0].topic if connections else self.topics.spec(stream).topic
+
+    def expected_count(self, streams: Iterable[BagStream] | None = None) -> int:
+        """Messages the bag's index lists for ``streams`` (default: the streams read)."""
+        chosen = self.streams if streams is None else tuple(streams)
+        return sum(c.msgcount for s in chosen for c in self._connections.get(s, []))
+
+    def _read_info(self, reader: AnyReader, source: Path) -> BagInfo:
+        topics = {
+            name: TopicInfo(name, info.msgtype, info.msgcount) for name, info in sorted(reader.topics.items())
+        }
+        count = reader.message_count
+        return BagInfo(
+            path=source,
+            is_ros1=not reader.is2,
+            start_ns=reader.start_time if count else 0,
+            end_ns=reader.end_time if count else 0,
+            message_count=count,
+            topics=topics,
+        )
+
+    def _available(self) -> str:
+        listed = ", ".join(f"{t.name} ({t.msgtype})" for t in self.info.topics.values())
+        return listed or "no topics"
+
+    def _find_streams(self, reader: AnyReader) -> None:
+        by_key: dict[str, list[Connection]] = {}
+        for connection in reader.connections:
+            by_key.setdefault(topic_key(connection.topic), []).append(connection)
+        for stream in self.streams:
+            spec = self.topics.spec(stream)
+            connections = by_key.get(topic_key(spec.topic), [])
+            if not connections:
+                if stream in self.required:
+                    raise BagError(
+                        f"Bag {str(self.path)!r} has no {stream.value} topic {spec.topic!r}; it has {self._available()}. "
+                        f"Pass the right name with --{stream.value}-topic."
+                    )
+                continue
+            wrong = sorted({c.msgtype for c in connections if c.msgtype != spec.msgtype})
+            if wrong:
+                problem = (
+                    f"Topic {connections[0].topic!r} in bag {str(self.path)!r} has type {wrong[0]!r} but the "
+                    f"{stream.value} stream needs {spec.msgtype!r}"
+                )
+                hint = f"pick another topic with --{stream.value}-topic or set the type with --{stream.value}-type"
+                if stream in self.required:
+                    raise BagError(f"{problem}; {hint}.")
+                self.warn(f"{problem}, so it is not read ({hint})")
+                continue
+            typestore = self._typestore_for(reader, spec.msgtype, connections[0].topic)
+            for connection in connections:
+                self._decoders[id(connection)] = _Decoder(stream, spec.msgtype, typestore, not reader.is2)
+            self._connections[stream] = connections
+
+    def _typestore_for(self, reader: AnyReader, msgtype: str, topic: str) -> Typestore:
+        standard = messages.default_typestore()
+        if msgtype in reader.typestore.fielddefs:
+            if reader.is2 and _rihs01(reader.typestore, msgtype) != _rihs01(standard, msgtype):
+                raise BagError(
+                    f"Topic {topic!r} in bag {str(self.path)!r}: the bag's stored definition of {msgtype!r} differs from "
+                    "the standard ROS 2 one, so its messages cannot be read as such; record the standard message type."
+                )
+            return reader.typestore
+        if not reader.is2:
+            raise BagError(
+                f"Bag {str(self.path)!r} has no message definition for type {msgtype!r} of topic {topic!r}; "
+                "the ROS 1 bag is damaged (its connection records lack the definition)."
+            )
+        self.warnings.add(
+            f"Bag {str(self.path)!r} embeds no message definition for {msgtype!r} (topic {topic!r}); "
+            "decoded it with the built-in ROS 2 Humble definition."
+        )
+        return messages.default_typestore()
+
+    # ------------------------------------------------------------------ reading
+    def warn(self, message: str, count: int = 1) -> None:
+        """Count a problem, or raise it as a :class:`BagError` when reading strictly."""
+        if self.strict:
+            raise BagError(f"{message.rstrip('.')}. Stopped there (strict mode).")
+        self.warnings.add(message, count)
+
+    def messages(self, order: MessageOrder = MessageOrder.LOG, reorder_window_s: float = 1.0) -> Iterator[BagMessage]:
+        """Decoded messages of the selected streams, in ``order``.
+
+        After the last message, the number read per stream is compared with the bag's index;
+        a shortfall is counted as a warning (or raised with ``strict``).
+        """
+        if self._reader is None:
+            raise BagError(f"Bag {str(self.path)!r} is not open; use BagReader as a context manager.")
+        if reorder_window_s < 0:
+            raise BagError(f"The reorder window must be >= 0 s, got {reorder_window_s!r}.")
+        decoded = self._decoded()
+        if order is MessageOrder.STAMP:
+            decoded = _stamp_ordered(decoded, int(round(reorder_window_s * NS_PER_S)))
+        yield from self._checked(decoded, order, reorder_window_s)
+
+    def _raw(self) -> Iterator[tuple[Connection, int, bytes]]:
+        assert self._reader is not None
+        connections = [c for s in self.streams for c in self._connections.get(s, [])]
+        self.read_counts = {s: 0 for s in self._connections}
+        if not connections:
+            return
+        iterator = self._reader.messages(connections=connections)
+        count, last_ns = 0, None
+        while True:
+            try:
+                connection, log_time_ns, raw = next(iterator)
+            except StopIteration:
+                break
+            except Exception as exc:  # truncated / corrupt storage: rosbags, apsw, zstd, lz4 errors
+                where = "before the first message" if last_ns is None else (
+                    f"after {count} messages (log time {(last_ns - self.info.start_ns) / NS_PER_S:.3f} s)"
+                )
+                self.warn(
+                    f"Bag {str(self.path)!r} could not be read past a point {where}: {describe_error(exc)}. "
+                    "The file is truncated or corrupt; results cover only the part before that point."
+                )
+                break
+            count += 1
+            last_ns = log_time_ns
+            yield connection, log_time_ns, raw
+        self._check_counts()
+
+    def _decoded(self) -> Iterator[BagMessage]:
+        failures: dict[str, tuple[int, str]] = {}
+        for connection, log_time_ns, raw in self._raw():
+            decoder = self._decoders[id(connection)]
+            self.read_counts[decoder.stream] += 1
+            try:
+                record = decoder(raw, log_time_ns)
+            except Exception as exc:  # rosbags SerdeError, struct/index errors on damaged bytes
+                count, first = failures.get(connection.topic, (0, describe_error(exc)))
+                failures[connection.topic] = (count + 1, first)
+                if self.strict:
+                    self.warn(f"A message on {connection.topic!r} in bag {str(self.path)!r} could not be decoded: {first}")
+                continue
+            yield BagMessage(decoder.stream, log_time_ns, record)
+        for topic, (count, first) in failures.items():
+            self.warn(
+                f"messages on {topic!r} in bag {str(self.path)!r} could not be decoded and were skipped "
+                f"(first error: {first})",
+                count,
+            )
+
+    def _check_counts(self) -> None:
+        for stream, connections in self._connections.items():
+            listed = sum(c.msgcount for c in connections)
+            read = self.read_counts.get(stream, 0)
+            if read < listed:
+                self.warn(
+                    f"Topic {connections[0].topic!r} in bag {str(self.path)!r}: read {read} of the {listed} messages "
+                    "its index lists; the file is truncated or corrupt."
+                )
+
+    def _checked(self, decoded: Iterator[BagMessage], order: MessageOrder, window_s: float) -> Iterator[BagMessage]:
+        last: dict[BagStream, int] = {}
+        older: dict[BagStream, int] = {}
+        repeated: dict[BagStream, int] = {}
+        for message in decoded:
+            if message.stream is BagStream.COMMAND:  # recorded commands are paired by stamp, in any order
+                yield message
+                continue
+            stamp = message.record.stamp_ns
+            previous = last.get(message.stream)
+            if previous is not None and stamp <= previous:
+                target = older if stamp < previous else repeated
+                target[message.stream] = target.get(message.stream, 0) + 1
+            else:
+                last[message.stream] = stamp
+            yield message
+        for stream, count in older.items():
+            hint = (
+                "if this bag was not recorded from live topics, try --order stamp"
+                if order is MessageOrder.LOG
+                else f"they came more than the reorder window ({window_s:g} s) late; raise --reorder-window"
+            )
+            self.warn(
+                f"messages on {self.topic(stream)!r} have a header stamp older than an earlier one; the engine drops "
+                f"them as out of order ({hint})",
+                count,
+            )
+        for stream, count in repeated.items():
+            self.warn(
+                f"messages on {self.topic(stream)!r} repeat an earlier header stamp; the engine drops them as "
+                "duplicates (a publisher that leaves header.stamp at zero causes this)",
+                count,
+            )
+
+
+def _stamp_ordered(messages_in: Iterator[BagMessage], window_ns: int) -> Iterator[BagMessage]:
+    """Reorder by header stamp (ties: log time, then bag order), holding ``window_ns`` of stamps."""
+    heap: list[tuple[int, int, int, BagMessage]] = []
+    newest: int | None = None
+    for index, message in enumerate(messages_in):
+        stamp = message.record.stamp_ns
+        heapq.heappush(heap, (stamp, message.log_time_ns, index, message))
+        newest = stamp if newest is None else max(newest, stamp)
+        while heap and heap[0][0] <= newest - window_ns:
+            yield heapq.heappop(heap)[3]
+    while heap:
+        yield heapq.heappop(heap)[3]
+
+
+def _rihs01(typestore: Typestore, msgtype: str) -> str | None:
+    try:
+        return typestore.hash_rihs01(msgtype)
+    except Exception:  # an incomplete definition (a sub-type is missing) has no hash
+        return None
+
+
+def describe_error(exc: BaseException) -> str:
+    """``'TypeName: message'`` of an exception, for one-line error texts."""
+    text = str(exc).strip().rstrip(".") or "no details"
+    return f"{type(exc).__name__}: {text}"

@@ -1,0 +1,277 @@
+"""``lnn-ros replay``: run a bundle on a recorded bag exactly as the live node would.
+
+The bag's IMU and camera messages go through :class:`~lnn_ros.bag.live.LiveHandling` (the
+node's runner, watchdog and diagnostics, on the bag's log time). Outputs, in ``out_dir``:
+
+* ``commands/``: a rosbag2 bag (mcap) with the commands the node would have published
+  (``geometry_msgs/TwistStamped`` stamped with the producing sensor message's stamp, logged at
+  that message's log time) and its ``/diagnostics`` every ``diagnostics_period_s`` of bag time;
+* ``commands.csv``: one row per command (stamps, every output, and the paired recorded value
+  of every Twist-mapped output when the bag has recorded commands);
+* ``metrics.json`` and ``commands.png`` when the bag has recorded commands (a pilot's or an
+  expert's ``cmd_vel``): per-axis MSE, MAE and Pearson correlation against the recorded
+  command valid at each prediction's stamp, and a plot of both over time;
+* ``summary.json``: counters, warnings, speed (× real time = bag duration / wall time).
+
+Order: use the default ``--order log`` for bags recorded by ``ros2 bag record`` next to the
+node (log time = arrival time, so replay == live); use ``--order stamp`` for bags whose log
+time is not the arrival time (see :mod:`lnn_ros.bag.reader`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lnn_ros.bag.errors import BagError
+from lnn_ros.bag.live import NODE_NAME, LiveHandling, node_params
+from lnn_ros.bag.metrics import CommandMetrics, command_metrics
+from lnn_ros.bag.reader import BagReader, MessageOrder
+from lnn_ros.bag.records import TwistSample
+from lnn_ros.bag.topics import BagStream, BagTopics
+from lnn_ros.bag.writer import BagWriter
+from lnn_ros.bundle import load_bundle
+from lnn_ros.bundle.manifest import TWIST_FIELDS
+from lnn_ros.runtime import Command, Stream
+
+NS_PER_S = 1_000_000_000
+COMMANDS_BAG = "commands"
+COMMANDS_CSV = "commands.csv"
+METRICS_JSON = "metrics.json"
+SUMMARY_JSON = "summary.json"
+PLOT_PNG = "commands.png"
+_PROGRESS_EVERY = 500
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Replay settings.
+
+    Attributes:
+        topics: input topic names and types.
+        order: message order (``log``: what the node saw; ``stamp``: header stamps).
+        reorder_window_s: reorder buffer of ``stamp`` order, in seconds of stamp time.
+        params_file: a ``ros2`` parameter YAML of the node (stale timeout, rates, frame id,
+            engine settings); the node's defaults otherwise.
+        command_topic: topic of the predicted commands in the output bag.
+        diagnostics_topic: topic of the diagnostics in the output bag.
+        max_command_age_s: a recorded command older than this is not compared (None: no limit).
+        plot: write ``commands.png`` (matplotlib) when there are recorded commands.
+        strict: stop with an error on any bag problem instead of counting it.
+        progress: show a progress bar (None: only on a terminal).
+    """
+
+    topics: BagTopics = BagTopics()
+    order: MessageOrder = MessageOrder.LOG
+    reorder_window_s: float = 1.0
+    params_file: Path | None = None
+    command_topic: str = "/cmd_vel"
+    diagnostics_topic: str = "/diagnostics"
+    max_command_age_s: float | None = 0.5
+    plot: bool = True
+    strict: bool = False
+    progress: bool | None = None
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """What a replay did; ``summary.json`` holds the same."""
+
+    bag: Path
+    bundle: Path
+    out_dir: Path
+    messages: int
+    commands: int
+    bag_duration_s: float
+    wall_s: float
+    counters: dict[str, int]
+    warnings: tuple[str, ...]
+    metrics: CommandMetrics | None
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def speed(self) -> float:
+        """Bag duration / wall time (× real time)."""
+        return self.bag_duration_s / self.wall_s if self.wall_s > 0 else math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bag": str(self.bag),
+            "bundle": str(self.bundle),
+            "messages": self.messages,
+            "commands": self.commands,
+            "bag_duration_s": self.bag_duration_s,
+            "wall_s": self.wall_s,
+            "speed_x_real_time": self.speed if math.isfinite(self.speed) else None,
+            "counters": self.counters,
+            "warnings": list(self.warnings),
+            "metrics": None if self.metrics is None else self.metrics.to_dict(),
+            "files": {name: str(path) for name, path in self.files.items()},
+        }
+
+
+def _prepare_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise BagError(f"Output folder {str(out_dir)!r} exists and is not empty; pass another --out or remove it.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _progress(total: int, enabled: bool | None) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total or None, unit="msg", unit_scale=True, disable=None if enabled is None else not enabled,
+                desc="replay", leave=False)
+
+
+def replay_bag(
+    bag: str | Path, bundle: str | Path, out_dir: str | Path, config: ReplayConfig = ReplayConfig()
+) -> ReplayResult:
+    """Replay ``bag`` through ``bundle`` as the live node would; write the outputs to ``out_dir``.
+
+    Raises:
+        BagError: the bag cannot be used (missing topic, wrong type, unreadable), the output
+            folder is not empty, or (with ``strict``) any problem in the bag.
+        BundleError, EngineError: the bundle does not load.
+    """
+    bag, bundle_path, out_dir = Path(bag), Path(bundle), Path(out_dir)
+    params = node_params(bundle_path, config.params_file)
+    loaded = load_bundle(bundle_path, verify_hashes=params.verify_bundle_hashes)
+    diagnostics_count = 0
+
+    def write_diagnostics(stamp_ns: int, report: Any) -> None:
+        nonlocal diagnostics_count
+        writer.write_diagnostics(
+            config.diagnostics_topic,
+            stamp_ns,
+            dict(report.values),
+            name=f"{NODE_NAME}: policy",
+            hardware_id=loaded.manifest.name,
+            level=int(report.level),
+            message=report.message,
+        )
+        diagnostics_count += 1
+
+    live = LiveHandling(loaded, params, on_diagnostics=write_diagnostics)
+    streams = [s for s in (BagStream.IMU, BagStream.CAMERA) if Stream(s.value) in live.runner.streams]
+    reader = BagReader(bag, config.topics, streams=[*streams, BagStream.COMMAND], required=streams, strict=config.strict)
+    published: list[tuple[Command, int]] = []
+    recorded: list[TwistSample] = []
+    count = 0
+    with reader:  # opened (topics checked) before anything is written
+        _prepare_out_dir(out_dir)
+        writer = BagWriter(out_dir / COMMANDS_BAG)
+        duration_s = reader.info.duration_s
+        progress = _progress(reader.expected_count(), config.progress)
+        start = time.perf_counter()
+        frame_id = params.frame_id
+        try:
+            with writer:
+                for message in reader.messages(config.order, config.reorder_window_s):
+                    count += 1
+                    if count % _PROGRESS_EVERY == 0:
+                        progress.update(_PROGRESS_EVERY)
+                    if message.stream is BagStream.COMMAND:
+                        recorded.append(message.record)  # type: ignore[arg-type]
+                        continue
+                    live.advance(message.log_time_ns)
+                    if message.stream is BagStream.IMU:
+                        command = live.on_imu(message.record)  # type: ignore[arg-type]
+                    else:
+                        command = live.on_image(message.record)  # type: ignore[arg-type]
+                    if command is not None:
+                        writer.write_twist(config.command_topic, command, message.log_time_ns, frame_id)
+                        published.append((command, message.log_time_ns))
+                if count:
+                    live.report(live.now_ns)  # the final state, as a last diagnostics message
+        finally:
+            progress.close()
+        wall_s = time.perf_counter() - start
+        warnings = reader.warnings.lines()
+    if live.diagnostics_unavailable is not None:
+        warnings.append(f"No diagnostics were written: the node's report builder cannot be imported ({live.diagnostics_unavailable}).")
+    if not published:
+        warnings.append(
+            f"The policy produced no command from {count} messages; see the counters (e.g. waiting_for_camera, "
+            "duplicate, gap_reset) for why."
+        )
+
+    files = {"commands_bag": writer.path, "commands_csv": out_dir / COMMANDS_CSV}
+    metrics = None
+    pairs = None
+    axes = [
+        (o.name, o.twist_field, TWIST_FIELDS.index(o.twist_field))
+        for o in loaded.manifest.outputs
+        if o.twist_field is not None
+    ]
+    if recorded and published and axes:
+        metrics, pairs = command_metrics(
+            np.array([c.stamp_ns for c, _ in published], dtype=np.int64),
+            np.array([c.twist for c, _ in published], dtype=np.float64),
+            np.array([r.stamp_ns for r in recorded], dtype=np.int64),
+            np.stack([r.twist for r in recorded]),
+            axes,
+            config.max_command_age_s,
+        )
+        files["metrics_json"] = out_dir / METRICS_JSON
+        files["metrics_json"].write_text(json.dumps(metrics.to_dict(), indent=2) + "\n")
+        if config.plot:
+            from lnn_ros.bag.plot import plot_commands
+
+            files["plot_png"] = plot_commands(out_dir / PLOT_PNG, published, recorded, axes, title=f"{bag.name}: {loaded.manifest.name}")
+    _write_csv(files["commands_csv"], published, [o.name for o in loaded.manifest.outputs], axes, recorded, pairs)
+    counters = live.runner.counters_dict()
+    counters.update(
+        commands_published=live.commands_published,
+        commands_withheld=live.commands_withheld,
+        hover_ticks=live.hover_ticks,
+        failsafe_entries=live.watchdog.failsafe_entries,
+        recoveries=live.watchdog.recoveries,
+        diagnostics_written=diagnostics_count,
+        recorded_commands=len(recorded),
+    )
+    result = ReplayResult(
+        bag=bag,
+        bundle=bundle_path,
+        out_dir=out_dir,
+        messages=count,
+        commands=len(published),
+        bag_duration_s=duration_s,
+        wall_s=wall_s,
+        counters=counters,
+        warnings=tuple(warnings),
+        metrics=metrics,
+        files=files,
+    )
+    files["summary_json"] = out_dir / SUMMARY_JSON
+    files["summary_json"].write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    return result
+
+
+def _write_csv(
+    path: Path,
+    published: list[tuple[Command, int]],
+    output_names: list[str],
+    axes: list[tuple[str, str, int]],
+    recorded: list[TwistSample],
+    pairs: np.ndarray | None,
+) -> None:
+    with path.open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        header = ["stamp_ns", "log_time_ns", *output_names]
+        if pairs is not None:
+            header += [f"recorded_{name}" for name, _, _ in axes]
+        writer.writerow(header)
+        for row, (command, log_time_ns) in enumerate(published):
+            values = [repr(float(v)) for v in command.values]
+            line = [command.stamp_ns, log_time_ns, *values]
+            if pairs is not None:
+                paired = int(pairs[row])
+                line += [repr(float(recorded[paired].twist[index])) if paired >= 0 else "" for _, _, index in axes]
+            writer.writerow(line)

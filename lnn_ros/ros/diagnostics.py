@@ -1,0 +1,29 @@
+"""``/diagnostics``: the runtime's :class:`~lnn_ros.runtime.report.Report` as a ``DiagnosticArray``.
+
+The report itself (its keys are listed in :mod:`lnn_ros.runtime.report`) is built without ROS;
+:func:`build_report` and friends are re-exported here for callers that import them from the node.
+"""
+
+from __future__ import annotations
+
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+from lnn_ros.runtime.report import DROP_COUNTERS, RESET_COUNTERS, Level, Report, build_report
+
+__all__ = ["DROP_COUNTERS", "RESET_COUNTERS", "Level", "Report", "build_report", "to_message"]
+
+
+def to_message(report: Report, *, name: str, hardware_id: str, stamp: Time) -> DiagnosticArray:
+    """Wrap ``report`` as a one-status ``DiagnosticArray`` stamped ``stamp``."""
+    array = DiagnosticArray()
+    array.header.stamp = stamp
+    status = DiagnosticStatus(
+        level=bytes([int(report.level)]),
+        name=name,
+        message=report.message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=key, value=value) for key, value in report.values],
+    )
+    array.status = [status]
+    return array

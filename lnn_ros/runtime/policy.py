@@ -1,0 +1,307 @@
+"""Fusing IMU, camera and vector inputs into engine steps: :class:`PolicyRunner`.
+
+Fusion rule (the node, the bag replay and the simulator all use this one class):
+
+* One stream *drives* the policy: every valid message of it is one engine step, stamped
+  with that message's header stamp (Δt = difference of driver stamps; the engine's rules
+  for first / duplicate / out-of-order / gap / NaN inputs apply). By default the driver is
+  the IMU when the manifest has IMU features, else the caller's vector when it has vector
+  features, else the camera. :attr:`PolicyConfig.driver` overrides it.
+* Every other stream the manifest uses is *held*: its newest valid value is stored and used,
+  unchanged, by every driver step until a newer one arrives. For the camera that value is
+  the encoder's embedding: the encoder runs once per new frame, when the frame arrives, never
+  per step. A step uses the newest held value received *before* it (by call order, not by
+  stamp), which is what the sensors had delivered when the step was computed.
+* No step is taken until every held stream has delivered a first valid value: driver
+  messages before that are counted (``waiting_for_camera`` / ``waiting_for_imu`` /
+  ``waiting_for_vector``) and leave the engine untouched (its stamp clock is not started).
+* A held message whose stamp equals (``<stream>_duplicate``) or precedes
+  (``<stream>_out_of_order``) the held one's is dropped; one with NaN/Inf in a used field (or
+  an embedding with NaN/Inf) is dropped (``<stream>_nonfinite``); a camera frame with the wrong
+  encoding, size or layout is dropped (``wrong_encoding`` / ``wrong_size`` / ``malformed``).
+  Dropped messages never touch the held value or the state.
+* :meth:`PolicyRunner.reset` zeroes the recurrent state and forgets every stamp (the next
+  driver message only initialises the clock). Held values are inputs, not state: they are
+  kept, so a camera policy resumes on the next driver message with the newest frame.
+
+Everything is a deterministic function of the order of calls and their contents: feeding
+the same messages in the same order gives the same commands (bit for bit on one machine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from lnn_ros.bundle.manifest import IMU_FIELDS, TWIST_FIELDS, Manifest
+from lnn_ros.engine import Engine, StepStatus
+from lnn_ros.errors import LnnRosError
+from lnn_ros.runtime.image import ImageDecoder, ImageStatus
+from lnn_ros.runtime.outcome import Outcome
+from lnn_ros.runtime.records import ZERO_TWIST, Command, ImageFrame, ImuSample, Stream
+
+_STEP_OUTCOME = {
+    StepStatus.STEPPED: Outcome.STEPPED,
+    StepStatus.INITIALISED: Outcome.INITIALISED,
+    StepStatus.DUPLICATE: Outcome.DUPLICATE,
+    StepStatus.OUT_OF_ORDER: Outcome.OUT_OF_ORDER,
+    StepStatus.GAP_RESET: Outcome.GAP_RESET,
+    StepStatus.NONFINITE_INPUT: Outcome.NONFINITE_INPUT,
+    StepStatus.NONFINITE_OUTPUT: Outcome.NONFINITE_OUTPUT,
+}
+_IMAGE_OUTCOME = {
+    ImageStatus.WRONG_ENCODING: Outcome.WRONG_ENCODING,
+    ImageStatus.WRONG_SIZE: Outcome.WRONG_SIZE,
+    ImageStatus.MALFORMED: Outcome.MALFORMED,
+}
+
+
+class PolicyError(LnnRosError):
+    """The runner was configured for streams the bundle does not have."""
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """How the runner fuses streams.
+
+    Attributes:
+        driver: the stream whose messages step the policy; ``None`` picks IMU, else vector,
+            else camera, among the streams the manifest uses.
+    """
+
+    driver: Stream | None = None
+
+
+@dataclass
+class RunnerCounters:
+    """Messages per stream and how the ones that did not step ended; all start at 0.
+
+    The engine's own counters (steps, duplicate, out_of_order, gap_reset, nonfinite_input, ...)
+    describe the driver stream; these describe everything around it.
+    """
+
+    imu_received: int = 0
+    camera_received: int = 0
+    vector_received: int = 0
+    commands: int = 0
+    frames_encoded: int = 0
+    wrong_encoding: int = 0
+    wrong_size: int = 0
+    malformed: int = 0
+    imu_duplicate: int = 0
+    imu_out_of_order: int = 0
+    imu_nonfinite: int = 0
+    camera_duplicate: int = 0
+    camera_out_of_order: int = 0
+    camera_nonfinite: int = 0
+    vector_duplicate: int = 0
+    vector_out_of_order: int = 0
+    vector_nonfinite: int = 0
+    waiting_for_imu: int = 0
+    waiting_for_camera: int = 0
+    waiting_for_vector: int = 0
+    unused: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class _Slot:
+    """Where one stream's values go in the feature vector, and its held-value bookkeeping."""
+
+    def __init__(self, stream: Stream, source: np.ndarray, target: np.ndarray) -> None:
+        self.stream = stream
+        self.source = source  # indices into the stream's raw values
+        self.target = target  # indices into the feature vector
+        self.values = np.zeros(len(source), dtype=np.float32)
+        self.last_stamp_ns: int | None = None
+        self.has_value = False
+
+    def stamp_outcome(self, stamp_ns: int) -> Outcome | None:
+        """DUPLICATE / OUT_OF_ORDER against the held value, else None."""
+        last = self.last_stamp_ns
+        if last is None or stamp_ns > last:
+            return None
+        return Outcome.DUPLICATE if stamp_ns == last else Outcome.OUT_OF_ORDER
+
+
+def used_streams(manifest: Manifest) -> tuple[Stream, ...]:
+    """The streams a bundle reads, in the order IMU, camera, vector."""
+    streams = []
+    if manifest.uses_imu:
+        streams.append(Stream.IMU)
+    if manifest.uses_camera:
+        streams.append(Stream.CAMERA)
+    if manifest.vector_size:
+        streams.append(Stream.VECTOR)
+    return tuple(streams)
+
+
+class PolicyRunner:
+    """Turns stamped IMU samples, camera frames and vectors into clamped commands.
+
+    Args:
+        engine: the engine holding the policy's state (its manifest defines the features).
+        config: fusion settings.
+
+    Raises:
+        PolicyError: ``config.driver`` is a stream the bundle does not use.
+    """
+
+    def __init__(self, engine: Engine, config: PolicyConfig = PolicyConfig()) -> None:
+        self.engine = engine
+        self.config = config
+        manifest = engine.manifest
+        self.manifest = manifest
+        self.streams = used_streams(manifest)
+        if not self.streams:
+            raise PolicyError(f"Bundle {manifest.name!r} has no input features; nothing can step it.")
+        if config.driver is None:
+            driver = next(s for s in (Stream.IMU, Stream.VECTOR, Stream.CAMERA) if s in self.streams)
+        elif config.driver not in self.streams:
+            raise PolicyError(
+                f"PolicyConfig.driver is {config.driver.value!r} but bundle {manifest.name!r} only uses "
+                f"{[s.value for s in self.streams]}; pick one of those."
+            )
+        else:
+            driver = config.driver
+        self.driver = driver
+        self.counters = RunnerCounters()
+        self.last_outcome = Outcome.UNUSED
+
+        self._features = np.zeros(manifest.model.input_size, dtype=np.float32)
+        self._imu_raw = np.zeros(len(IMU_FIELDS), dtype=np.float64)
+        self._slots: dict[Stream, _Slot] = {}
+        for stream in self.streams:
+            pairs = [
+                (IMU_FIELDS.index(f.field) if stream is Stream.IMU else f.index, position)
+                for position, f in enumerate(manifest.features)
+                if f.source == stream.value
+            ]
+            source, target = (np.array(column, dtype=np.intp) for column in zip(*pairs))
+            self._slots[stream] = _Slot(stream, source, target)
+        self._held = tuple(self._slots[s] for s in self.streams if s is not driver)
+        self._decoder = ImageDecoder(manifest.camera) if manifest.camera is not None else None
+        self._twist_map = tuple(
+            (TWIST_FIELDS.index(o.twist_field), i) for i, o in enumerate(manifest.outputs) if o.twist_field is not None
+        )
+
+    # ------------------------------------------------------------------ inputs
+    def on_imu(self, sample: ImuSample) -> Command | None:
+        """Feed one IMU sample; returns a command when it stepped the policy."""
+        self.counters.imu_received += 1
+        slot = self._slots.get(Stream.IMU)
+        if slot is None:
+            return self._unused()
+        raw = self._imu_raw
+        raw[0:3] = sample.angular_velocity
+        raw[3:6] = sample.linear_acceleration
+        raw[6:10] = sample.orientation
+        np.take(raw, slot.source, out=slot.values)  # float64 -> float32 by the buffer's dtype
+        return self._accept(slot, sample.stamp_ns)
+
+    def on_vector(self, values: np.ndarray, stamp_ns: int) -> Command | None:
+        """Feed the caller's vector (``vector`` features index into it); returns a command when it stepped."""
+        self.counters.vector_received += 1
+        slot = self._slots.get(Stream.VECTOR)
+        if slot is None:
+            return self._unused()
+        vector = np.asarray(values)
+        if vector.shape != (self.manifest.vector_size,):
+            raise PolicyError(
+                f"on_vector got shape {vector.shape} but bundle {self.manifest.name!r} reads a vector of "
+                f"{self.manifest.vector_size} values."
+            )
+        np.take(vector, slot.source, out=slot.values)
+        return self._accept(slot, stamp_ns)
+
+    def on_image(self, frame: ImageFrame) -> Command | None:
+        """Feed one camera frame: decoded and encoded once; returns a command only if the camera drives."""
+        self.counters.camera_received += 1
+        slot = self._slots.get(Stream.CAMERA)
+        if slot is None or self._decoder is None:
+            return self._unused()
+        last = self.engine.clock.last_stamp_ns if self.driver is Stream.CAMERA else slot.last_stamp_ns
+        if last is not None and frame.stamp_ns <= last:
+            return self._drop(Stream.CAMERA, Outcome.DUPLICATE if frame.stamp_ns == last else Outcome.OUT_OF_ORDER)
+        decoded = self._decoder.decode(frame)
+        if decoded.image is None:
+            outcome = _IMAGE_OUTCOME[decoded.status]
+            counter = outcome.value
+            setattr(self.counters, counter, getattr(self.counters, counter) + 1)
+            self.last_outcome = outcome
+            return None
+        embedding = self.engine.encode(decoded.image)
+        self.counters.frames_encoded += 1
+        np.take(embedding, slot.source, out=slot.values)
+        return self._accept(slot, frame.stamp_ns)
+
+    # ------------------------------------------------------------------ control
+    def reset(self) -> None:
+        """Zero the recurrent state and forget every stamp; held values are kept."""
+        self.engine.reset()
+        for slot in self._slots.values():
+            slot.last_stamp_ns = None
+
+    def hover_command(self, stamp_ns: int) -> Command:
+        """The failsafe command: zero twist (values all 0.0)."""
+        return Command(stamp_ns, np.zeros(self.manifest.model.output_size, dtype=np.float32), ZERO_TWIST)
+
+    @property
+    def ready(self) -> bool:
+        """True once every held stream has delivered a first valid value."""
+        return all(slot.has_value for slot in self._held)
+
+    def counters_dict(self) -> dict[str, int]:
+        """The runner's counters merged with the engine's (names do not overlap)."""
+        merged = self.counters.as_dict()
+        merged.update(self.engine.counters.as_dict())
+        return merged
+
+    # ------------------------------------------------------------------ internals
+    def _accept(self, slot: _Slot, stamp_ns: int) -> Command | None:
+        if slot.stream is self.driver:
+            return self._step(slot, stamp_ns)
+        stale = slot.stamp_outcome(stamp_ns)
+        if stale is not None:
+            return self._drop(slot.stream, stale)
+        if not np.isfinite(slot.values).all():
+            return self._drop(slot.stream, Outcome.NONFINITE_INPUT)
+        self._features[slot.target] = slot.values
+        slot.last_stamp_ns = stamp_ns
+        slot.has_value = True
+        self.last_outcome = Outcome.HELD
+        return None
+
+    def _step(self, slot: _Slot, stamp_ns: int) -> Command | None:
+        for held in self._held:
+            if not held.has_value:
+                counter = f"waiting_for_{held.stream.value}"
+                setattr(self.counters, counter, getattr(self.counters, counter) + 1)
+                self.last_outcome = Outcome.WAITING
+                return None
+        features = self._features
+        features[slot.target] = slot.values
+        result = self.engine.step(features, stamp_ns)
+        self.last_outcome = _STEP_OUTCOME[result.status]
+        if result.output is None:
+            return None
+        values = result.output.copy()
+        twist = [0.0] * len(TWIST_FIELDS)
+        for twist_index, output_index in self._twist_map:
+            twist[twist_index] = float(values[output_index])
+        self.counters.commands += 1
+        return Command(stamp_ns, values, tuple(twist))  # type: ignore[arg-type]
+
+    def _drop(self, stream: Stream, outcome: Outcome) -> None:
+        suffix = {Outcome.DUPLICATE: "duplicate", Outcome.OUT_OF_ORDER: "out_of_order"}.get(outcome, "nonfinite")
+        counter = f"{stream.value}_{suffix}"
+        setattr(self.counters, counter, getattr(self.counters, counter) + 1)
+        self.last_outcome = outcome
+        return None
+
+    def _unused(self) -> None:
+        self.counters.unused += 1
+        self.last_outcome = Outcome.UNUSED
+        return None

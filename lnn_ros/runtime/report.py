@@ -1,0 +1,119 @@
+"""The node's diagnostics report as plain data (the ROS node wraps it in /diagnostics).
+
+:func:`build_report` is pure Python, shared by ``lnn_node`` and the bag replay. Keys (all
+values are strings, numbers in plain decimal):
+
+* ``state``: watchdog state (``ok`` / ``waiting`` / ``stale``), ``failsafe``: ``true`` while
+  the hover command is being published, ``stale_streams``, ``failsafe_entries``, ``recoveries``;
+* ``step_latency_ms.p50/p99/max``: message handed over -> command ready to publish (convert,
+  fuse, step, clamp), over the window;
+* ``frame_latency_ms.p50/p99/max`` (camera bundles): camera callback time of frames that were
+  decoded and encoded (the inline encoder's cost);
+* ``message_age_ms.p50/p99``: node clock - header stamp of the message, at step time;
+* ``<stream>.rate_hz``: received messages per second over the last period;
+* ``dropped``: total messages received but not used (sum of the per-reason counts);
+* every runner and engine counter by name (``duplicate``, ``out_of_order``,
+  ``nonfinite_input``, ``wrong_encoding``, ``wrong_size``, ``gap_reset``, ``explicit_resets``, ...);
+* ``resets``: explicit resets (service and watchdog recoveries) + gap resets + non-finite output resets;
+* ``commands_published``, ``hover_published``, ``bundle``, ``bundle_hash``, ``execution_provider``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+
+from lnn_ros.runtime.stats import Summary
+from lnn_ros.runtime.watchdog import WatchdogStatus
+
+DROP_COUNTERS = (
+    "duplicate",
+    "out_of_order",
+    "nonfinite_input",
+    "imu_duplicate",
+    "imu_out_of_order",
+    "imu_nonfinite",
+    "camera_duplicate",
+    "camera_out_of_order",
+    "camera_nonfinite",
+    "wrong_encoding",
+    "wrong_size",
+    "malformed",
+)
+RESET_COUNTERS = ("explicit_resets", "gap_reset", "nonfinite_output")
+
+
+class Level(IntEnum):
+    """``DiagnosticStatus.level`` values."""
+
+    OK = 0
+    WARN = 1
+    ERROR = 2
+
+
+@dataclass(frozen=True)
+class Report:
+    """One diagnostics status, ROS-free."""
+
+    level: Level
+    message: str
+    values: tuple[tuple[str, str], ...]
+
+
+def _ms(value_s: float) -> str:
+    return f"{value_s * 1e3:.3f}"
+
+
+def build_report(
+    *,
+    status: WatchdogStatus,
+    stale_streams: Sequence[str],
+    failsafe_entries: int,
+    recoveries: int,
+    latency_s: Summary,
+    frame_latency_s: Summary | None,
+    age_s: Summary,
+    rates_hz: Mapping[str, float],
+    counters: Mapping[str, int],
+    commands_published: int,
+    hover_published: int,
+    bundle_name: str,
+    bundle_hash: str,
+    execution_provider: str,
+) -> Report:
+    """Assemble the report; latencies and age are given in seconds."""
+    if status is WatchdogStatus.OK:
+        level, message = Level.OK, "flying"
+    elif status is WatchdogStatus.WAITING:
+        level, message = Level.WARN, f"failsafe (hover): waiting for {', '.join(stale_streams)}"
+    else:
+        level, message = Level.ERROR, f"failsafe (hover): stale input {', '.join(stale_streams)}"
+    values: list[tuple[str, str]] = [
+        ("state", status.value),
+        ("failsafe", "false" if status is WatchdogStatus.OK else "true"),
+        ("stale_streams", ",".join(stale_streams)),
+        ("failsafe_entries", str(failsafe_entries)),
+        ("recoveries", str(recoveries)),
+        ("step_latency_ms.p50", _ms(latency_s.p50)),
+        ("step_latency_ms.p99", _ms(latency_s.p99)),
+        ("step_latency_ms.max", _ms(latency_s.max)),
+    ]
+    if frame_latency_s is not None:
+        values += [(f"frame_latency_ms.{name}", _ms(getattr(frame_latency_s, name))) for name in ("p50", "p99", "max")]
+    values += [
+        ("message_age_ms.p50", _ms(age_s.p50)),
+        ("message_age_ms.p99", _ms(age_s.p99)),
+    ]
+    values += [(f"{stream}.rate_hz", f"{rate:.2f}") for stream, rate in rates_hz.items()]
+    values.append(("dropped", str(sum(counters.get(name, 0) for name in DROP_COUNTERS))))
+    values.append(("resets", str(sum(counters.get(name, 0) for name in RESET_COUNTERS))))
+    values += [(name, str(count)) for name, count in counters.items()]
+    values += [
+        ("commands_published", str(commands_published)),
+        ("hover_published", str(hover_published)),
+        ("bundle", bundle_name),
+        ("bundle_hash", bundle_hash),
+        ("execution_provider", execution_provider),
+    ]
+    return Report(level, message, tuple(values))

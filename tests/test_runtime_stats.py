@@ -1,0 +1,54 @@
+"""Rolling percentiles and rates against direct numpy computations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lnn_ros.runtime import RateMeter, RollingWindow
+
+MS = 1_000_000
+
+
+def test_percentiles_cover_only_the_last_samples() -> None:
+    window = RollingWindow(100)
+    assert all(math.isnan(v) for v in window.summary()[1:]) and window.summary().count == 0
+    samples = np.random.default_rng(0).exponential(1e-3, 250)
+    for value in samples:
+        window.add(float(value))
+    summary = window.summary()
+    last = samples[-100:]
+    assert summary.count == 250
+    assert summary.p50 == pytest.approx(np.percentile(last, 50))
+    assert summary.p99 == pytest.approx(np.percentile(last, 99))
+    assert summary.max == pytest.approx(last.max())
+
+
+def test_rate_of_a_steady_stream_and_of_a_stopped_one() -> None:
+    meter = RateMeter(1000)
+    assert meter.rate_hz(0, 1.0) == 0.0
+    t = 0
+    for _ in range(500):  # 200 Hz for 2.5 s
+        t += 5 * MS
+        meter.tick(t)
+    assert meter.rate_hz(t, 1.0) == pytest.approx(200.0, rel=0.01)
+    assert meter.rate_hz(t + 500 * MS, 1.0) == pytest.approx(100.0, rel=0.02)  # half the window silent
+    assert meter.rate_hz(t + 1_001 * MS, 1.0) == 0.0
+
+
+def test_rate_when_the_ring_is_shorter_than_the_window() -> None:
+    meter = RateMeter(10)
+    t = 0
+    for _ in range(50):  # 1 kHz
+        t += 1 * MS
+        meter.tick(t)
+    assert meter.rate_hz(t, 1.0) == pytest.approx(1000.0, rel=0.15)
+
+
+def test_invalid_capacity() -> None:
+    with pytest.raises(ValueError, match="got 0"):
+        RollingWindow(0)
+    with pytest.raises(ValueError, match="got 1"):
+        RateMeter(1)
