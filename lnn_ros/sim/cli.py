@@ -1,4 +1,4 @@
-"""``lnn-ros sim ...``: record demonstrations, evaluate the expert, measure speed, plot an episode.
+"""``lnn-ros sim ...`` (demonstrations, expert, speed, policy training and evaluation) and ``lnn-ros demo``.
 
 The lead's CLI calls :func:`add_parser` with its subparsers; each leaf sets ``func(args) -> int``.
 """
@@ -34,6 +34,52 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="physics steps/s, render ms/frame, episode real-time factor")
     bench.add_argument("--vehicle", choices=[v.value for v in VehicleModel], default=VehicleModel.CRAZYFLIE.value)
     bench.set_defaults(func=_run_bench)
+
+    from lnn_ros.sim import policy_recipe
+
+    train = commands.add_parser(
+        "train-policy",
+        help="regenerate models/drone_{cfc,lstm,mlp}: record demonstrations, train, export (same as export/drone_policy.py)",
+        description=policy_recipe.__doc__.splitlines()[0],
+    )
+    policy_recipe.add_arguments(train)
+    train.set_defaults(func=policy_recipe.run_from_args)
+
+    evaluate = commands.add_parser(
+        "eval-policies",
+        help="closed-loop success per variant and offline tracking of drone policy bundles (writes results/policy_eval.*)",
+    )
+    evaluate.add_argument(
+        "--models", type=Path, nargs="+", default=None,
+        help="bundle folders (default: models/drone_cfc, models/drone_lstm, models/drone_mlp)",
+    )
+    evaluate.add_argument("--seeds", type=int, default=20, help="episodes per variant and model (default 20)")
+    evaluate.add_argument("--variants", default="all", help="comma-separated variants or 'all' (default all)")
+    evaluate.add_argument("--duration", type=float, default=10.0, help="seconds per episode (default 10)")
+    evaluate.add_argument("--offline-episodes", type=int, default=5, help="held-out expert episodes for offline tracking (default 5)")
+    evaluate.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    evaluate.add_argument("--out", type=Path, default=Path("results/policy_eval.json"), help="JSON report; the Markdown table goes beside it (.md)")
+    evaluate.set_defaults(func=_run_eval_policies)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="fly the simulated drone with the shipped CfC policy through lnn_node over ROS 2; report latency and success",
+        description="Start sim_drone_node and lnn_node as two processes on a ROS domain of their own (localhost only), "
+        "fly one episode paced at real time, print latency percentiles, missed deadlines and the flight result, "
+        "and write demo.json and demo.png.",
+    )
+    demo.add_argument("--model", type=Path, default=None, help="bundle folder (default: the shipped models/drone_cfc)")
+    demo.add_argument("--seed", type=int, default=None, help="simulator seed (default 10000, not in the training data)")
+    demo.add_argument("--variant", default="nominal", help=f"scenario variant ({', '.join(v.value for v in ScenarioVariant)})")
+    demo.add_argument("--duration", type=float, default=12.0, help="episode length in seconds (default 12)")
+    demo.add_argument("--out", type=Path, default=Path("results/demo"), help="output folder (default results/demo)")
+    demo.add_argument("--deadline-ms", type=float, default=5.0, help="control deadline in ms (default 5, one IMU period)")
+    demo.add_argument(
+        "--transports", default=None, choices=("DEFAULT", "SHM", "UDPv4", "LARGE_DATA"),
+        help="FASTDDS_BUILTIN_TRANSPORTS for both nodes (default: the environment's, else Fast DDS's DEFAULT)",
+    )
+    demo.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: random in 1..100)")
+    demo.set_defaults(func=_run_demo)
     return sim
 
 
@@ -108,3 +154,54 @@ def _run_bench(args: argparse.Namespace) -> int:
 
     print(measure_speed(_config(args)).describe())
     return 0
+
+
+def _run_eval_policies(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from lnn_ros.sim.demo import shipped_model
+    from lnn_ros.sim.policy_eval import evaluate_policies, markdown
+
+    if args.models is None:
+        paths = [shipped_model(f"drone_{kind}") for kind in ("cfc", "lstm", "mlp")]
+    else:
+        paths = list(args.models)
+    models = {path.resolve().name: path for path in paths}
+    if len(models) != len(paths):
+        print(f"error: bundle folders must have distinct names, got {[str(p) for p in paths]}.")
+        return 1
+    report = evaluate_policies(
+        models,
+        variants=_variants(args.variants),
+        seeds=args.seeds,
+        duration_s=args.duration,
+        offline_episodes=args.offline_episodes,
+        workers=args.workers,
+        log=lambda line: print(line, flush=True),
+    )
+    report["command"] = "lnn-ros " + " ".join(sys.argv[1:])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown(report)
+    args.out.with_suffix(".md").write_text(table)
+    print(table)
+    print(f"wrote {args.out} and {args.out.with_suffix('.md')} ({report['seconds']['total']:.0f} s)")
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from lnn_ros.sim.demo import DEMO_SEED, DemoConfig, run_demo, shipped_model
+
+    config = DemoConfig(
+        model=args.model if args.model is not None else shipped_model("drone_cfc"),
+        seed=DEMO_SEED if args.seed is None else args.seed,
+        variant=args.variant,
+        duration_s=args.duration,
+        out_dir=args.out,
+        deadline_ms=args.deadline_ms,
+        transports=args.transports,
+        domain_id=args.domain_id,
+    )
+    result = run_demo(config, log=lambda line: print(line, flush=True))
+    return 0 if result.completed else 1

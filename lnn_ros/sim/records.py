@@ -1,8 +1,19 @@
 """Plain records passed between the simulator and a controller (the same shapes a ROS bridge fills).
 
-``ImuSample`` and ``ImageFrame`` mirror ``sensor_msgs/Imu`` and ``sensor_msgs/Image``; the runtime
-package will own them later, so their field names are fixed. ``VelocityCommand`` mirrors a
-``geometry_msgs/Twist`` in the heading frame (see its docstring).
+``ImuSample`` and ``ImageFrame`` are the runtime's records (:mod:`lnn_ros.runtime.records`,
+mirroring ``sensor_msgs/Imu`` and ``sensor_msgs/Image``), so sensor events go to a
+:class:`~lnn_ros.runtime.PolicyRunner` as they are. In the simulator they mean:
+
+* ``ImuSample``: ``stamp_ns`` is sim time (integer nanoseconds since the episode start);
+  ``angular_velocity`` is the gyro in the body frame (x forward, y left, z up), rad/s;
+  ``linear_acceleration`` the specific force (acceleration minus gravity) in the body frame,
+  m/s^2, about (0, 0, +9.81) at hover; ``orientation`` the body-to-world attitude quaternion
+  (x, y, z, w), world z up.
+* ``ImageFrame``: ``stamp_ns`` is the capture time in sim time; ``encoding`` is ``"rgb8"``,
+  ``step`` is ``width * 3`` and ``data`` is ``bytes`` (``to_array()`` gives the read-only
+  (height, width, 3) pixels).
+
+``VelocityCommand`` mirrors a ``geometry_msgs/Twist`` in the heading frame (see its docstring).
 """
 
 from __future__ import annotations
@@ -11,47 +22,9 @@ from typing import NamedTuple, Union
 
 import numpy as np
 
+from lnn_ros.runtime.records import ImageFrame, ImuSample
 
-class ImuSample(NamedTuple):
-    """One IMU reading, stamped in sim time.
-
-    Attributes:
-        stamp_ns: sample time, integer nanoseconds since the episode start.
-        angular_velocity: gyro, body frame (x forward, y left, z up), rad/s, shape (3,).
-        linear_acceleration: specific force (acceleration minus gravity), body frame, m/s^2,
-            shape (3,); at hover it reads about (0, 0, +9.81).
-        orientation: body-to-world attitude quaternion (x, y, z, w), world z up, shape (4,).
-    """
-
-    stamp_ns: int
-    angular_velocity: np.ndarray
-    linear_acceleration: np.ndarray
-    orientation: np.ndarray
-
-
-class ImageFrame(NamedTuple):
-    """One camera image, stamped in sim time (capture time).
-
-    Attributes:
-        stamp_ns: capture time, integer nanoseconds since the episode start.
-        height: rows.
-        width: columns.
-        encoding: pixel format, ``"rgb8"``.
-        step: bytes per row (``width * 3`` for rgb8).
-        data: row-major pixel bytes, ``height * step`` long.
-    """
-
-    stamp_ns: int
-    height: int
-    width: int
-    encoding: str
-    step: int
-    data: bytes
-
-    def to_array(self) -> np.ndarray:
-        """The pixels as a read-only uint8 array of shape (height, width, 3)."""
-        return np.frombuffer(self.data, dtype=np.uint8).reshape(self.height, self.width, 3)
-
+__all__ = ["HOVER", "ImageFrame", "ImuSample", "SensorEvent", "VelocityCommand"]
 
 SensorEvent = Union[ImuSample, ImageFrame]
 
