@@ -7,26 +7,31 @@ returns a :class:`FactoryBundle`. The same arguments give the same weights, so a
 session-scoped fixture can build one bundle and share it::
 
     @pytest.fixture(scope="session")
-    def imu_bundle(tmp_path_factory):
+    def imu_model(tmp_path_factory):
         return make_imu_bundle(tmp_path_factory.mktemp("imu"))
 
-    engine = Engine(imu_bundle.path)            # or Engine(imu_bundle): it is os.PathLike
-    imu_bundle.cell                              # the torch cell, for reference outputs
+    engine = Engine(imu_model.path)             # or Engine(imu_model): it is os.PathLike
+    imu_model.cell                              # the torch cell, for reference outputs
 
-Each call takes well under 5 s on 2 cores (most of it the 200-step parity check).
+Each call takes well under 5 s on 2 cores (most of it the 200-step parity check). The module
+also holds the module-scoped fixtures ``imu_bundle``, ``camera_bundle`` and ``narrow_bundle``
+(bundle folders) that several test modules share by importing them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from torch import nn
 
-from lnn_ros.bundle import CameraSpec, DtLimits, FeatureSpec, Manifest, OutputSpec
+from lnn_ros.bundle import CameraSpec, DtLimits, FeatureSpec, Manifest, OutputSpec, load_bundle, write_manifest
 from lnn_ros.cells import AutoNCP, RecurrentCell, build_cell
 from lnn_ros.onnx_export import export_bundle_with_report
 
@@ -169,40 +174,67 @@ def make_imu_bundle(
     units: int = 8,
     window_steps: int | None = 8,
     seed: int = 0,
+    camera: bool = False,
 ) -> FactoryBundle:
-    """IMU in (6 features), velocity command out: vx, vy, vz, yaw_rate -> Twist linear.x/y/z, angular.z."""
-    cell = _seeded_cell(kind, len(IMU_FEATURES), len(TWIST_OUTPUTS), units, seed)
-    return _export(
-        directory, cell, name=f"test_imu_{kind}", features=imu_features(), outputs=list(TWIST_OUTPUTS), window_steps=window_steps
-    )
+    """IMU in (6 features), velocity command out: vx, vy, vz, yaw_rate -> Twist linear.x/y/z, angular.z.
 
-
-def make_imu_camera_bundle(
-    directory: str | os.PathLike[str],
-    kind: str = "cfc",
-    *,
-    units: int = 8,
-    window_steps: int | None = 8,
-    seed: int = 0,
-) -> FactoryBundle:
-    """IMU (6) + camera embedding (8, from a 3x24x32 rgb8 image) in; the same 4 Twist outputs.
-
-    The encoder is :class:`TinyEncoder`; features are the 6 IMU features then ``camera_0..7``.
+    With ``camera``, the features are the 6 IMU features then ``camera_0..7``, the embedding of
+    a 3x24x32 rgb8 image by a :class:`TinyEncoder` (seeded with ``seed + 1``).
     """
-    features = imu_features() + [
-        FeatureSpec(f"camera_{i}", "camera", index=i) for i in range(CAMERA.embedding_size)
-    ]
+    features = imu_features()
+    if camera:
+        features += [FeatureSpec(f"camera_{i}", "camera", index=i) for i in range(CAMERA.embedding_size)]
     cell = _seeded_cell(kind, len(features), len(TWIST_OUTPUTS), units, seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + 1)
-        encoder = TinyEncoder(CAMERA.channels, CAMERA.embedding_size)
+    encoder = None
+    if camera:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + 1)
+            encoder = TinyEncoder(CAMERA.channels, CAMERA.embedding_size)
     return _export(
         directory,
         cell,
-        name=f"test_imu_camera_{kind}",
+        name=f"test_imu_camera_{kind}" if camera else f"test_imu_{kind}",
         features=features,
         outputs=list(TWIST_OUTPUTS),
         window_steps=window_steps,
         encoder=encoder,
-        camera=CAMERA,
+        camera=CAMERA if camera else None,
     )
+
+
+def make_imu_camera_bundle(directory: str | os.PathLike[str], kind: str = "cfc", **options: Any) -> FactoryBundle:
+    """:func:`make_imu_bundle` with ``camera=True``: IMU (6) + camera embedding (8) in, the same 4 Twist outputs."""
+    return make_imu_bundle(directory, kind, camera=True, **options)
+
+
+def narrowed_copy(bundle: str | os.PathLike[str], folder: Path, limit: float) -> Path:
+    """A copy of ``bundle`` in ``folder`` with every output limited to [-limit, limit] (so clamping happens)."""
+    shutil.copytree(bundle, folder)
+    manifest = load_bundle(folder).manifest
+    outputs = tuple(dataclasses.replace(o, min=-limit, max=limit) for o in manifest.outputs)
+    write_manifest(folder, dataclasses.replace(manifest, outputs=outputs))
+    return folder
+
+
+# ---------------------------------------------------------------------- pytest fixtures
+# A test module imports the ones it uses (``from bundle_factory import imu_bundle``); being
+# module-scoped, each importing module builds its own bundle once.
+NARROW_LIMIT = 0.05
+
+
+@pytest.fixture(scope="module")
+def imu_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`make_imu_bundle`'s folder."""
+    return make_imu_bundle(tmp_path_factory.mktemp("imu")).path
+
+
+@pytest.fixture(scope="module")
+def camera_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`make_imu_camera_bundle`'s folder."""
+    return make_imu_camera_bundle(tmp_path_factory.mktemp("imu_camera")).path
+
+
+@pytest.fixture(scope="module")
+def narrow_bundle(camera_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The IMU + camera bundle with every output limited to [-NARROW_LIMIT, NARROW_LIMIT]."""
+    return narrowed_copy(camera_bundle, tmp_path_factory.mktemp("narrow") / "bundle", NARROW_LIMIT)

@@ -24,15 +24,50 @@ def _shm_files() -> set[str]:
     return {path for pattern in _SHM_PATTERNS for path in glob.glob(pattern)}
 
 
+def _shm_files_in_use() -> set[str]:
+    """Fast DDS files some live process has mapped (and their ``_el`` lock files), from /proc.
+
+    A file created during a test but still mapped by a live process belongs to a process
+    that is still running (another test run on this machine, a developer's node): not a leak.
+    """
+    in_use: set[str] = set()
+    for maps in glob.glob("/proc/[0-9]*/maps"):
+        try:
+            text = Path(maps).read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            parts = line.split(maxsplit=5)
+            if len(parts) == 6 and parts[5].startswith("/dev/shm/"):
+                in_use.add(parts[5].strip())
+    return in_use | {f"{path}_el" for path in in_use}
+
+
+def _live_children() -> set[int]:
+    """Pids of this process's children that are still running (not zombies)."""
+    me = os.getpid()
+    children: set[int] = set()
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == me and fields[0] != "Z":
+            children.add(int(Path(stat).parent.name))
+    return children
+
+
 @pytest.fixture
 def ros_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """Environment for ROS processes of one test: a domain id of its own, localhost only.
 
     The id is drawn from 1..100 mixed with the pid so that two test runs on one machine
-    (CI and a developer) do not see each other's topics. After the test it checks that
-    no Fast DDS shared-memory file created during the test was left behind.
+    (CI and a developer) do not see each other's topics. After the test it checks that no
+    Fast DDS shared-memory file created during the test was left behind by a process that
+    has exited (files still mapped by a live process belong to someone still running).
     """
     before = _shm_files()
+    children_before = _live_children()
     env = dict(os.environ)
     domain = 1 + (os.getpid() * 7 + random.randrange(1 << 16)) % 100
     env.update(
@@ -45,5 +80,8 @@ def ros_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     )
     env.pop("ROS_STATIC_PEERS", None)
     yield env
-    leaked = sorted(_shm_files() - before)
-    assert not leaked, f"Fast DDS shared-memory files left behind: {leaked}"
+    stray = sorted(_live_children() - children_before)
+    assert not stray, f"processes started by the test are still running: {stray}"
+    new = _shm_files() - before
+    leaked = sorted(new - _shm_files_in_use()) if new else []
+    assert not leaked, f"Fast DDS shared-memory files left behind by processes that have exited: {leaked}"

@@ -251,3 +251,29 @@ def test_writer_rejects_unwritable_records(tmp_path: Path) -> None:
             bag.write_twist("/imu", twist(0))
     with BagReader(tmp_path / "bag") as reader:  # what was accepted before the errors is readable
         assert [m.stream for m in reader.messages()] == [BagStream.IMU]
+
+
+def test_importing_the_packages_loads_no_heavy_library() -> None:
+    """``lnn_ros.bag`` and ``lnn_ros.runtime`` load their names on first use (the CLI imports them on every call)."""
+    heavy = ("rosbags", "onnxruntime", "rclpy", "matplotlib", "torch")
+    code = (
+        "import sys, lnn_ros.bag, lnn_ros.runtime, lnn_ros.runtime.records, lnn_ros.sim.records\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+        "lnn_ros.bag.BagWriter, lnn_ros.runtime.LiveLoop\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    before, after = done.stdout.splitlines()
+    assert before == "[]"
+    assert after == "['onnxruntime']"  # LiveLoop's module steps the engine (BagWriter loads rosbags when opened)
+
+
+def test_lazy_exports_load_by_name_and_refuse_a_name_listed_twice() -> None:
+    from lnn_ros._lazy import lazy_exports
+
+    names, getattr_ = lazy_exports("lnn_ros.bag", {"errors": ("BagError",), "topics": ("BagTopics",)})
+    assert names == ["BagError", "BagTopics"] and getattr_("BagError") is BagError
+    with pytest.raises(AttributeError, match="module 'lnn_ros.bag' has no attribute 'Nope'"):
+        getattr_("Nope")
+    with pytest.raises(ValueError, match="'BagError' is listed under both 'errors' and 'topics'"):
+        lazy_exports("lnn_ros.bag", {"errors": ("BagError",), "topics": ("BagError",)})

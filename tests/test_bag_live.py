@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from bundle_factory import make_imu_camera_bundle
+from ros_helpers import stop_process
 from rosbags.highlevel import AnyReader
 
 from lnn_ros.bag.reader import BagReader
@@ -65,13 +65,7 @@ def test_replay_reproduces_the_live_nodes_commands(tmp_path: Path, ros_env: dict
         assert feeder.returncode == 0, feeder.stdout + feeder.stderr + log.read_text()
         assert json.loads(feeder.stdout.strip().splitlines()[-1])["published"] == IMU_MESSAGES + IMU_MESSAGES // 8
     finally:
-        node.send_signal(signal.SIGINT)
-        try:
-            node.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            node.kill()
-            node.wait()
-            pytest.fail(f"lnn_node ignored SIGINT; log:\n{log.read_text()}")
+        stop_process(node, log, signal.SIGINT, timeout_s=15.0)
 
     # The node's policy commands carry IMU stamps; its hover commands (while waiting) carry its clock.
     imu_range = (START_NS, START_NS + IMU_MESSAGES * 5_000_000)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bundle_factory import make_imu_bundle, make_imu_camera_bundle
+from bundle_factory import camera_bundle, imu_bundle  # noqa: F401 (module-scoped fixtures)
 from rosbags.highlevel import AnyReader
 
+from lnn_ros.bag.log_clock import LogClock, Timer
 from lnn_ros.bag.messages import default_typestore, image_frame, imu_sample, stamp_ns
 from lnn_ros.bag.metrics import command_metrics, pair_by_stamp, pearson
 from lnn_ros.bag.reader import BagReader, MessageOrder
@@ -28,16 +29,6 @@ from synthetic_flight import FIXTURE, frame_at, imu_at  # noqa: E402
 
 MS = 1_000_000
 NS = 1_000_000_000
-
-
-@pytest.fixture(scope="module")
-def imu_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_imu_bundle(tmp_path_factory.mktemp("imu")).path
-
-
-@pytest.fixture(scope="module")
-def camera_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_imu_camera_bundle(tmp_path_factory.mktemp("imu_camera")).path
 
 
 def reference_commands(bag: Path, bundle: Path, order: str = "log") -> list[Command]:
@@ -169,6 +160,20 @@ def test_replay_of_an_imu_bundle_ignores_the_camera_and_needs_no_camera_topic(tm
     assert result.counters["camera_received"] == 0
 
 
+def test_log_clock_runs_the_node_timers_in_time_order() -> None:
+    clock = LogClock(failsafe_rate_hz=4.0, diagnostics_period_s=0.5)  # ticks every 250 ms and 500 ms
+    start = 10 * NS
+    assert list(clock.advance(start)) == [] and clock.now_ns() == start  # the timers start here
+    seen = []
+    for timer in clock.advance(start + 1 * NS):
+        seen.append((timer, clock.now_ns() - start))  # the clock reads the tick's time meanwhile
+    f, d = Timer.FAILSAFE, Timer.DIAGNOSTICS
+    assert seen == [(f, 250 * MS), (f, 500 * MS), (d, 500 * MS), (f, 750 * MS), (f, NS), (d, NS)]
+    assert clock.now_ns() == start + NS
+    assert list(clock.advance(start + NS - 1)) == [] and clock.now_ns() == start + NS  # never goes back
+    assert list(clock.advance(start + 1250 * MS)) == [f]
+
+
 def test_metric_pairing_takes_the_last_recorded_command_at_or_before_the_stamp() -> None:
     recorded = np.array([10, 20, 20, 30])
     assert pair_by_stamp(np.array([5, 10, 19, 20, 25, 100]), recorded).tolist() == [-1, 0, 0, 2, 2, 3]
@@ -198,18 +203,24 @@ def test_cli_replay(tmp_path: Path, imu_bundle: Path, capsys: pytest.CaptureFixt
 
 
 ROS_FREE_SCRIPT = """
-import sys
+import json, sys
 for name in ("rclpy", "diagnostic_msgs", "sensor_msgs", "geometry_msgs", "builtin_interfaces", "std_msgs"):
     sys.modules[name] = None  # importing any of them now fails, as on a machine without ROS
 from lnn_ros.bag.replay import ReplayConfig, replay_bag
 result = replay_bag(sys.argv[1], sys.argv[2], sys.argv[3], ReplayConfig(plot=False, progress=False))
-print(result.commands)
-print(result.warnings[-1])
+from rosbags.highlevel import AnyReader
+from lnn_ros.bag.log_clock import LogClock, Timer
+from lnn_ros.bag.messages import default_typestore
+with AnyReader([result.out_dir / "commands"], default_typestore=default_typestore()) as reader:
+    diagnostics = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages() if c.topic == "/diagnostics"]
+final = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
+print(json.dumps({"commands": result.commands, "warnings": list(result.warnings), "diagnostics": len(diagnostics),
+                  "written": result.counters["diagnostics_written"], "final": final}))
 """
 
 
 def test_replay_needs_no_ros_install(tmp_path: Path, imu_bundle: Path) -> None:
-    """Without any ROS package importable, replay still runs; only the node's diagnostics are missing."""
+    """Without any ROS package importable, replay still runs and writes the node's diagnostics too."""
     import subprocess
 
     done = subprocess.run(
@@ -217,6 +228,7 @@ def test_replay_needs_no_ros_install(tmp_path: Path, imu_bundle: Path) -> None:
         capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    commands, warning = done.stdout.strip().splitlines()
-    assert commands == "399"
-    assert warning.startswith("No diagnostics were written: the node's report builder cannot be imported")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["commands"] == 399 and out["warnings"] == []
+    assert out["diagnostics"] == out["written"] == 2  # t = 1 s and the end of the 2 s bag
+    assert out["final"]["commands_published"] == "399" and out["final"]["state"] == "ok"

@@ -12,7 +12,6 @@ waits until ``/diagnostics`` shows the node received everything published so far
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import shutil
 import signal
@@ -26,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
-from bundle_factory import make_imu_bundle, make_imu_camera_bundle, make_vector_bundle
+from bundle_factory import NARROW_LIMIT, make_vector_bundle
+from bundle_factory import camera_bundle, imu_bundle, narrow_bundle  # noqa: F401 (module-scoped fixtures)
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
@@ -35,11 +35,12 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from ros_helpers import stop_process
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, Imu
 from std_srvs.srv import Trigger
 
-from lnn_ros.bundle import load_bundle, write_manifest
+from lnn_ros.bundle import load_bundle
 from lnn_ros.engine import Engine
 from lnn_ros.ros.params import DECLARED_PARAMETERS, PARAMETERS
 from lnn_ros.runtime import Command, ImageFrame, ImuSample, PolicyRunner
@@ -50,34 +51,12 @@ MS = 1_000_000
 NS = 1_000_000_000
 T0 = 1_000 * NS  # test stamps start at 1000 s, far from the node's wall clock
 H, W = 24, 32  # bundle_factory.CAMERA
-LIMIT = 0.05  # output limits of the narrowed bundle
+LIMIT = NARROW_LIMIT  # output limits of the narrowed bundle
 FAST_DIAGNOSTICS = {"diagnostics_period_s": 0.1}
 # Lossless and never stale while Driver.sync() pauses the streams (the watchdog has its own test).
 RELIABLE = {"input_qos_reliability": "reliable", "input_qos_depth": 100, "stale_timeout_s": 10.0}
 
 Message = ImuSample | ImageFrame
-
-
-# ---------------------------------------------------------------------- bundles
-@pytest.fixture(scope="module")
-def imu_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_imu_bundle(tmp_path_factory.mktemp("imu")).path
-
-
-@pytest.fixture(scope="module")
-def camera_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_imu_camera_bundle(tmp_path_factory.mktemp("imu_camera")).path
-
-
-@pytest.fixture(scope="module")
-def narrow_bundle(camera_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The IMU + camera bundle with outputs limited to [-LIMIT, LIMIT], so clamping happens."""
-    folder = tmp_path_factory.mktemp("narrow") / "bundle"
-    shutil.copytree(camera_bundle, folder)
-    manifest = load_bundle(folder).manifest
-    outputs = tuple(dataclasses.replace(o, min=-LIMIT, max=LIMIT) for o in manifest.outputs)
-    write_manifest(folder, dataclasses.replace(manifest, outputs=outputs))
-    return folder
 
 
 # ---------------------------------------------------------------------- the node process
@@ -109,14 +88,7 @@ def node_process(env: dict[str, str], log: Path, bundle: Path | str, **params: o
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                pytest.fail(f"lnn_node ignored SIGTERM for 10 s; log:\n{log.read_text()}")
+        stop_process(process, log, signal.SIGTERM, timeout_s=10.0)
 
 
 # ---------------------------------------------------------------------- the test-side ROS node

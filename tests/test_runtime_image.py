@@ -136,3 +136,20 @@ def test_reads_any_buffer_without_copying(rgb: np.ndarray) -> None:
         tracemalloc.stop()
         assert result.status is ImageStatus.OK
         assert peak < 64 * 1024, f"{source}->{target} allocated {peak} bytes for a {vga.image.nbytes}-byte image"
+
+
+@pytest.mark.parametrize("pad", [0, 5])
+def test_to_array_gives_the_pixels_without_row_padding(rgb: np.ndarray, pad: int) -> None:
+    colour = frame(rgb, "rgb8", pad=pad).to_array()
+    assert colour.shape == (H, W, 3) and not colour.flags.writeable  # a view of the bytes
+    np.testing.assert_array_equal(colour, rgb)
+    mono = rgb[:, :, :1].copy()
+    np.testing.assert_array_equal(frame(mono, "mono8", pad=pad).to_array(), mono)
+    good = frame(rgb, "rgb8")
+    for bad, message in (
+        (good._replace(encoding="rgba8"), "'rgba8' is not one of"),
+        (good._replace(step=W * 3 - 1), "needs step >= 96"),
+        (good._replace(data=good.data[:-1]), "got step 96 and 2303 bytes"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            bad.to_array()

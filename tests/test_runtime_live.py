@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bundle_factory import make_imu_bundle
+from bundle_factory import imu_bundle  # noqa: F401 (module-scoped fixture)
 
 from lnn_ros.engine import Engine
 from lnn_ros.runtime import ImuSample, LiveConfig, LiveLoop, PolicyRunner, WatchdogStatus
@@ -24,11 +24,6 @@ class Clock:
         return self.now_ns
 
 
-@pytest.fixture(scope="module")
-def imu_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_imu_bundle(tmp_path_factory.mktemp("imu")).path
-
-
 def imu(stamp_ns: int, rng: np.random.Generator) -> ImuSample:
     return ImuSample(stamp_ns, rng.normal(size=3), rng.normal((0, 0, 9.81), 1.0), np.array([0.0, 0.0, 0.0, 1.0]))
 
@@ -36,6 +31,22 @@ def imu(stamp_ns: int, rng: np.random.Generator) -> ImuSample:
 def fresh_commands(bundle: Path, samples: list[ImuSample]) -> list[np.ndarray]:
     runner = PolicyRunner(Engine(bundle))
     return [c.values for c in (runner.on_imu(s) for s in samples) if c is not None]
+
+
+def play(loop: LiveLoop, clock: Clock, samples: list[ImuSample], *, ticks: bool = False) -> list[np.ndarray]:
+    """Hand each sample to ``loop`` 10 ms of clock after the previous one; the values of the commands it returns.
+
+    With ``ticks`` a failsafe tick follows each message, and it must not hover.
+    """
+    published = []
+    for sample in samples:
+        clock.now_ns += 10 * MS
+        command = loop.on_imu(sample)
+        if command is not None:
+            published.append(command.values)
+        if ticks:
+            assert loop.tick() is None
+    return published
 
 
 def test_hover_until_inputs_then_fly_then_hover_then_reset(imu_bundle: Path) -> None:
@@ -48,13 +59,7 @@ def test_hover_until_inputs_then_fly_then_hover_then_reset(imu_bundle: Path) -> 
     assert loop.report().level is Level.WARN
 
     first = [imu(T0 + k * 10 * MS, rng) for k in range(20)]
-    published = []
-    for sample in first:
-        clock.now_ns += 10 * MS
-        command = loop.on_imu(sample)
-        if command is not None:
-            published.append(command.values)
-        assert loop.tick() is None
+    published = play(loop, clock, first, ticks=True)
     np.testing.assert_array_equal(np.array(published), np.array(fresh_commands(imu_bundle, first)))
 
     clock.now_ns += 150 * MS  # silence longer than the timeout
@@ -64,12 +69,7 @@ def test_hover_until_inputs_then_fly_then_hover_then_reset(imu_bundle: Path) -> 
     assert loop.watchdog.status is WatchdogStatus.STALE
 
     resumed = [imu(first[-1].stamp_ns + k * 10 * MS, rng) for k in range(2, 12)]
-    published = []
-    for sample in resumed:
-        clock.now_ns += 10 * MS
-        command = loop.on_imu(sample)
-        if command is not None:
-            published.append(command.values)
+    published = play(loop, clock, resumed)
     # The first resumed message ends the stale period: its command is withheld and the state
     # reset, so the rest equals a fresh policy started at the second one.
     np.testing.assert_array_equal(np.array(published), np.array(fresh_commands(imu_bundle, resumed[1:])))

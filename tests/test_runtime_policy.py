@@ -7,26 +7,16 @@ the image with a float64 formula, and steps a second Engine on the same bundle.
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from bundle_factory import (
-    CAMERA,
-    DT_LIMITS,
-    TWIST_OUTPUTS,
-    TinyEncoder,
-    imu_features,
-    make_imu_bundle,
-    make_imu_camera_bundle,
-    small_cell_config,
-)
+from bundle_factory import CAMERA, DT_LIMITS, TWIST_OUTPUTS, TinyEncoder, imu_features, small_cell_config
+from bundle_factory import camera_bundle, imu_bundle, narrow_bundle  # noqa: F401 (module-scoped fixtures)
 
-from lnn_ros.bundle import CameraSpec, FeatureSpec, OutputSpec, load_bundle, write_manifest
+from lnn_ros.bundle import CameraSpec, FeatureSpec, OutputSpec
 from lnn_ros.cells import build_cell
 from lnn_ros.engine import Engine
 from lnn_ros.onnx_export import export_bundle_with_report
@@ -46,27 +36,6 @@ T0 = 1_000 * 1_000 * MS  # stamps start at 1000 s
 
 
 # ---------------------------------------------------------------------- bundles
-@pytest.fixture(scope="module")
-def imu_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_imu_bundle(tmp_path_factory.mktemp("imu")).path
-
-
-@pytest.fixture(scope="module")
-def camera_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_imu_camera_bundle(tmp_path_factory.mktemp("imu_camera")).path
-
-
-@pytest.fixture(scope="module")
-def narrow_bundle(camera_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The IMU + camera bundle with every output limited to [-0.05, 0.05], so clamping is exercised."""
-    folder = tmp_path_factory.mktemp("narrow") / "bundle"
-    shutil.copytree(camera_bundle, folder)
-    manifest = load_bundle(folder).manifest
-    outputs = tuple(dataclasses.replace(o, min=-0.05, max=0.05) for o in manifest.outputs)
-    write_manifest(folder, dataclasses.replace(manifest, outputs=outputs))
-    return folder
-
-
 def _export(folder: Path, features: list[FeatureSpec], *, camera: CameraSpec | None = None) -> Path:
     torch.manual_seed(7)
     cell = build_cell(small_cell_config("cfc", len(features), 2))

@@ -13,42 +13,26 @@ first use (rosbags, onnxruntime, rclpy and matplotlib stay unloaded until needed
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lnn_ros._lazy import lazy_exports
 
-_EXPORTS = {
-    "BagError": "lnn_ros.bag.errors",
-    "BagStream": "lnn_ros.bag.topics",
-    "BagTopics": "lnn_ros.bag.topics",
-    "BagMessage": "lnn_ros.bag.records",
-    "TwistSample": "lnn_ros.bag.records",
-    "BagInfo": "lnn_ros.bag.reader",
-    "BagReader": "lnn_ros.bag.reader",
-    "BagWarnings": "lnn_ros.bag.reader",
-    "MessageOrder": "lnn_ros.bag.reader",
-    "BagStorage": "lnn_ros.bag.writer",
-    "BagWriter": "lnn_ros.bag.writer",
-    "ReplayConfig": "lnn_ros.bag.replay",
-    "ReplayResult": "lnn_ros.bag.replay",
-    "replay_bag": "lnn_ros.bag.replay",
-    "PlayConfig": "lnn_ros.bag.play",
-    "PlayReport": "lnn_ros.bag.play",
-    "play_bag": "lnn_ros.bag.play",
-    "BagDataset": "lnn_ros.bag.dataset",
-    "BagSequence": "lnn_ros.bag.dataset",
-    "DatasetConfig": "lnn_ros.bag.dataset",
-    "bags_to_dataset": "lnn_ros.bag.dataset",
-    "load_sequences": "lnn_ros.bag.dataset",
-    "save_dataset_npz": "lnn_ros.bag.dataset",
-    "AxisMetrics": "lnn_ros.bag.metrics",
-    "CommandMetrics": "lnn_ros.bag.metrics",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'lnn_ros.bag' has no attribute {name!r}")
-    return getattr(importlib.import_module(module_name), name)
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "errors": ("BagError",),
+        "topics": ("BagStream", "BagTopics"),
+        "records": ("BagMessage", "TwistSample"),
+        "reader": ("BagInfo", "BagReader", "BagWarnings", "MessageOrder"),
+        "writer": ("BagStorage", "BagWriter"),
+        "replay": ("ReplayConfig", "ReplayResult", "replay_bag"),
+        "play": ("PlayConfig", "PlayReport", "play_bag"),
+        "dataset": (
+            "BagDataset",
+            "BagSequence",
+            "DatasetConfig",
+            "bags_to_dataset",
+            "load_sequences",
+            "save_dataset_npz",
+        ),
+        "metrics": ("AxisMetrics", "CommandMetrics"),
+    },
+)

@@ -51,13 +51,21 @@ def _align(offset: int, size: int) -> int:
     return (offset + size - 1) & ~(size - 1)
 
 
-def decode_imu(raw: bytes | memoryview) -> ImuSample | None:
-    """CDR ``sensor_msgs/Imu`` -> :class:`ImuSample` (None if not little-endian CDR)."""
+def _stamped_doubles(raw: bytes | memoryview, count: int) -> tuple[int, np.ndarray] | None:
+    """(stamp_ns, the ``count`` float64 values that follow the header) or None if not CDR LE."""
     head = _header(raw)
     if head is None:
         return None
     stamp, offset = head
-    values = np.frombuffer(raw, dtype="<f8", count=37, offset=4 + _align(offset, 8))
+    return stamp, np.frombuffer(raw, dtype="<f8", count=count, offset=4 + _align(offset, 8))
+
+
+def decode_imu(raw: bytes | memoryview) -> ImuSample | None:
+    """CDR ``sensor_msgs/Imu`` -> :class:`ImuSample` (None if not little-endian CDR)."""
+    body = _stamped_doubles(raw, 37)
+    if body is None:
+        return None
+    stamp, values = body
     return ImuSample(stamp, values[13:16].astype(np.float64), values[25:28].astype(np.float64), values[0:4].astype(np.float64))
 
 
@@ -82,11 +90,10 @@ def decode_image(raw: bytes | memoryview) -> ImageFrame | None:
 
 def decode_twist_stamped(raw: bytes | memoryview) -> TwistSample | None:
     """CDR ``geometry_msgs/TwistStamped`` -> :class:`TwistSample` (None if not CDR LE)."""
-    head = _header(raw)
-    if head is None:
+    body = _stamped_doubles(raw, 6)
+    if body is None:
         return None
-    stamp, offset = head
-    values = np.frombuffer(raw, dtype="<f8", count=6, offset=4 + _align(offset, 8))
+    stamp, values = body
     return TwistSample(stamp, values.astype(np.float64))
 
 

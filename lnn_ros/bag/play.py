@@ -281,6 +281,12 @@ class _RosSink:
             time.sleep(0.01)
 
     def close(self) -> None:
+        # Reliable publishers: let subscribers acknowledge the last messages before the
+        # participant goes away, or the tail of the bag can be lost (seen: 399 of 400).
+        from rclpy.duration import Duration
+
+        for publisher in self._publishers:
+            publisher.wait_for_all_acked(Duration(seconds=2.0))
         self.node.destroy_node()
         self.context.try_shutdown()
 

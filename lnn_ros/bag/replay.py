@@ -1,7 +1,11 @@
 """``lnn-ros replay``: run a bundle on a recorded bag exactly as the live node would.
 
-The bag's IMU and camera messages go through :class:`~lnn_ros.bag.live.LiveHandling` (the
-node's runner, watchdog and diagnostics, on the bag's log time). Outputs, in ``out_dir``:
+The bag's IMU and camera messages go through :class:`~lnn_ros.runtime.LiveLoop`, the class
+``lnn_node`` runs per message and per timer tick, built from the node's parameters
+(:func:`~lnn_ros.bag.node_params.node_params`) and driven by a
+:class:`~lnn_ros.bag.log_clock.LogClock` on the bag's log time. Hover commands of the failsafe
+ticks are counted, not written: they are the node's fallback output, not the policy's.
+Outputs, in ``out_dir``:
 
 * ``commands/``: a rosbag2 bag (mcap) with the commands the node would have published
   (``geometry_msgs/TwistStamped`` stamped with the producing sensor message's stamp, logged at
@@ -31,15 +35,17 @@ from typing import Any
 import numpy as np
 
 from lnn_ros.bag.errors import BagError
-from lnn_ros.bag.live import NODE_NAME, LiveHandling, node_params
+from lnn_ros.bag.log_clock import LogClock, Timer
 from lnn_ros.bag.metrics import CommandMetrics, command_metrics
+from lnn_ros.bag.node_params import NODE_NAME, node_params
 from lnn_ros.bag.reader import BagReader, MessageOrder
 from lnn_ros.bag.records import TwistSample
 from lnn_ros.bag.topics import BagStream, BagTopics
 from lnn_ros.bag.writer import BagWriter
 from lnn_ros.bundle import load_bundle
 from lnn_ros.bundle.manifest import TWIST_FIELDS
-from lnn_ros.runtime import Command, Stream
+from lnn_ros.engine import Engine
+from lnn_ros.runtime import Command, LiveLoop, PolicyRunner, Report, Stream
 
 NS_PER_S = 1_000_000_000
 COMMANDS_BAG = "commands"
@@ -143,13 +149,21 @@ def replay_bag(
     bag, bundle_path, out_dir = Path(bag), Path(bundle), Path(out_dir)
     params = node_params(bundle_path, config.params_file)
     loaded = load_bundle(bundle_path, verify_hashes=params.verify_bundle_hashes)
+    runner = PolicyRunner(Engine(loaded, params.engine_config()))
+    if Stream.VECTOR in runner.streams:
+        raise BagError(
+            f"Bundle {str(loaded.path)!r} reads 'vector' features, which neither lnn_node nor replay can take "
+            "from a bag; use a bundle whose features come from the imu and camera."
+        )
+    clock = LogClock(params.failsafe_rate_hz, params.diagnostics_period_s)
+    live = LiveLoop(runner, params.live_config(), clock.now_ns)
     diagnostics_count = 0
 
-    def write_diagnostics(stamp_ns: int, report: Any) -> None:
+    def write_diagnostics(report: Report) -> None:
         nonlocal diagnostics_count
         writer.write_diagnostics(
             config.diagnostics_topic,
-            stamp_ns,
+            clock.now_ns(),
             dict(report.values),
             name=f"{NODE_NAME}: policy",
             hardware_id=loaded.manifest.name,
@@ -158,8 +172,7 @@ def replay_bag(
         )
         diagnostics_count += 1
 
-    live = LiveHandling(loaded, params, on_diagnostics=write_diagnostics)
-    streams = [s for s in (BagStream.IMU, BagStream.CAMERA) if Stream(s.value) in live.runner.streams]
+    streams = [s for s in (BagStream.IMU, BagStream.CAMERA) if Stream(s.value) in runner.streams]
     reader = BagReader(bag, config.topics, streams=[*streams, BagStream.COMMAND], required=streams, strict=config.strict)
     published: list[tuple[Command, int]] = []
     recorded: list[TwistSample] = []
@@ -180,7 +193,11 @@ def replay_bag(
                     if message.stream is BagStream.COMMAND:
                         recorded.append(message.record)  # type: ignore[arg-type]
                         continue
-                    live.advance(message.log_time_ns)
+                    for timer in clock.advance(message.log_time_ns):
+                        if timer is Timer.FAILSAFE:
+                            live.tick()  # the node would publish hover now; counted, not written
+                        else:
+                            write_diagnostics(live.report())
                     if message.stream is BagStream.IMU:
                         command = live.on_imu(message.record)  # type: ignore[arg-type]
                     else:
@@ -189,13 +206,11 @@ def replay_bag(
                         writer.write_twist(config.command_topic, command, message.log_time_ns, frame_id)
                         published.append((command, message.log_time_ns))
                 if count:
-                    live.report(live.now_ns)  # the final state, as a last diagnostics message
+                    write_diagnostics(live.report())  # the final state, as a last diagnostics message
         finally:
             progress.close()
         wall_s = time.perf_counter() - start
         warnings = reader.warnings.lines()
-    if live.diagnostics_unavailable is not None:
-        warnings.append(f"No diagnostics were written: the node's report builder cannot be imported ({live.diagnostics_unavailable}).")
     if not published:
         warnings.append(
             f"The policy produced no command from {count} messages; see the counters (e.g. waiting_for_camera, "
@@ -226,11 +241,11 @@ def replay_bag(
 
             files["plot_png"] = plot_commands(out_dir / PLOT_PNG, published, recorded, axes, title=f"{bag.name}: {loaded.manifest.name}")
     _write_csv(files["commands_csv"], published, [o.name for o in loaded.manifest.outputs], axes, recorded, pairs)
-    counters = live.runner.counters_dict()
+    counters = runner.counters_dict()
     counters.update(
         commands_published=live.commands_published,
         commands_withheld=live.commands_withheld,
-        hover_ticks=live.hover_ticks,
+        hover_ticks=live.hover_commands,
         failsafe_entries=live.watchdog.failsafe_entries,
         recoveries=live.watchdog.recoveries,
         diagnostics_written=diagnostics_count,

@@ -10,31 +10,15 @@ names below are loaded on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lnn_ros._lazy import lazy_exports
 
-_EXPORTS = {
-    "BundleExport": "lnn_ros.onnx_export.bundle_writer",
-    "export_bundle": "lnn_ros.onnx_export.bundle_writer",
-    "export_bundle_with_report": "lnn_ros.onnx_export.bundle_writer",
-    "check_graph_file": "lnn_ros.onnx_export.checks",
-    "find_control_flow": "lnn_ros.onnx_export.checks",
-    "ExportError": "lnn_ros.onnx_export.errors",
-    "ParityError": "lnn_ros.onnx_export.errors",
-    "Exporter": "lnn_ros.onnx_export.graphs",
-    "WindowUnroll": "lnn_ros.onnx_export.graphs",
-    "export_encoder_graph": "lnn_ros.onnx_export.graphs",
-    "export_step_graph": "lnn_ros.onnx_export.graphs",
-    "export_window_graph": "lnn_ros.onnx_export.graphs",
-    "ParityReport": "lnn_ros.onnx_export.verify",
-    "verify_graphs": "lnn_ros.onnx_export.verify",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'lnn_ros.onnx_export' has no attribute {name!r}")
-    return getattr(importlib.import_module(module_name), name)
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "bundle_writer": ("BundleExport", "export_bundle", "export_bundle_with_report"),
+        "checks": ("check_graph_file", "find_control_flow"),
+        "errors": ("ExportError", "ParityError"),
+        "graphs": ("Exporter", "WindowUnroll", "export_encoder_graph", "export_step_graph", "export_window_graph"),
+        "verify": ("ParityReport", "verify_graphs"),
+    },
+)

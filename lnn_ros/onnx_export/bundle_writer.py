@@ -15,6 +15,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -264,33 +265,6 @@ def export_bundle_with_report(
     return BundleExport(path=out_dir, manifest=bundle.manifest, parity=parity, engine_error=engine_error)
 
 
-def export_bundle(
-    cell: RecurrentCell,
-    out_dir: str | Path,
-    *,
-    name: str,
-    features: list[FeatureSpec],
-    outputs: list[OutputSpec],
-    dt: DtLimits,
-    window_steps: int | None = 16,
-    encoder: nn.Module | None = None,
-    camera: CameraSpec | None = None,
-    description: str = "",
-    exporter: Exporter = Exporter.TORCHSCRIPT,
-    tolerance: float = DEFAULT_TOLERANCE,
-) -> Manifest:
-    """:func:`export_bundle_with_report` returning only the written manifest."""
-    return export_bundle_with_report(
-        cell,
-        out_dir,
-        name=name,
-        features=features,
-        outputs=outputs,
-        dt=dt,
-        window_steps=window_steps,
-        encoder=encoder,
-        camera=camera,
-        description=description,
-        exporter=exporter,
-        tolerance=tolerance,
-    ).manifest
+def export_bundle(cell: RecurrentCell, out_dir: str | Path, **options: Any) -> Manifest:
+    """:func:`export_bundle_with_report` (the same keyword arguments) returning only the written manifest."""
+    return export_bundle_with_report(cell, out_dir, **options).manifest

@@ -1,7 +1,7 @@
 """``/diagnostics``: the runtime's :class:`~lnn_ros.runtime.report.Report` as a ``DiagnosticArray``.
 
-The report itself (its keys are listed in :mod:`lnn_ros.runtime.report`) is built without ROS;
-:func:`build_report` and friends are re-exported here for callers that import them from the node.
+The report itself (its keys are listed in :mod:`lnn_ros.runtime.report`) is built without ROS,
+so the bag replay writes the same report into its output bag without this module.
 """
 
 from __future__ import annotations
@@ -9,9 +9,7 @@ from __future__ import annotations
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-from lnn_ros.runtime.report import DROP_COUNTERS, RESET_COUNTERS, Level, Report, build_report
-
-__all__ = ["DROP_COUNTERS", "RESET_COUNTERS", "Level", "Report", "build_report", "to_message"]
+from lnn_ros.runtime.report import Report
 
 
 def to_message(report: Report, *, name: str, hardware_id: str, stamp: Time) -> DiagnosticArray:

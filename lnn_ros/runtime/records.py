@@ -1,8 +1,8 @@
 """Plain records passed into and out of the runtime (the shapes a ROS adapter or a bag reader fills).
 
 ``ImuSample`` mirrors ``sensor_msgs/Imu``, ``ImageFrame`` mirrors ``sensor_msgs/Image`` and
-``Command`` is what becomes a ``geometry_msgs/TwistStamped``. The field names of the two input
-records are shared with :mod:`lnn_ros.sim.records`, so a simulator record can be passed as is.
+``Command`` is what becomes a ``geometry_msgs/TwistStamped``. The simulator produces the same two
+input records (:mod:`lnn_ros.sim.records` re-exports them), so its events go to a runner as is.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from enum import Enum
 from typing import NamedTuple
 
 import numpy as np
+
+from lnn_ros.bundle.manifest import IMAGE_ENCODINGS
 
 Twist = tuple[float, float, float, float, float, float]
 """linear x, y, z then angular x, y, z (the order of ``lnn_ros.bundle.manifest.TWIST_FIELDS``)."""
@@ -61,6 +63,27 @@ class ImageFrame(NamedTuple):
     encoding: str
     step: int
     data: bytes | memoryview
+
+    def to_array(self) -> np.ndarray:
+        """The pixels as a uint8 array of shape (height, width, channels), row padding skipped.
+
+        A view of ``data`` (read-only when ``data`` is ``bytes``), not a copy.
+
+        Raises:
+            ValueError: the encoding is not ``rgb8``, ``bgr8`` or ``mono8``, or ``data`` is not
+                ``height * step`` bytes of rows at least ``width * channels`` long.
+        """
+        channels = IMAGE_ENCODINGS.get(self.encoding)
+        if channels is None:
+            raise ValueError(f"Image encoding {self.encoding!r} is not one of {sorted(IMAGE_ENCODINGS)}.")
+        flat = np.frombuffer(self.data, dtype=np.uint8)
+        row_bytes = self.width * channels
+        if self.step < row_bytes or flat.size != self.step * self.height:
+            raise ValueError(
+                f"A {self.width}x{self.height} {self.encoding} frame needs step >= {row_bytes} and "
+                f"step * height bytes; got step {self.step} and {flat.size} bytes."
+            )
+        return flat.reshape(self.height, self.step)[:, :row_bytes].reshape(self.height, self.width, channels)
 
 
 class Command(NamedTuple):

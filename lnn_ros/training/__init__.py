@@ -15,41 +15,17 @@ below are loaded on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lnn_ros._lazy import lazy_exports
 
-_EXPORTS = {
-    "Checkpoint": "lnn_ros.training.checkpoint",
-    "load_checkpoint": "lnn_ros.training.checkpoint",
-    "save_checkpoint": "lnn_ros.training.checkpoint",
-    "FeatureStats": "lnn_ros.training.data",
-    "TimedSequence": "lnn_ros.training.data",
-    "WindowBatch": "lnn_ros.training.data",
-    "check_sequences": "lnn_ros.training.data",
-    "make_windows": "lnn_ros.training.data",
-    "split_sequences": "lnn_ros.training.data",
-    "CheckpointError": "lnn_ros.training.errors",
-    "DataError": "lnn_ros.training.errors",
-    "TrainingError": "lnn_ros.training.errors",
-    "load_sequences": "lnn_ros.training.loaders",
-    "register_loader": "lnn_ros.training.loaders",
-    "save_npz_sequences": "lnn_ros.training.loaders",
-    "default_cell_config": "lnn_ros.training.models",
-    "LRSchedule": "lnn_ros.training.trainer",
-    "TrainConfig": "lnn_ros.training.trainer",
-    "TrainResult": "lnn_ros.training.trainer",
-    "evaluate": "lnn_ros.training.trainer",
-    "fit": "lnn_ros.training.trainer",
-    "SineExampleConfig": "lnn_ros.training.example",
-    "SineExampleResult": "lnn_ros.training.example",
-    "run_sine_example": "lnn_ros.training.example",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'lnn_ros.training' has no attribute {name!r}")
-    return getattr(importlib.import_module(module_name), name)
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "checkpoint": ("Checkpoint", "load_checkpoint", "save_checkpoint"),
+        "data": ("FeatureStats", "TimedSequence", "WindowBatch", "check_sequences", "make_windows", "split_sequences"),
+        "errors": ("CheckpointError", "DataError", "TrainingError"),
+        "loaders": ("load_sequences", "register_loader", "save_npz_sequences"),
+        "models": ("default_cell_config",),
+        "trainer": ("LRSchedule", "TrainConfig", "TrainResult", "evaluate", "fit"),
+        "example": ("SineExampleConfig", "SineExampleResult", "run_sine_example"),
+    },
+)
