@@ -63,7 +63,7 @@ setup(
     version=VERSION,
     packages=find_packages(exclude=["tests", "tests.*"]),
     python_requires=">=3.10",
-    install_requires=["numpy>=1.22", "onnxruntime>=1.16", "pyyaml>=5.4"],
+    install_requires=["numpy>=1.21", "onnxruntime>=1.16", "pyyaml>=5.4"],  # numpy 1.21 = Ubuntu 22.04 / Humble
     extras_require=EXTRAS,
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
