@@ -11,15 +11,18 @@ Checked, for each launch file:
 * every ``<param from=...>`` and ``<include file=...>`` resolves (using the ``<arg>`` defaults,
   ``$(find-pkg-share lnn_ros)`` = this repository) to an existing file that setup.py's
   ``data_files`` installs into the package's share folder;
-* for ``lnn_node``: every key of its parameter files and every ``<param name=...>`` is a
-  parameter the node declares (:data:`lnn_ros.ros.params.DECLARED_PARAMETERS`, plus
-  ``use_sim_time``), literal values pass the node's own type/range check, and every
-  ``<remap from=...>`` is one of the node's topics;
+* for every lnn_ros node (:data:`NODES` maps each executable to its parameter module, which
+  exposes ``PARAMETERS``, ``DECLARED_PARAMETERS`` and ``AUTOMATIC_PARAMETERS``: ``lnn_node``
+  -> :mod:`lnn_ros.ros.params`, ``sim_drone_node`` -> :mod:`lnn_ros.sim.sim_params`): every key
+  of its parameter files and every ``<param name=...>`` is a parameter the node declares (or
+  one rclpy declares, ``use_sim_time``), literal values pass the node's own type/range check,
+  and every ``<remap from=...>`` is one of the node's topics; its default parameter file in
+  ``config/`` sets every declared parameter to its default;
 * an ``<include>`` of an lnn_ros launch file passes only arguments that file declares, and
   every argument it requires.
 
 Not checked: the rest of the launch grammar (attributes ``ros2 launch`` would reject),
-parameters of other executables, files of other packages, values that are only known at
+parameters of other packages' executables, files of other packages, values that are only known at
 launch time (``$(var model_path)``), and whether the bundle at ``model_path`` loads (the node
 tests cover that).
 """
@@ -28,11 +31,13 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import importlib
 import importlib.util
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -40,14 +45,48 @@ import yaml
 
 from lnn_ros.ros.errors import NodeConfigError
 from lnn_ros.ros.interface import REMAPPABLE
-from lnn_ros.ros.params import AUTOMATIC_PARAMETERS, DECLARED_PARAMETERS, PARAMETERS
+from lnn_ros.ros.parameters import ParamSpec
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = "lnn_ros"
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.xml"))
 SUBSTITUTION = re.compile(r"\$\(([\w-]+)((?:\s+[^()\s]+)*)\)")
-NODE_PARAMETERS = set(DECLARED_PARAMETERS) | set(AUTOMATIC_PARAMETERS)
-SPECS = {spec.name: spec for spec in PARAMETERS}
+CLI_SCRIPT = "lnn-ros"  # the one console script that is not a node
+
+
+@dataclass(frozen=True)
+class NodeTable:
+    """What the checks know of one lnn_ros node executable.
+
+    Attributes:
+        module: its parameter module (``PARAMETERS``, ``DECLARED_PARAMETERS``, ``AUTOMATIC_PARAMETERS``).
+        defaults_file: its parameter file in ``config/`` (every declared parameter at its default).
+        remappable: the topic names a launch file may remap on it.
+    """
+
+    module: str
+    defaults_file: str
+    remappable: tuple[str, ...]
+
+    @property
+    def parameters(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+    @property
+    def names(self) -> set[str]:
+        """Every name a parameter file may set for the node."""
+        return set(self.parameters.DECLARED_PARAMETERS) | set(self.parameters.AUTOMATIC_PARAMETERS)
+
+    @property
+    def specs(self) -> dict[str, ParamSpec]:
+        return {spec.name: spec for spec in self.parameters.PARAMETERS}
+
+
+NODES: dict[str, NodeTable] = {
+    "lnn_node": NodeTable("lnn_ros.ros.params", "config/lnn_node.yaml", REMAPPABLE),
+    # The simulator publishes and subscribes the same relative topics (lnn_ros.ros.interface).
+    "sim_drone_node": NodeTable("lnn_ros.sim.sim_params", "config/sim_drone.yaml", REMAPPABLE),
+}
 
 
 class Unresolvable(Exception):
@@ -186,18 +225,26 @@ def parameter_file_values(path: Path, node_name: str) -> dict[str, Any]:
     return values
 
 
-def check_node_parameters(where: str, values: dict[str, Any]) -> None:
+def check_node_parameters(executable: str, where: str, values: dict[str, Any]) -> None:
+    """Every name is one the node declares; every literal value passes the node's own check."""
+    table = NODES[executable]
+    names, specs = table.names, table.specs
     for name, value in values.items():
-        assert name in NODE_PARAMETERS, (
-            f"{where}: lnn_node declares no parameter {name!r}; it declares {sorted(NODE_PARAMETERS)}."
-        )
-        if name in SPECS and not (isinstance(value, str) and "$(" in value):
-            SPECS[name].check(value)
+        assert name in names, f"{where}: {executable} declares no parameter {name!r}; it declares {sorted(names)}."
+        if name in specs and not (isinstance(value, str) and "$(" in value):
+            specs[name].check(value)
 
 
 # ---------------------------------------------------------------------- tests
 def test_there_is_a_launch_file_for_the_node() -> None:
     assert (REPO / "launch" / "lnn_node.launch.xml") in LAUNCH_FILES
+
+
+def test_every_node_executable_has_a_parameter_table() -> None:
+    nodes = {name for name in console_scripts() if name != CLI_SCRIPT}
+    assert set(NODES) == nodes, f"console scripts {sorted(nodes)} vs parameter tables {sorted(NODES)}"
+    launched = {node.get("exec") for path in LAUNCH_FILES for node in LaunchFile.read(path).root.iter("node")}
+    assert set(NODES) <= launched, f"nodes no launch file starts: {sorted(set(NODES) - launched)}"
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
@@ -213,6 +260,7 @@ def test_launch_file(path: Path) -> None:
             continue
         assert exe in scripts, f"{path.name}: exec {exe!r} is not a console script in setup.py ({sorted(scripts)})."
         assert target_exists(scripts[exe]), f"{path.name}: {exe} -> {scripts[exe]} does not exist."
+        assert exe in NODES, f"{path.name}: no parameter table for {exe!r}; add its parameter module to NODES."
         try:
             node_name = launch.resolve(node.get("name", exe))
         except Unresolvable:
@@ -220,20 +268,20 @@ def test_launch_file(path: Path) -> None:
         for param in node.findall("param"):
             if param.get("from") is not None:
                 file = shared_file(launch, param.get("from", ""))
-                if file is not None and exe == "lnn_node":
-                    check_node_parameters(f"{path.name} -> {file.name}", parameter_file_values(file, node_name))
-            elif exe == "lnn_node":
+                if file is not None:
+                    check_node_parameters(exe, f"{path.name} -> {file.name}", parameter_file_values(file, node_name))
+            else:
                 value = param.get("value", "")
                 try:
                     resolved: Any = yaml.safe_load(launch.resolve(value))
                 except Unresolvable:
                     resolved = value
-                check_node_parameters(path.name, {param.get("name", ""): resolved})
-        if exe == "lnn_node":
-            for remap in node.findall("remap"):
-                assert remap.get("from") in REMAPPABLE, (
-                    f"{path.name}: remap from {remap.get('from')!r} matches no lnn_node topic {list(REMAPPABLE)}."
-                )
+                check_node_parameters(exe, path.name, {param.get("name", ""): resolved})
+        remappable = NODES[exe].remappable
+        for remap in node.findall("remap"):
+            assert remap.get("from") in remappable, (
+                f"{path.name}: remap from {remap.get('from')!r} matches no {exe} topic {list(remappable)}."
+            )
     for include in launch.root.iter("include"):
         target = shared_file(launch, include.get("file", ""))
         if target is None or not target.name.endswith(".launch.xml") or target.parent != REPO / "launch":
@@ -255,34 +303,64 @@ def test_node_launch_file_exposes_model_params_remaps_namespace_and_sim_time() -
     assert node.get("namespace") == "$(var namespace)"
 
 
-def test_default_parameter_file_lists_every_parameter_with_its_default() -> None:
-    values = parameter_file_values(REPO / "config" / "lnn_node.yaml", "lnn_node")
-    assert set(values) == set(DECLARED_PARAMETERS)
-    for spec in PARAMETERS:
+@pytest.mark.parametrize("executable", list(NODES))
+def test_default_parameter_file_lists_every_parameter_with_its_default(executable: str) -> None:
+    table = NODES[executable]
+    values = parameter_file_values(REPO / table.defaults_file, executable)
+    assert set(values) == set(table.parameters.DECLARED_PARAMETERS)
+    for spec in table.parameters.PARAMETERS:
         assert spec.check(values[spec.name]) == spec.check(spec.default), spec.name
 
 
-def test_the_checks_catch_mistakes(tmp_path: Path) -> None:
-    """The checker itself: an unknown parameter, a wrong type, a bad remap and a missing file fail."""
+def test_the_parameter_checks_catch_mistakes(tmp_path: Path) -> None:
+    """The checker itself: an unknown parameter and a value out of range fail, for each node."""
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text("/**:\n  ros__parameters:\n    stale_timeout: 1.0\n")
-    with pytest.raises(AssertionError, match="no parameter 'stale_timeout'"):
-        check_node_parameters("bad.yaml", parameter_file_values(bad_yaml, "lnn_node"))
+    with pytest.raises(AssertionError, match="lnn_node declares no parameter 'stale_timeout'"):
+        check_node_parameters("lnn_node", "bad.yaml", parameter_file_values(bad_yaml, "lnn_node"))
     with pytest.raises(NodeConfigError, match="must be in"):
-        check_node_parameters("x", {"failsafe_rate_hz": 0.0})
-    launch_path = tmp_path / "bad.launch.xml"
-    launch_path.write_text(
+        check_node_parameters("lnn_node", "x", {"failsafe_rate_hz": 0.0})
+    with pytest.raises(AssertionError, match="sim_drone_node declares no parameter 'model_path'"):
+        check_node_parameters("sim_drone_node", "x", {"model_path": "/b"})
+    with pytest.raises(NodeConfigError, match="'foggy'; use one of"):
+        check_node_parameters("sim_drone_node", "x", {"variant": "foggy"})
+
+
+SIM_PARAMS = "sim_drone_node:\n  ros__parameters:\n    seeds: 3\n"  # written to {sim_params} below
+BAD_LAUNCH_FILES: dict[str, tuple[str, type[Exception], str]] = {
+    "missing parameter file": (
         '<launch><arg name="p" default="$(find-pkg-share lnn_ros)/config/missing.yaml"/>'
-        '<node pkg="lnn_ros" exec="lnn_node"><param from="$(var p)"/></node></launch>'
-    )
-    with pytest.raises(AssertionError, match="does not exist"):
-        test_launch_file(launch_path)
-    launch_path.write_text('<launch><node pkg="lnn_ros" exec="lnn_nodes"/></launch>')
-    with pytest.raises(AssertionError, match="not a console script"):
-        test_launch_file(launch_path)
-    launch_path.write_text('<launch><node pkg="lnn_ros" exec="lnn_node"><remap from="imu/data" to="x"/></node></launch>')
-    with pytest.raises(AssertionError, match="matches no lnn_node topic"):
-        test_launch_file(launch_path)
-    launch_path.write_text('<launch><node pkg="lnn_ros" exec="lnn_node" name="$(var n)"/></launch>')
-    with pytest.raises(AssertionError, match="without <arg>"):
+        '<node pkg="lnn_ros" exec="lnn_node"><param from="$(var p)"/></node></launch>',
+        AssertionError, "does not exist",
+    ),
+    "unknown executable": ('<launch><node pkg="lnn_ros" exec="lnn_nodes"/></launch>', AssertionError, "not a console script"),
+    "unknown topic remapped": (
+        '<launch><node pkg="lnn_ros" exec="lnn_node"><remap from="imu/data" to="x"/></node></launch>',
+        AssertionError, "matches no lnn_node topic",
+    ),
+    "undeclared argument": ('<launch><node pkg="lnn_ros" exec="lnn_node" name="$(var n)"/></launch>', AssertionError, "without <arg>"),
+    # The simulator node's parameters and remaps are checked as the policy node's are.
+    "simulator parameter file with an unknown name": (
+        '<launch><node pkg="lnn_ros" exec="sim_drone_node"><param from="{sim_params}"/></node></launch>',
+        AssertionError, "sim_drone_node declares no parameter 'seeds'",
+    ),
+    "simulator parameter out of range": (
+        '<launch><node pkg="lnn_ros" exec="sim_drone_node"><param name="duration_s" value="0.0"/></node></launch>',
+        NodeConfigError, "'duration_s' is 0.0 but must be in",
+    ),
+    "simulator topic that is not remappable": (
+        '<launch><node pkg="lnn_ros" exec="sim_drone_node"><remap from="clock" to="x"/></node></launch>',
+        AssertionError, "matches no sim_drone_node topic",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_LAUNCH_FILES))
+def test_the_launch_checks_catch_mistakes(case: str, tmp_path: Path) -> None:
+    text, error, fragment = BAD_LAUNCH_FILES[case]
+    sim_params = tmp_path / "sim.yaml"
+    sim_params.write_text(SIM_PARAMS)
+    launch_path = tmp_path / "bad.launch.xml"
+    launch_path.write_text(text.replace("{sim_params}", str(sim_params)))
+    with pytest.raises(error, match=fragment):
         test_launch_file(launch_path)

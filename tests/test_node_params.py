@@ -1,22 +1,40 @@
-"""The node's parameter table and diagnostics report, without starting ROS."""
+"""The nodes' parameter tables, the node's parameter file, the streams it feeds and its diagnostics report, without ROS."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-from lnn_ros.runtime.report import DROP_COUNTERS, Level, build_report
+import lnn_ros.ros.params
+import lnn_ros.sim.sim_params
+from lnn_ros.bag.errors import BagError
+from lnn_ros.bag.replay import ReplayConfig, replay_bag
 from lnn_ros.ros.errors import NodeConfigError
-from lnn_ros.ros.params import AUTOMATIC_PARAMETERS, DECLARED_PARAMETERS, PARAMETERS, NodeParams, ParamType
-from lnn_ros.runtime import Summary, WatchdogStatus
+from lnn_ros.ros.interface import check_streams_fed
+from lnn_ros.ros.parameters import ParamSpec, check_values
+from lnn_ros.ros.params import NodeParams, ParamType
+from lnn_ros.runtime import Stream, Summary, WatchdogStatus
+from lnn_ros.runtime.report import DROP_COUNTERS, Level, build_report
+from lnn_ros.sim.errors import SimError
+
+REPO = Path(__file__).resolve().parent.parent
+TABLES: dict[str, tuple[ModuleType, type]] = {  # node -> (parameter module, its dataclass)
+    "lnn_node": (lnn_ros.ros.params, NodeParams),
+    "sim_drone_node": (lnn_ros.sim.sim_params, lnn_ros.sim.sim_params.SimNodeParams),
+}
 
 
-def test_table_and_dataclass_agree() -> None:
-    assert DECLARED_PARAMETERS == tuple(f.name for f in dataclasses.fields(NodeParams))
-    assert not set(DECLARED_PARAMETERS) & set(AUTOMATIC_PARAMETERS)
-    for spec in PARAMETERS:
+@pytest.mark.parametrize("node", list(TABLES))
+def test_table_and_dataclass_agree(node: str) -> None:
+    table, params_class = TABLES[node]
+    assert table.DECLARED_PARAMETERS == tuple(f.name for f in dataclasses.fields(params_class))
+    assert table.AUTOMATIC_PARAMETERS == ("use_sim_time",)
+    assert not set(table.DECLARED_PARAMETERS) & set(table.AUTOMATIC_PARAMETERS)
+    for spec in table.PARAMETERS:
         assert spec.description.endswith((".", ")")) and len(spec.description) > 20, spec.name
         assert (spec.low is None) == (spec.high is None), spec.name
         if spec.type in (ParamType.INTEGER, ParamType.DOUBLE):
@@ -54,6 +72,81 @@ def test_invalid_values_are_clear_errors(values: dict[str, object], fragment: st
 
 def test_integer_is_accepted_for_a_double() -> None:
     assert NodeParams.from_values({"model_path": "/b", "stale_timeout_s": 1}).stale_timeout_s == 1.0
+
+
+def test_checks_raise_the_nodes_own_error() -> None:
+    spec = ParamSpec("rate_hz", ParamType.DOUBLE, 1.0, "A rate.", low=1.0, high=2.0)
+    with pytest.raises(NodeConfigError, match=r"'rate_hz' is 3.0 but must be in \[1, 2\]"):
+        spec.check(3)
+    with pytest.raises(SimError, match=r"'rate_hz' must be a double, got 'x'"):
+        spec.check("x", SimError)
+    assert check_values([spec], {}, "n") == {"rate_hz": 1.0}
+    with pytest.raises(SimError, match=r"Unknown n parameters \['rate'\]; known ones are \['rate_hz'\]"):
+        check_values([spec], {"rate": 1.0}, "n", SimError)
+
+
+# ---------------------------------------------------------------------- the node's parameter file
+def _params_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_parameter_file_gives_the_defaults() -> None:
+    from_file = NodeParams.from_params_file(REPO / "config" / "lnn_node.yaml", model_path="/b")
+    assert from_file == NodeParams.from_values({"model_path": "/b"})
+    assert NodeParams.from_params_file(None, model_path="/b") == from_file
+    with pytest.raises(NodeConfigError, match="'model_path' is empty") as error:
+        NodeParams.from_params_file(REPO / "config" / "lnn_node.yaml")  # the file leaves model_path to the launch
+    assert "lnn_node.yaml" in str(error.value)
+
+
+def test_parameter_file_sections_apply_in_order_and_overrides_last(tmp_path: Path) -> None:
+    path = _params_file(
+        tmp_path,
+        "/**:\n  ros__parameters:\n    frame_id: all\n    stale_timeout_s: 0.2\n    use_sim_time: true\n"
+        "other_node:\n  ros__parameters:\n    frame_id: other\n"
+        "lnn_node:\n  ros__parameters:\n    frame_id: mine\n    stats_window: 50\n"
+        "/lnn_node:\n  ros__parameters:\n    stats_window: 60\n",
+    )
+    params = NodeParams.from_params_file(path, model_path="/b", stats_window=70)
+    assert (params.frame_id, params.stale_timeout_s, params.stats_window) == ("mine", 0.2, 70)
+    assert NodeParams.from_params_file(path, model_path="/b").stats_window == 60
+    renamed = NodeParams.from_params_file(path, node_name="other_node", model_path="/b")
+    assert (renamed.frame_id, renamed.stats_window) == ("other", 1000)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (None, "Cannot read node parameter file"),
+        ("a: [1\n", "Cannot read node parameter file"),
+        ("- 1\n", "must be a mapping of node names, got list"),
+        ("other_node:\n  ros__parameters: {}\n", "has no '/**' or 'lnn_node' section with ros__parameters; it has ['other_node']"),
+        ("/**:\n  ros__parameters:\n    stale_timeout: 1.0\n", "params.yaml': Unknown lnn_node parameters ['stale_timeout']"),
+        ("/**:\n  ros__parameters:\n    input_qos_depth: 0\n", "params.yaml': Parameter 'input_qos_depth' is 0 but must be in"),
+    ],
+)
+def test_bad_parameter_files_are_clear_errors(tmp_path: Path, text: str | None, fragment: str) -> None:
+    path = tmp_path / "params.yaml" if text is None else _params_file(tmp_path, text)
+    with pytest.raises(NodeConfigError) as error:
+        NodeParams.from_params_file(path, model_path="/b")
+    assert fragment in str(error.value)
+    assert str(path) in str(error.value)
+
+
+# ---------------------------------------------------------------------- the streams the node feeds
+def test_node_and_replay_refuse_a_bundle_they_cannot_feed(tmp_path: Path) -> None:
+    check_streams_fed([Stream.IMU, Stream.CAMERA], "/b")
+    with pytest.raises(NodeConfigError) as error:
+        check_streams_fed([Stream.IMU, Stream.VECTOR], "/b")
+    message = str(error.value)
+    assert message.startswith("Bundle '/b' reads 'vector' features, which lnn_node cannot feed") and "replay" in message
+    vector_bundle = REPO / "models" / "sine_cfc"  # a shipped bundle whose one feature is a 'vector'
+    with pytest.raises(BagError) as replayed:
+        replay_bag(REPO / "tests" / "fixtures" / "flight_small", vector_bundle, tmp_path / "out", ReplayConfig(progress=False))
+    assert str(replayed.value) == message.replace("'/b'", repr(str(vector_bundle)))
+    assert not (tmp_path / "out").exists()
 
 
 def _report(status: WatchdogStatus, counters: dict[str, int], camera: bool = True):

@@ -7,6 +7,8 @@ the image with a float64 formula, and steps a second Engine on the same bundle.
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import torch
 from bundle_factory import CAMERA, DT_LIMITS, TWIST_OUTPUTS, TinyEncoder, imu_features, small_cell_config
 from bundle_factory import camera_bundle, imu_bundle, narrow_bundle  # noqa: F401 (module-scoped fixtures)
 
-from lnn_ros.bundle import CameraSpec, FeatureSpec, OutputSpec
+from lnn_ros.bundle import CameraSpec, FeatureSpec, OutputSpec, load_bundle, write_manifest
 from lnn_ros.cells import build_cell
 from lnn_ros.engine import Engine
 from lnn_ros.onnx_export import export_bundle_with_report
@@ -326,3 +328,78 @@ def test_misuse_is_a_clear_error(imu_bundle: Path) -> None:
     assert runner.on_vector(np.zeros(1), T0) is None and runner.counters.unused == 2
     hover = runner.hover_command(T0)
     assert hover.twist == (0.0,) * 6 and hover.values.shape == (len(TWIST_OUTPUTS),) and not hover.values.any()
+
+
+def test_a_restarted_camera_clock_is_held_again_not_locked_out(camera_bundle: Path) -> None:
+    """Held stamps follow the engine's rule: a jump back beyond max_gap_s (1 s) is a restarted clock."""
+    rng = np.random.default_rng(9)
+    imus = iter(imu(T0 + k * 5 * MS, rng) for k in range(1, 200))
+    frames = [
+        image(T0, rng),
+        image(5_000 * MS, rng),  # the camera driver restarted: its clock now reads 5 s
+        image(5_033 * MS, rng),
+        image(5_033 * MS - 1 * MS, rng),  # 1 ms older: out of order (within max_gap_s)
+        image(5_033 * MS + 3_600_000 * MS, rng),  # one frame stamped an hour ahead...
+        image(5_066 * MS, rng),  # ...then the true clock again: a restart, not "out of order"
+        image(5_099 * MS, rng),
+    ]
+    messages: list[ImuSample | ImageFrame] = []
+    for frame in frames:
+        messages += [frame, *(next(imus) for _ in range(5))]
+    runner = PolicyRunner(Engine(camera_bundle))
+    commands = feed(runner, messages)
+    accepted = [m for m in messages if m is not frames[3]]
+    assert_commands_match(commands, list(reference(camera_bundle, accepted)), atol=1e-5)
+    counters = runner.counters_dict()
+    assert (counters["camera_clock_restart"], counters["camera_out_of_order"]) == (2, 1)
+    assert counters["frames_encoded"] == len(frames) - 1 and counters["imu_clock_restart"] == 0
+
+
+def test_a_camera_driver_leaves_a_jump_back_beyond_the_gap_to_the_engine(mono_camera_only_bundle: Path) -> None:
+    rng = np.random.default_rng(10)
+    frames = [image(T0 + k * 33 * MS, rng) for k in range(4)]
+    restarted = [image(2_000 * MS + k * 33 * MS, rng) for k in range(4)]  # the camera clock restarted at 2 s
+    runner = PolicyRunner(Engine(mono_camera_only_bundle))
+    outcomes = []
+    for frame in [*frames, frames[3]._replace(stamp_ns=frames[3].stamp_ns - 5 * MS), *restarted]:
+        runner.on_image(frame)
+        outcomes.append(runner.last_outcome)
+    assert outcomes[4] is Outcome.OUT_OF_ORDER and outcomes[5] is Outcome.GAP_RESET
+    assert outcomes[6:] == [Outcome.STEPPED] * 3
+    counters = runner.counters_dict()
+    assert (counters["out_of_order"], counters["camera_out_of_order"], counters["gap_reset"]) == (0, 1, 1)
+    assert counters["frames_encoded"] == 8 and counters["camera_clock_restart"] == 0  # the driver's restart is a gap
+
+
+def test_a_restarted_held_imu_clock_under_a_vector_driver(imu_vector_bundle: Path) -> None:
+    rng = np.random.default_rng(11)
+    runner = PolicyRunner(Engine(imu_vector_bundle), PolicyConfig(driver=Stream.VECTOR))
+    assert runner.on_imu(imu(T0, rng)) is None and runner.last_outcome is Outcome.HELD
+    assert runner.on_imu(imu(T0 - 500 * MS, rng)) is None and runner.last_outcome is Outcome.OUT_OF_ORDER
+    restarted = imu(T0 - 60_000 * MS, rng)
+    assert runner.on_imu(restarted) is None and runner.last_outcome is Outcome.HELD
+    assert (runner.counters.imu_clock_restart, runner.counters.imu_out_of_order) == (1, 1)
+    values = rng.normal(size=2)
+    runner.on_vector(values, T0)
+    command = runner.on_vector(values, T0 + 5 * MS)
+    engine = Engine(imu_vector_bundle)
+    features = np.concatenate([restarted.angular_velocity, values]).astype(np.float32)
+    engine.step(features, T0)
+    expected = engine.step(features, T0 + 5 * MS).output
+    assert command is not None and expected is not None
+    np.testing.assert_allclose(command.values, expected, rtol=0, atol=1e-6)  # the restarted sample is the one held
+
+
+def test_hover_is_zero_clamped_into_the_output_limits(imu_bundle: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "offset"
+    shutil.copytree(imu_bundle, folder)
+    manifest = load_bundle(folder).manifest
+    limits = [(0.5, 2.0), (-2.0, -0.25), (-1.0, 1.0), (0.0, 1.0)]  # vx >= 0.5, vy <= -0.25
+    outputs = tuple(dataclasses.replace(o, min=low, max=high) for o, (low, high) in zip(manifest.outputs, limits))
+    write_manifest(folder, dataclasses.replace(manifest, outputs=outputs))
+    runner = PolicyRunner(Engine(folder))
+    hover = runner.hover_command(T0)
+    np.testing.assert_array_equal(hover.values, np.array([0.5, -0.25, 0.0, 0.0], dtype=np.float32))
+    assert hover.twist == (0.5, -0.25, 0.0, 0.0, 0.0, 0.0) and hover.stamp_ns == T0
+    hover.values[0] = 9.0  # the caller owns its copy
+    assert runner.hover_command(T0 + 1).values[0] == np.float32(0.5)

@@ -52,3 +52,19 @@ def test_invalid_capacity() -> None:
         RollingWindow(0)
     with pytest.raises(ValueError, match="got 1"):
         RateMeter(1)
+
+
+def test_arrivals_after_now_are_not_recent() -> None:
+    """After the clock stepped back, arrivals stamped in the future must not look like a live stream."""
+    for capacity in (10, 1000):
+        meter = RateMeter(capacity)
+        t = 100_000 * MS
+        for _ in range(500):  # 200 Hz
+            t += 5 * MS
+            meter.tick(t)
+        back = t - 60_000 * MS  # the clock stepped back a minute; the stream is silent since
+        assert meter.rate_hz(back, 1.0) == 0.0
+        for _ in range(100):  # it resumes at 100 Hz on the new clock
+            back += 10 * MS
+            meter.tick(back)
+        assert meter.rate_hz(back, 1.0) == pytest.approx(100.0, rel=0.15)  # the short ring: 10 arrivals over 90 ms

@@ -78,3 +78,43 @@ def test_invalid_arguments() -> None:
         Watchdog(["imu"], 0.0, FakeClock())
     with pytest.raises(ValueError, match="not 'camera'"):
         Watchdog(["imu"], 0.1, FakeClock()).feed("camera")
+
+
+def test_a_clock_stepped_back_beyond_the_timeout_makes_silent_streams_stale() -> None:
+    clock = FakeClock()
+    dog = Watchdog(["imu", "camera"], 0.2, clock)
+    dog.feed("imu")
+    dog.feed("camera")
+    clock.advance(-150)  # a step back within the timeout: still fresh
+    assert dog.feed("imu") is False and dog.check() is WatchdogStatus.OK
+    clock.advance(-60_000)  # the node clock stepped back a minute; the camera is silent since
+    dog.feed("imu")
+    assert dog.check() is WatchdogStatus.STALE and dog.stale_streams() == ["camera"]
+    assert dog.silence_s("camera") == pytest.approx(-60.15)
+    clock.advance(10)
+    assert dog.feed("camera") is True and dog.status is WatchdogStatus.OK  # its next message recovers
+
+
+def test_the_output_stream_is_required_once_flying_and_names_the_cause() -> None:
+    clock = FakeClock()
+    dog = Watchdog(["imu"], 0.2, clock, output="command")
+    assert dog.stale_streams() == ["imu"]
+    dog.feed("imu")  # no command yet: leaving WAITING needs the inputs only
+    assert dog.check() is WatchdogStatus.OK
+    for _ in range(6):  # inputs keep coming, no command: the entry into OK started its timer
+        clock.advance(30)
+        dog.feed("imu")
+        dog.check()
+    assert dog.status is WatchdogStatus.OK and dog.stale_streams() == []
+    clock.advance(30)  # 210 ms after entering OK
+    dog.feed("imu")
+    assert dog.check() is WatchdogStatus.STALE and dog.stale_streams() == ["command"]
+    clock.advance(30)
+    assert dog.feed("imu") is False and dog.status is WatchdogStatus.STALE  # fresh inputs alone do not recover
+    assert dog.feed("command") is True and dog.status is WatchdogStatus.OK and dog.recoveries == 1
+    clock.advance(150)
+    dog.feed("command")
+    clock.advance(100)  # the IMU is silent 250 ms, the command 100 ms: the cause is the input
+    assert dog.check() is WatchdogStatus.STALE and dog.stale_streams() == ["imu"]
+    with pytest.raises(ValueError, match="'imu' is also an input"):
+        Watchdog(["imu"], 0.2, clock, output="imu")

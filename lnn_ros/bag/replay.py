@@ -1,8 +1,9 @@
 """``lnn-ros replay``: run a bundle on a recorded bag exactly as the live node would.
 
 The bag's IMU and camera messages go through :class:`~lnn_ros.runtime.LiveLoop`, the class
-``lnn_node`` runs per message and per timer tick, built from the node's parameters
-(:func:`~lnn_ros.bag.node_params.node_params`) and driven by a
+``lnn_node`` runs per message and per timer tick, built from the node's parameters (its
+defaults or its ``ros2`` parameter file: :meth:`~lnn_ros.ros.params.NodeParams.from_params_file`,
+so that both run with the same settings) and driven by a
 :class:`~lnn_ros.bag.log_clock.LogClock` on the bag's log time. Hover commands of the failsafe
 ticks are counted, not written: they are the node's fallback output, not the policy's.
 Outputs, in ``out_dir``:
@@ -37,7 +38,6 @@ import numpy as np
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.log_clock import LogClock, Timer
 from lnn_ros.bag.metrics import CommandMetrics, command_metrics
-from lnn_ros.bag.node_params import NODE_NAME, node_params
 from lnn_ros.bag.reader import BagReader, MessageOrder
 from lnn_ros.bag.records import TwistSample
 from lnn_ros.bag.topics import BagStream, BagTopics
@@ -45,6 +45,9 @@ from lnn_ros.bag.writer import BagWriter
 from lnn_ros.bundle import load_bundle
 from lnn_ros.bundle.manifest import TWIST_FIELDS
 from lnn_ros.engine import Engine
+from lnn_ros.ros.errors import NodeConfigError
+from lnn_ros.ros.interface import NODE_NAME, check_streams_fed
+from lnn_ros.ros.params import NodeParams
 from lnn_ros.runtime import Command, LiveLoop, PolicyRunner, Report, Stream
 
 NS_PER_S = 1_000_000_000
@@ -147,14 +150,16 @@ def replay_bag(
         BundleError, EngineError: the bundle does not load.
     """
     bag, bundle_path, out_dir = Path(bag), Path(bundle), Path(out_dir)
-    params = node_params(bundle_path, config.params_file)
+    try:  # the model_path of a parameter file is replaced by the bundle passed here
+        params = NodeParams.from_params_file(config.params_file, model_path=str(bundle_path))
+    except NodeConfigError as exc:
+        raise BagError(str(exc)) from None
     loaded = load_bundle(bundle_path, verify_hashes=params.verify_bundle_hashes)
     runner = PolicyRunner(Engine(loaded, params.engine_config()))
-    if Stream.VECTOR in runner.streams:
-        raise BagError(
-            f"Bundle {str(loaded.path)!r} reads 'vector' features, which neither lnn_node nor replay can take "
-            "from a bag; use a bundle whose features come from the imu and camera."
-        )
+    try:
+        check_streams_fed(runner.streams, loaded.path)
+    except NodeConfigError as exc:
+        raise BagError(str(exc)) from None
     clock = LogClock(params.failsafe_rate_hz, params.diagnostics_period_s)
     live = LiveLoop(runner, params.live_config(), clock.now_ns)
     diagnostics_count = 0

@@ -33,14 +33,9 @@ from __future__ import annotations
 import sys
 import time
 
-import rclpy
-import rclpy.logging
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, Imu
@@ -48,38 +43,23 @@ from std_srvs.srv import Trigger
 
 from lnn_ros.bundle import load_bundle
 from lnn_ros.engine import Engine
-from lnn_ros.errors import LnnRosError
 from lnn_ros.ros.convert import fill_twist_stamped, image_frame, imu_sample, ns_to_stamp
 from lnn_ros.ros.diagnostics import to_message
-from lnn_ros.ros.errors import NodeConfigError
-from lnn_ros.ros.interface import CAMERA_TOPIC, COMMAND_TOPIC, DIAGNOSTICS_TOPIC, IMU_TOPIC, RESET_SERVICE
-from lnn_ros.ros.params import PARAMETERS, NodeParams, ParamSpec, ParamType
+from lnn_ros.ros.interface import (
+    CAMERA_TOPIC,
+    COMMAND_TOPIC,
+    DIAGNOSTICS_TOPIC,
+    IMU_TOPIC,
+    NODE_NAME,
+    RESET_SERVICE,
+    check_streams_fed,
+)
+from lnn_ros.ros.parameters import declare_and_read
+from lnn_ros.ros.params import PARAMETERS, NodeParams
+from lnn_ros.ros.process import run_node, spin_until_shutdown
 from lnn_ros.runtime import Command, LiveLoop, PolicyRunner, Stream, WatchdogStatus
 
-NODE_NAME = "lnn_node"
-_ROS_TYPES = {
-    ParamType.BOOL: ParameterType.PARAMETER_BOOL,
-    ParamType.INTEGER: ParameterType.PARAMETER_INTEGER,
-    ParamType.DOUBLE: ParameterType.PARAMETER_DOUBLE,
-    ParamType.STRING: ParameterType.PARAMETER_STRING,
-    ParamType.STRING_ARRAY: ParameterType.PARAMETER_STRING_ARRAY,
-}
-
-
-def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(
-        name=spec.name, type=_ROS_TYPES[spec.type], description=spec.description, read_only=True
-    )
-    if spec.choices is not None:
-        descriptor.additional_constraints = f"one of {list(spec.choices)}"
-    if spec.low is not None and spec.high is not None:
-        if spec.type is ParamType.INTEGER:
-            descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
-        else:
-            descriptor.floating_point_range = [
-                FloatingPointRange(from_value=float(spec.low), to_value=float(spec.high), step=0.0)
-            ]
-    return descriptor
+__all__ = ["NODE_NAME", "LnnNode", "declare_parameters", "main", "spin_until_shutdown"]
 
 
 def declare_parameters(node: Node) -> NodeParams:
@@ -88,16 +68,7 @@ def declare_parameters(node: Node) -> NodeParams:
     Raises:
         NodeConfigError: a value of the wrong type, out of range or otherwise invalid.
     """
-    values = {}
-    for spec in PARAMETERS:
-        try:
-            parameter = node.declare_parameter(spec.name, spec.default, _descriptor(spec))
-        except InvalidParameterTypeException as exc:
-            raise NodeConfigError(f"Parameter {spec.name!r} must be {spec.type.label}: {exc.args[0]}.") from None
-        except InvalidParameterValueException as exc:
-            raise NodeConfigError(f"Parameter {spec.name!r} is invalid: {exc.args[0]}.") from None
-        values[spec.name] = parameter.value
-    return NodeParams.from_values(values)
+    return NodeParams.from_values(declare_and_read(node, PARAMETERS))
 
 
 class LnnNode(Node):
@@ -123,11 +94,7 @@ class LnnNode(Node):
         bundle = load_bundle(params.model_path, verify_hashes=params.verify_bundle_hashes)
         runner = PolicyRunner(Engine(bundle, params.engine_config()))
         streams = runner.streams
-        if Stream.VECTOR in streams:
-            raise NodeConfigError(
-                f"Bundle {str(bundle.path)!r} reads 'vector' features, which lnn_node cannot feed (it subscribes "
-                "only imu and camera/image_raw); use a bundle whose features come from the imu and camera."
-            )
+        check_streams_fed(streams, bundle.path)
         self._clock = self.get_clock()
         self.loop = LiveLoop(runner, params.live_config(), self._now_ns)
         self._reported = WatchdogStatus.WAITING
@@ -212,54 +179,13 @@ class LnnNode(Node):
         )
 
 
-def spin_until_shutdown(executor: SingleThreadedExecutor) -> None:
-    """Spin until SIGINT/SIGTERM (rclpy's handlers shut the context down) or another shutdown.
-
-    rclpy can notice the shutdown while it builds its wait set and raise its internal
-    ``RCLError`` ("the given context is not valid") instead of ``ExternalShutdownException``;
-    that is a clean shutdown too. Any error while the context is still valid is re-raised.
-    """
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        if rclpy.ok():
-            raise
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
 def main(args: list[str] | None = None) -> int:
     """Run the node until SIGINT/SIGTERM; returns the process exit code.
 
     A node that cannot be built (invalid parameter, bundle that does not load) logs one
-    FATAL line saying why and returns 1.
+    FATAL line saying why and returns 1 (see :func:`~lnn_ros.ros.process.run_node`).
     """
-    try:
-        rclpy.init(args=args)
-    except Exception as exc:  # rcl rejects the command line (its own error line is printed above)
-        print(f"[FATAL] [{NODE_NAME}]: ROS could not start: {_one_line(exc)}", file=sys.stderr)
-        return 1
-    try:
-        try:
-            node = LnnNode()
-        except LnnRosError as exc:
-            rclpy.logging.get_logger(NODE_NAME).fatal(_one_line(exc))
-            return 1
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        try:
-            spin_until_shutdown(executor)
-        finally:
-            executor.shutdown(timeout_sec=0.0)
-            node.destroy_node()
-        return 0
-    finally:
-        if rclpy.ok():
-            rclpy.shutdown()
+    return run_node(NODE_NAME, LnnNode, args=args)
 
 
 if __name__ == "__main__":

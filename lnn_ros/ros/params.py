@@ -10,84 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from lnn_ros.engine import EngineConfig, SessionConfig
 from lnn_ros.engine.session import KNOWN_PROVIDERS, PROVIDER_ALIASES
 from lnn_ros.ros.errors import NodeConfigError
+from lnn_ros.ros.interface import NODE_NAME
+from lnn_ros.ros.parameters import AUTOMATIC_PARAMETERS, QOS_RELIABILITY, ParamSpec, ParamType, check_values
 from lnn_ros.runtime.live import LiveConfig
 
-QOS_RELIABILITY = ("best_effort", "reliable")
+__all__ = [
+    "AUTOMATIC_PARAMETERS",
+    "DECLARED_PARAMETERS",
+    "PARAMETERS",
+    "PROVIDER_CHOICES",
+    "QOS_RELIABILITY",
+    "NodeParams",
+    "ParamSpec",
+    "ParamType",
+]
+
 PROVIDER_CHOICES = tuple(PROVIDER_ALIASES) + KNOWN_PROVIDERS
-
-
-class ParamType(Enum):
-    """The ROS parameter types the node uses."""
-
-    BOOL = "bool"
-    INTEGER = "integer"
-    DOUBLE = "double"
-    STRING = "string"
-    STRING_ARRAY = "string_array"
-
-    @property
-    def label(self) -> str:
-        """The type with its article, for error messages (``an integer``)."""
-        return {"integer": "an integer", "string_array": "a list of strings"}.get(self.value, f"a {self.value}")
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One declared parameter.
-
-    Attributes:
-        name: parameter name.
-        type: its ROS type.
-        default: value when neither a parameter file nor the command line sets it.
-        description: what it does (shown by ``ros2 param describe``).
-        low, high: inclusive range of a number.
-        choices: allowed strings (for a string array: allowed elements).
-    """
-
-    name: str
-    type: ParamType
-    default: Any
-    description: str
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] | None = None
-
-    def check(self, value: Any) -> Any:
-        """Return ``value`` converted to the Python type of the field, or raise.
-
-        Raises:
-            NodeConfigError: wrong type, outside the range or not one of the choices.
-        """
-        kind = self.type
-        if kind is ParamType.BOOL:
-            ok = isinstance(value, bool)
-        elif kind is ParamType.INTEGER:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif kind is ParamType.DOUBLE:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if ok else value
-        elif kind is ParamType.STRING:
-            ok = isinstance(value, str)
-        else:
-            ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
-            value = tuple(value) if ok else value
-        if not ok:
-            raise NodeConfigError(f"Parameter {self.name!r} must be {kind.label}, got {value!r}.")
-        if self.low is not None and self.high is not None and not self.low <= value <= self.high:
-            raise NodeConfigError(
-                f"Parameter {self.name!r} is {value!r} but must be in [{self.low:g}, {self.high:g}]."
-            )
-        if self.choices is not None:
-            for item in value if kind is ParamType.STRING_ARRAY else (value,):
-                if item not in self.choices:
-                    raise NodeConfigError(f"Parameter {self.name!r} has {item!r}; use one of {list(self.choices)}.")
-        return value
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
@@ -141,9 +85,6 @@ PARAMETERS: tuple[ParamSpec, ...] = (
 DECLARED_PARAMETERS: tuple[str, ...] = tuple(spec.name for spec in PARAMETERS)
 """Every parameter name the node declares itself."""
 
-AUTOMATIC_PARAMETERS: tuple[str, ...] = ("use_sim_time",)
-"""Declared by rclpy for every node; a parameter file may set them too."""
-
 
 @dataclass(frozen=True)
 class NodeParams:
@@ -169,15 +110,35 @@ class NodeParams:
         Raises:
             NodeConfigError: the first invalid value, or an empty ``model_path``.
         """
-        unknown = sorted(set(values) - set(DECLARED_PARAMETERS))
-        if unknown:
-            raise NodeConfigError(f"Unknown lnn_node parameters {unknown}; known ones are {list(DECLARED_PARAMETERS)}.")
-        checked = {spec.name: spec.check(values.get(spec.name, spec.default)) for spec in PARAMETERS}
+        checked = check_values(PARAMETERS, values, NODE_NAME)
         if not checked["model_path"]:
             raise NodeConfigError(
                 "Parameter 'model_path' is empty; set it to a bundle folder, e.g. --ros-args -p model_path:=/path/to/bundle."
             )
         return cls(**checked)
+
+    @classmethod
+    def from_params_file(cls, path: str | Path | None, node_name: str = NODE_NAME, **overrides: Any) -> NodeParams:
+        """The parameters a node called ``node_name`` gets from a ``ros2`` parameter YAML file.
+
+        The file's ``/**``, ``<node_name>`` and ``/<node_name>`` sections (their
+        ``ros__parameters``) apply in that order, then ``overrides`` (as ``-p name:=value``
+        after ``--params-file`` would); the parameters rclpy declares itself
+        (:data:`AUTOMATIC_PARAMETERS`) are left out. Without a file: the defaults and ``overrides``.
+
+        Raises:
+            NodeConfigError: the file cannot be read, has no section for the node, or holds invalid values.
+        """
+        values: dict[str, Any] = {}
+        if path is not None:
+            values = _params_file_values(Path(path), node_name)
+        values.update(overrides)
+        try:
+            return cls.from_values(values)
+        except NodeConfigError as exc:
+            if path is None:
+                raise
+            raise NodeConfigError(f"Node parameter file {str(path)!r}: {exc}") from None
 
     def engine_config(self) -> EngineConfig:
         """The engine settings these parameters select."""
@@ -191,3 +152,30 @@ class NodeParams:
         return LiveConfig(
             stale_timeout_s=self.stale_timeout_s, stats_window=self.stats_window, rate_window_s=self.diagnostics_period_s
         )
+
+
+def _params_file_values(path: Path, node_name: str) -> dict[str, Any]:
+    """The node's own parameters set by a ``ros2`` parameter file (see :meth:`NodeParams.from_params_file`)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise NodeConfigError(f"Cannot read node parameter file {str(path)!r}: {exc}") from None
+    if not isinstance(data, dict):
+        raise NodeConfigError(
+            f"Node parameter file {str(path)!r} must be a mapping of node names, got {type(data).__name__}."
+        )
+    sections = [data.get(key) for key in ("/**", node_name, f"/{node_name}")]
+    sections = [s["ros__parameters"] for s in sections if isinstance(s, dict) and isinstance(s.get("ros__parameters"), dict)]
+    if not sections:
+        raise NodeConfigError(
+            f"Node parameter file {str(path)!r} has no '/**' or {node_name!r} section with ros__parameters; "
+            f"it has {sorted(map(str, data))}."
+        )
+    values: dict[str, Any] = {}
+    for section in sections:
+        values.update(section)
+    for name in AUTOMATIC_PARAMETERS:  # read by rclpy, not by the node's own parameters
+        values.pop(name, None)
+    return values

@@ -19,6 +19,6 @@ __all__, __getattr__ = lazy_exports(
         "records": ("ZERO_TWIST", "Command", "ImageFrame", "ImuSample", "Stream", "Twist"),
         "report": ("Level", "Report", "build_report"),
         "stats": ("RateMeter", "RollingWindow", "Summary"),
-        "watchdog": ("Watchdog", "WatchdogStatus"),
+        "watchdog": ("COMMAND_STREAM", "Watchdog", "WatchdogStatus"),
     },
 )

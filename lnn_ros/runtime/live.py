@@ -3,15 +3,24 @@
 The node calls it from its callbacks with the ROS clock; the bag replay calls it with the
 bag's log time; both therefore make the same decisions. Per message:
 
-* the record goes to the :class:`~lnn_ros.runtime.PolicyRunner`; an invalid outcome (NaN,
-  stale stamp, wrong image) stops there and does not count as a sign of life;
-* a valid one feeds the :class:`~lnn_ros.runtime.Watchdog`; if it ends a stale period the
-  runner is reset and this message's command (if any) is withheld, so flying resumes from a
-  zero state on the next message;
+* the record goes to the :class:`~lnn_ros.runtime.PolicyRunner`;
+* while the clock reads 0 (``use_sim_time`` before the first ``/clock``) there is no arrival
+  time to judge freshness by: the message feeds neither the watchdog nor the rate meters and
+  its command (if any) is withheld;
+* an invalid outcome (NaN, stale stamp, wrong image) stops there and does not count as a sign
+  of life;
+* a valid one feeds its stream to the :class:`~lnn_ros.runtime.Watchdog`, and a computed
+  command (published or not) feeds the ``"command"`` pseudo-stream (:data:`COMMAND_STREAM`):
+  inputs that keep coming without commands (every stamp a gap reset, a graph returning NaN)
+  end in failsafe once flying, reported as ``stale: command``;
+* whenever the watchdog enters OK and the state is not a fresh one (the end of a stale
+  period, or WAITING -> OK after the runner stepped on a held value that then went silent),
+  the runner is reset and this message's command (if any) is withheld, so flying starts from
+  a zero state on the next message;
 * a command is returned for publishing only while the watchdog is OK (else it is withheld).
 
 Per failsafe tick (:meth:`LiveLoop.tick`, at ``failsafe_rate_hz``): while the watchdog is not
-OK the hover command, stamped with the clock, is returned for publishing.
+OK (or the clock reads 0) the hover command, stamped with the clock, is returned for publishing.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from lnn_ros.runtime.policy import PolicyRunner
 from lnn_ros.runtime.records import Command, ImageFrame, ImuSample, Stream
 from lnn_ros.runtime.report import Report, build_report
 from lnn_ros.runtime.stats import RateMeter, RollingWindow
-from lnn_ros.runtime.watchdog import Watchdog, WatchdogStatus
+from lnn_ros.runtime.watchdog import COMMAND_STREAM, Watchdog, WatchdogStatus
 
 NS_PER_S = 1_000_000_000
 
@@ -58,14 +67,14 @@ class LiveLoop:
         self.config = config
         self._now_ns = now_ns
         streams = runner.streams
-        self.watchdog = Watchdog([s.value for s in streams], config.stale_timeout_s, now_ns)
+        self.watchdog = Watchdog([s.value for s in streams], config.stale_timeout_s, now_ns, output=COMMAND_STREAM)
         window = config.stats_window
         self.latency_s = RollingWindow(window)
         self.frame_latency_s = RollingWindow(window)
         self.age_s = RollingWindow(window)
         self.rates = {s.value: RateMeter(max(window, 2)) for s in streams}
         self.commands_published = 0  # returned for publishing
-        self.commands_withheld = 0  # computed while not OK, or by the message that ended a stale period
+        self.commands_withheld = 0  # computed while not OK, by a message that started flying, or at clock 0
         self.hover_commands = 0  # returned by tick()
 
     # ------------------------------------------------------------------ messages
@@ -89,12 +98,20 @@ class LiveLoop:
 
     def _handle(self, stream: Stream, command: Command | None, start_ns: int) -> Command | None:
         now = self._now_ns()
+        if now == 0:  # the clock has not started: no arrival time to judge freshness by
+            self.commands_withheld += command is not None
+            return None
         self.rates[stream.value].tick(now)
-        if not self.runner.last_outcome.valid:
+        runner = self.runner
+        if not runner.last_outcome.valid:
             return None
         watchdog = self.watchdog
-        if watchdog.feed(stream.value, now):
-            self.runner.reset()
+        was_ok = watchdog.status is WatchdogStatus.OK
+        recovered = watchdog.feed(stream.value, now)
+        if command is not None:
+            recovered = watchdog.feed(COMMAND_STREAM, now) or recovered
+        if not was_ok and watchdog.status is WatchdogStatus.OK and (recovered or runner.has_state):
+            runner.reset()  # fly from a zero state, not one built while the watchdog was not OK
             self.commands_withheld += command is not None
             return None
         if command is None:
@@ -109,11 +126,12 @@ class LiveLoop:
 
     # ------------------------------------------------------------------ ticks
     def tick(self) -> Command | None:
-        """The failsafe tick: the hover command (stamped now) while the watchdog is not OK."""
-        if self.watchdog.check() is WatchdogStatus.OK:
+        """The failsafe tick: the hover command (stamped now) while the watchdog is not OK or the clock reads 0."""
+        now = self._now_ns()
+        if now != 0 and self.watchdog.check(now) is WatchdogStatus.OK:
             return None
         self.hover_commands += 1
-        return self.runner.hover_command(self._now_ns())
+        return self.runner.hover_command(now)
 
     def reset(self) -> None:
         """Zero the policy state (the ``~/reset`` service)."""

@@ -24,7 +24,14 @@ class Outcome(Enum):
 
     @property
     def valid(self) -> bool:
-        """Whether the message was usable data (what the watchdog counts as a sign of life)."""
+        """Whether the message was usable input: a sign of life of *its stream* for the watchdog.
+
+        It says nothing about the policy: ``INITIALISED``, ``GAP_RESET`` and ``NONFINITE_OUTPUT``
+        are valid input but produce no command. That the policy flies is watched separately:
+        :class:`~lnn_ros.runtime.LiveLoop` feeds the watchdog's ``"command"`` pseudo-stream
+        only when a command was computed, so inputs that keep coming without commands (every
+        stamp a gap, a graph returning NaN) end in failsafe with ``stale: command``.
+        """
         return self in _VALID
 
 

@@ -15,14 +15,24 @@ Fusion rule (the node, the bag replay and the simulator all use this one class):
 * No step is taken until every held stream has delivered a first valid value: driver
   messages before that are counted (``waiting_for_camera`` / ``waiting_for_imu`` /
   ``waiting_for_vector``) and leave the engine untouched (its stamp clock is not started).
-* A held message whose stamp equals (``<stream>_duplicate``) or precedes
-  (``<stream>_out_of_order``) the held one's is dropped; one with NaN/Inf in a used field (or
-  an embedding with NaN/Inf) is dropped (``<stream>_nonfinite``); a camera frame with the wrong
-  encoding, size or layout is dropped (``wrong_encoding`` / ``wrong_size`` / ``malformed``).
-  Dropped messages never touch the held value or the state.
+* Held stamps follow the engine's rule (:class:`~lnn_ros.engine.clock.StampClock`), with the
+  engine's ``max_gap_s``: a held message whose stamp equals the held one's is dropped
+  (``<stream>_duplicate``), one up to ``max_gap_s`` older is dropped (``<stream>_out_of_order``),
+  and one more than ``max_gap_s`` older is a restarted clock (a restarted camera driver, a
+  looped bag, recovery from one frame stamped far ahead): it replaces the held value and stamp
+  and is counted (``<stream>_clock_restart``), so the stream is never locked out by one bogus
+  stamp. When the camera drives, a frame is dropped before decoding by the same rule against
+  the engine's last stamp, and a larger jump back goes to the engine (a ``gap_reset``).
+* A held message with NaN/Inf in a used field (or an embedding with NaN/Inf) is dropped
+  (``<stream>_nonfinite``); a camera frame with the wrong encoding, size or layout is dropped
+  (``wrong_encoding`` / ``wrong_size`` / ``malformed``). Dropped messages never touch the held
+  value or the state.
 * :meth:`PolicyRunner.reset` zeroes the recurrent state and forgets every stamp (the next
   driver message only initialises the clock). Held values are inputs, not state: they are
   kept, so a camera policy resumes on the next driver message with the newest frame.
+* :meth:`PolicyRunner.hover_command` is the failsafe command: zero for every output, clamped
+  into the output's manifest ``[min, max]`` (a bundle whose range excludes 0 hovers at the
+  bound nearest to 0).
 
 Everything is a deterministic function of the order of calls and their contents: feeding
 the same messages in the same order gives the same commands (bit for bit on one machine).
@@ -39,7 +49,7 @@ from lnn_ros.engine import Engine, StepStatus
 from lnn_ros.errors import LnnRosError
 from lnn_ros.runtime.image import ImageDecoder, ImageStatus
 from lnn_ros.runtime.outcome import Outcome
-from lnn_ros.runtime.records import ZERO_TWIST, Command, ImageFrame, ImuSample, Stream
+from lnn_ros.runtime.records import Command, ImageFrame, ImuSample, Stream, Twist
 
 _STEP_OUTCOME = {
     StepStatus.STEPPED: Outcome.STEPPED,
@@ -98,6 +108,9 @@ class RunnerCounters:
     vector_duplicate: int = 0
     vector_out_of_order: int = 0
     vector_nonfinite: int = 0
+    imu_clock_restart: int = 0
+    camera_clock_restart: int = 0
+    vector_clock_restart: int = 0
     waiting_for_imu: int = 0
     waiting_for_camera: int = 0
     waiting_for_vector: int = 0
@@ -118,12 +131,20 @@ class _Slot:
         self.last_stamp_ns: int | None = None
         self.has_value = False
 
-    def stamp_outcome(self, stamp_ns: int) -> Outcome | None:
-        """DUPLICATE / OUT_OF_ORDER against the held value, else None."""
-        last = self.last_stamp_ns
-        if last is None or stamp_ns > last:
-            return None
-        return Outcome.DUPLICATE if stamp_ns == last else Outcome.OUT_OF_ORDER
+
+def stale_stamp(last_ns: int | None, stamp_ns: int, max_gap_ns: int) -> Outcome | None:
+    """The engine's stamp rule: DUPLICATE (Δ = 0), OUT_OF_ORDER (-max_gap <= Δ < 0), else None (accept).
+
+    A jump back by more than ``max_gap_ns`` is a restarted clock and is accepted, like a gap.
+    """
+    if last_ns is None:
+        return None
+    delta_ns = stamp_ns - last_ns
+    if delta_ns == 0:
+        return Outcome.DUPLICATE
+    if -max_gap_ns <= delta_ns < 0:
+        return Outcome.OUT_OF_ORDER
+    return None
 
 
 def used_streams(manifest: Manifest) -> tuple[Stream, ...]:
@@ -144,6 +165,11 @@ class PolicyRunner:
     Args:
         engine: the engine holding the policy's state (its manifest defines the features).
         config: fusion settings.
+
+    Attributes:
+        has_state: True while the recurrent state holds history: a step advanced it since it
+            was last zeroed (by :meth:`reset`, a gap reset or a non-finite output). The live
+            loop resets a runner that has state whenever flying (re)starts.
 
     Raises:
         PolicyError: ``config.driver`` is a stream the bundle does not use.
@@ -169,6 +195,8 @@ class PolicyRunner:
         self.driver = driver
         self.counters = RunnerCounters()
         self.last_outcome = Outcome.UNUSED
+        self.has_state = False
+        self._max_gap_ns = engine.clock.max_gap_ns
 
         self._features = np.zeros(manifest.model.input_size, dtype=np.float32)
         self._imu_raw = np.zeros(len(IMU_FIELDS), dtype=np.float64)
@@ -186,6 +214,8 @@ class PolicyRunner:
         self._twist_map = tuple(
             (TWIST_FIELDS.index(o.twist_field), i) for i, o in enumerate(manifest.outputs) if o.twist_field is not None
         )
+        self._hover_values = np.array([min(max(0.0, o.min), o.max) for o in manifest.outputs], dtype=np.float32)
+        self._hover_twist = self._twist(self._hover_values)
 
     # ------------------------------------------------------------------ inputs
     def on_imu(self, sample: ImuSample) -> Command | None:
@@ -223,8 +253,9 @@ class PolicyRunner:
         if slot is None or self._decoder is None:
             return self._unused()
         last = self.engine.clock.last_stamp_ns if self.driver is Stream.CAMERA else slot.last_stamp_ns
-        if last is not None and frame.stamp_ns <= last:
-            return self._drop(Stream.CAMERA, Outcome.DUPLICATE if frame.stamp_ns == last else Outcome.OUT_OF_ORDER)
+        stale = stale_stamp(last, frame.stamp_ns, self._max_gap_ns)
+        if stale is not None:  # checked before decoding: a stale frame is never encoded
+            return self._drop(Stream.CAMERA, stale)
         decoded = self._decoder.decode(frame)
         if decoded.image is None:
             outcome = _IMAGE_OUTCOME[decoded.status]
@@ -241,12 +272,17 @@ class PolicyRunner:
     def reset(self) -> None:
         """Zero the recurrent state and forget every stamp; held values are kept."""
         self.engine.reset()
+        self.has_state = False
         for slot in self._slots.values():
             slot.last_stamp_ns = None
 
     def hover_command(self, stamp_ns: int) -> Command:
-        """The failsafe command: zero twist (values all 0.0)."""
-        return Command(stamp_ns, np.zeros(self.manifest.model.output_size, dtype=np.float32), ZERO_TWIST)
+        """The failsafe command: every output 0.0 clamped into its manifest ``[min, max]``.
+
+        Zero twist for the usual limits (``min <= 0 <= max``); an output whose range excludes 0
+        gets the bound nearest to 0, so hover never asks for what the policy may not command.
+        """
+        return Command(stamp_ns, self._hover_values.copy(), self._hover_twist)
 
     @property
     def ready(self) -> bool:
@@ -263,11 +299,15 @@ class PolicyRunner:
     def _accept(self, slot: _Slot, stamp_ns: int) -> Command | None:
         if slot.stream is self.driver:
             return self._step(slot, stamp_ns)
-        stale = slot.stamp_outcome(stamp_ns)
+        last = slot.last_stamp_ns
+        stale = stale_stamp(last, stamp_ns, self._max_gap_ns)
         if stale is not None:
             return self._drop(slot.stream, stale)
         if not np.isfinite(slot.values).all():
             return self._drop(slot.stream, Outcome.NONFINITE_INPUT)
+        if last is not None and stamp_ns < last:  # a jump back beyond max_gap_s: restarted clock
+            counter = f"{slot.stream.value}_clock_restart"
+            setattr(self.counters, counter, getattr(self.counters, counter) + 1)
         self._features[slot.target] = slot.values
         slot.last_stamp_ns = stamp_ns
         slot.has_value = True
@@ -284,15 +324,22 @@ class PolicyRunner:
         features = self._features
         features[slot.target] = slot.values
         result = self.engine.step(features, stamp_ns)
-        self.last_outcome = _STEP_OUTCOME[result.status]
+        status = result.status
+        self.last_outcome = _STEP_OUTCOME[status]
         if result.output is None:
+            if status is StepStatus.GAP_RESET or status is StepStatus.NONFINITE_OUTPUT:
+                self.has_state = False  # the engine zeroed the state
             return None
+        self.has_state = True
         values = result.output.copy()
+        self.counters.commands += 1
+        return Command(stamp_ns, values, self._twist(values))
+
+    def _twist(self, values: np.ndarray) -> Twist:
         twist = [0.0] * len(TWIST_FIELDS)
         for twist_index, output_index in self._twist_map:
             twist[twist_index] = float(values[output_index])
-        self.counters.commands += 1
-        return Command(stamp_ns, values, tuple(twist))  # type: ignore[arg-type]
+        return tuple(twist)  # type: ignore[return-value]
 
     def _drop(self, stream: Stream, outcome: Outcome) -> None:
         suffix = {Outcome.DUPLICATE: "duplicate", Outcome.OUT_OF_ORDER: "out_of_order"}.get(outcome, "nonfinite")

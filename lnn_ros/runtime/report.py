@@ -4,7 +4,8 @@
 values are strings, numbers in plain decimal):
 
 * ``state``: watchdog state (``ok`` / ``waiting`` / ``stale``), ``failsafe``: ``true`` while
-  the hover command is being published, ``stale_streams``, ``failsafe_entries``, ``recoveries``;
+  the hover command is being published, ``stale_streams`` (the silent inputs, or ``command``
+  when the inputs arrive but the policy produces no command), ``failsafe_entries``, ``recoveries``;
 * ``step_latency_ms.p50/p99/max``: message handed over -> command ready to publish (convert,
   fuse, step, clamp), over the window;
 * ``frame_latency_ms.p50/p99/max`` (camera bundles): camera callback time of frames that were
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from lnn_ros.runtime.stats import Summary
-from lnn_ros.runtime.watchdog import WatchdogStatus
+from lnn_ros.runtime.watchdog import COMMAND_STREAM, WatchdogStatus
 
 DROP_COUNTERS = (
     "duplicate",
@@ -87,6 +88,8 @@ def build_report(
         level, message = Level.OK, "flying"
     elif status is WatchdogStatus.WAITING:
         level, message = Level.WARN, f"failsafe (hover): waiting for {', '.join(stale_streams)}"
+    elif list(stale_streams) == [COMMAND_STREAM]:
+        level, message = Level.ERROR, f"failsafe (hover): inputs arrive but no {COMMAND_STREAM} is produced"
     else:
         level, message = Level.ERROR, f"failsafe (hover): stale input {', '.join(stale_streams)}"
     values: list[tuple[str, str]] = [

@@ -71,12 +71,13 @@ class RateMeter:
     def rate_hz(self, now_ns: int, window_s: float) -> float:
         """Arrivals per second over the ``window_s`` seconds before ``now_ns``.
 
-        If every held arrival is inside the window (the ring is too short for it), the rate
-        is the ring's arrivals over the time since its oldest one.
+        Arrivals after ``now_ns`` (recorded before the clock stepped back) are not recent: they
+        are not counted. If every held arrival is inside the window (the ring is too short for
+        it), the rate is the ring's arrivals over the time since its oldest one.
         """
         filled = min(self.count, len(self._ring))
         times = self._ring[:filled]
-        recent = int(np.count_nonzero(times > now_ns - int(window_s * NS_PER_S)))
+        recent = int(np.count_nonzero((times > now_ns - int(window_s * NS_PER_S)) & (times <= now_ns)))
         if filled == len(self._ring) and recent == filled:
             span_ns = now_ns - int(times.min())
             return 0.0 if span_ns <= 0 else filled * NS_PER_S / span_ns

@@ -1,6 +1,8 @@
-"""``lnn-ros sim ...`` (demonstrations, expert, speed, policy training and evaluation) and ``lnn-ros demo``.
+"""``lnn-ros sim ...`` (demonstrations, expert, speed, bags, policy training and evaluation) and ``lnn-ros demo``.
 
-The lead's CLI calls :func:`add_parser` with its subparsers; each leaf sets ``func(args) -> int``.
+The lead's CLI calls :func:`register` with its subparsers; each leaf sets ``func(args) -> int``.
+Registering imports neither rotorpy nor torch (the handlers do), so ``lnn-ros`` runs without
+the ``sim`` and ``train`` extras.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 
 from lnn_ros.sim.config import ScenarioVariant, SimConfig, VehicleModel, variant_from_name
 from lnn_ros.sim.errors import SimError
+from lnn_ros.sim.record_bag import RECORD_SEED, STORAGES
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -34,6 +37,22 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="physics steps/s, render ms/frame, episode real-time factor")
     bench.add_argument("--vehicle", choices=[v.value for v in VehicleModel], default=VehicleModel.CRAZYFLIE.value)
     bench.set_defaults(func=_run_bench)
+
+    record = commands.add_parser(
+        "record-bag",
+        help="fly the expert and write a rosbag2 bag of /imu, /camera/image_raw and its /cmd_vel (no ROS needed)",
+        description="Fly one episode with the privileged expert and write what `ros2 bag record` would hold next to "
+        "sim_drone_node: /imu, /camera/image_raw and the expert's /cmd_vel (TwistStamped, stamped with the IMU sample "
+        "it answers). Stamps are sim time; every message is logged at its stamp. Replay a policy on it with "
+        "`lnn-ros replay OUT --model BUNDLE`.",
+    )
+    record.add_argument("out", type=Path, help="the bag folder to create (must not exist)")
+    record.add_argument("--seed", type=int, default=RECORD_SEED, help=f"episode seed (default {RECORD_SEED}, not in the training data)")
+    record.add_argument("--variant", default="nominal", help=f"scenario variant ({', '.join(v.value for v in ScenarioVariant)})")
+    record.add_argument("--duration", type=float, default=SimConfig().duration_s,
+                        help=f"episode length in seconds (default {SimConfig().duration_s:g})")
+    record.add_argument("--storage", choices=STORAGES, default=STORAGES[0], help=f"rosbag2 storage (default {STORAGES[0]})")
+    record.set_defaults(func=_run_record_bag)
 
     from lnn_ros.sim import policy_recipe
 
@@ -153,6 +172,19 @@ def _run_bench(args: argparse.Namespace) -> int:
     from lnn_ros.sim.bench import measure_speed
 
     print(measure_speed(_config(args)).describe())
+    return 0
+
+
+def _run_record_bag(args: argparse.Namespace) -> int:
+    from lnn_ros.sim.record_bag import RecordBagConfig, record_expert_bag
+
+    config = RecordBagConfig(seed=args.seed, variant=args.variant, duration_s=args.duration, storage=args.storage)
+    result = record_expert_bag(args.out, config)
+    counts = ", ".join(f"{topic} {count}" for topic, count in result.counts.items())
+    print(
+        f"wrote {result.path} ({args.storage}): {result.duration_s:.2f} s of seed {args.seed} {args.variant}; {counts}; "
+        f"expert reached={result.reached}, final distance {result.final_distance_m:.2f} m"
+    )
     return 0
 
 

@@ -29,59 +29,29 @@ import sys
 import time
 from typing import Any
 
-import rclpy
-import rclpy.logging
 from geometry_msgs.msg import TwistStamped
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, Imu
 
-from lnn_ros.errors import LnnRosError
 from lnn_ros.ros.convert import ns_to_stamp, stamp_to_ns
-from lnn_ros.ros.params import ParamSpec, ParamType
+from lnn_ros.ros.interface import CAMERA_TOPIC, COMMAND_TOPIC, IMU_TOPIC
+from lnn_ros.ros.parameters import declare_and_read
+from lnn_ros.ros.process import run_node
 from lnn_ros.sim.config import SimConfig, VehicleModel
 from lnn_ros.sim.episode import Simulator
 from lnn_ros.sim.errors import SimError
 from lnn_ros.sim.flight_log import CommandRecord, LatencyLog, flight_record, flight_result, save_record, write_json
 from lnn_ros.sim.records import ImageFrame, ImuSample, VelocityCommand
-from lnn_ros.sim.sim_params import PARAMETERS, SimNodeParams
+from lnn_ros.sim.sim_params import NODE_NAME, PARAMETERS, SimNodeParams
 
-NODE_NAME = "sim_drone_node"
-IMU_TOPIC = "imu"
-CAMERA_TOPIC = "camera/image_raw"
-COMMAND_TOPIC = "cmd_vel"
 CLOCK_TOPIC = "/clock"
 SETTLE_S = 0.5  # after the policy node showed up, let discovery finish both ways
 NS_PER_S = 1_000_000_000
 LEAD_MIN_NS = 300_000  # advance the simulator at least this long before a stamp is due ...
 LEAD_MAX_NS = 4_000_000  # ... and at most this long (twice the smoothed cost of one advance)
-_ROS_TYPES = {
-    ParamType.BOOL: ParameterType.PARAMETER_BOOL,
-    ParamType.INTEGER: ParameterType.PARAMETER_INTEGER,
-    ParamType.DOUBLE: ParameterType.PARAMETER_DOUBLE,
-    ParamType.STRING: ParameterType.PARAMETER_STRING,
-    ParamType.STRING_ARRAY: ParameterType.PARAMETER_STRING_ARRAY,
-}
-
-
-def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(
-        name=spec.name, type=_ROS_TYPES[spec.type], description=spec.description, read_only=True
-    )
-    if spec.choices is not None:
-        descriptor.additional_constraints = f"one of {list(spec.choices)}"
-    if spec.low is not None and spec.high is not None:
-        if spec.type is ParamType.INTEGER:
-            descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
-        else:
-            descriptor.floating_point_range = [
-                FloatingPointRange(from_value=float(spec.low), to_value=float(spec.high), step=0.0)
-            ]
-    return descriptor
 
 
 def declare_parameters(node: Node) -> SimNodeParams:
@@ -90,15 +60,7 @@ def declare_parameters(node: Node) -> SimNodeParams:
     Raises:
         SimError: a value of the wrong type or out of range.
     """
-    values = {}
-    for spec in PARAMETERS:
-        try:
-            values[spec.name] = node.declare_parameter(spec.name, spec.default, _descriptor(spec)).value
-        except InvalidParameterTypeException as exc:
-            raise SimError(f"Parameter {spec.name!r} must be {spec.type.label}: {exc.args[0]}.") from None
-        except InvalidParameterValueException as exc:
-            raise SimError(f"Parameter {spec.name!r} is invalid: {exc.args[0]}.") from None
-    return SimNodeParams.from_values(values)
+    return SimNodeParams.from_values(declare_and_read(node, PARAMETERS, SimError))
 
 
 class SimDroneNode(Node):
@@ -293,48 +255,20 @@ class SimDroneNode(Node):
         return summary
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+def _fly(node: SimDroneNode, executor: SingleThreadedExecutor) -> None:
+    node.wait_for_policy(executor)
+    node.run(executor)
+    if not node.params.shutdown_when_done:
+        executor.spin()
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run one episode; returns the process exit code (1 if the node cannot start or no policy shows up)."""
-    try:
-        rclpy.init(args=args)
-    except Exception as exc:  # rcl rejects the command line
-        print(f"[FATAL] [{NODE_NAME}]: ROS could not start: {_one_line(exc)}", file=sys.stderr)
-        return 1
-    try:
-        try:
-            node = SimDroneNode()
-        except LnnRosError as exc:
-            rclpy.logging.get_logger(NODE_NAME).fatal(_one_line(exc))
-            return 1
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        code = 0
-        try:
-            node.wait_for_policy(executor)
-            node.run(executor)
-            if not node.params.shutdown_when_done:
-                executor.spin()
-        except SimError as exc:
-            node.get_logger().fatal(_one_line(exc))
-            code = 1
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        except Exception:
-            if node.context.ok():
-                raise
-            # SIGINT/SIGTERM shut ROS down in the middle of a publish: an interrupted episode.
-        finally:
-            if code == 0:
-                node.write_outputs()
-            executor.shutdown(timeout_sec=0.0)
-            node.destroy_node()
-        return code
-    finally:
-        rclpy.try_shutdown()
+    """Run one episode; returns the process exit code (1 if the node cannot start or no policy shows up).
+
+    The summary and record files are written when the episode ends, also after SIGINT/SIGTERM
+    (see :func:`~lnn_ros.ros.process.run_node`).
+    """
+    return run_node(NODE_NAME, SimDroneNode, _fly, args=args, fatal=(SimError,), finish=SimDroneNode.write_outputs)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """``sim_drone_node`` parameters: names, types, defaults, ranges, descriptions, without rclpy.
 
-Same layout as :mod:`lnn_ros.ros.params` (the node's table): :data:`PARAMETERS` is the one
-table the simulator node declares from (``ParameterDescriptor`` ranges built from it, read-only),
-:data:`DECLARED_PARAMETERS` the names a parameter file may set, and the values are read once
-into the frozen :class:`SimNodeParams`.
+Same layout as :mod:`lnn_ros.ros.params` (the node's table), on the shared
+:mod:`lnn_ros.ros.parameters`: :data:`PARAMETERS` is the one table the simulator node declares
+from (``ParameterDescriptor`` ranges built from it, read-only), :data:`DECLARED_PARAMETERS`
+the names a parameter file may set (and :data:`AUTOMATIC_PARAMETERS` those rclpy declares:
+the simulator *is* the clock, so leave ``use_sim_time`` false for it), and the values are read
+once into the frozen :class:`SimNodeParams`.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lnn_ros.ros.params import ParamSpec, ParamType
+from lnn_ros.ros.parameters import AUTOMATIC_PARAMETERS, QOS_RELIABILITY, ParamSpec, ParamType, check_values
 from lnn_ros.sim.config import ScenarioVariant, VehicleModel
 from lnn_ros.sim.errors import SimError
 
-QOS_RELIABILITY = ("best_effort", "reliable")
+__all__ = ["AUTOMATIC_PARAMETERS", "DECLARED_PARAMETERS", "NODE_NAME", "PARAMETERS", "SimNodeParams"]
+
+NODE_NAME = "sim_drone_node"
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
@@ -78,9 +82,6 @@ PARAMETERS: tuple[ParamSpec, ...] = (
 DECLARED_PARAMETERS: tuple[str, ...] = tuple(spec.name for spec in PARAMETERS)
 """Every parameter name the simulator node declares itself."""
 
-AUTOMATIC_PARAMETERS: tuple[str, ...] = ("use_sim_time",)
-"""Declared by rclpy for every node (the simulator *is* the clock: leave it false)."""
-
 
 @dataclass(frozen=True)
 class SimNodeParams:
@@ -109,11 +110,4 @@ class SimNodeParams:
         Raises:
             SimError: an unknown name or the first invalid value.
         """
-        unknown = sorted(set(values) - set(DECLARED_PARAMETERS))
-        if unknown:
-            raise SimError(f"Unknown sim_drone_node parameters {unknown}; known ones are {list(DECLARED_PARAMETERS)}.")
-        try:
-            checked = {spec.name: spec.check(values.get(spec.name, spec.default)) for spec in PARAMETERS}
-        except Exception as exc:  # NodeConfigError from the shared ParamSpec
-            raise SimError(str(exc)) from None
-        return cls(**checked)
+        return cls(**check_values(PARAMETERS, values, NODE_NAME, SimError))

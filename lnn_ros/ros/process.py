@@ -1,0 +1,115 @@
+"""One rclpy node as a process: its ``main()`` with exit codes, start-up errors and signal handling.
+
+Both console scripts (``lnn_node``, ``sim_drone_node``) are ``run_node(...)``:
+
+* ROS does not start (rcl rejects the command line; rcl prints its own line first): one
+  ``[FATAL] [<node>]: ROS could not start: ...`` line on stderr, exit code 1;
+* the node cannot be built (an :class:`~lnn_ros.errors.LnnRosError`: invalid parameter, a
+  model that does not load): one FATAL log line saying why, exit code 1, no traceback;
+* SIGINT / SIGTERM: rclpy's signal handlers shut the context down and the run ends
+  cleanly, exit code 0. rclpy reports that shutdown as ``KeyboardInterrupt``,
+  ``ExternalShutdownException`` or, when it notices it while building its wait set or a
+  timeout timer, as its internal ``RCLError`` ("the given context is not valid"): any error
+  raised once the context is shut down counts as that clean end. An error while the context
+  is still valid is a bug and propagates.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+import rclpy
+import rclpy.logging
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+
+from lnn_ros.errors import LnnRosError
+
+N = TypeVar("N", bound=Node)
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (log lines and test greps want one)."""
+    return " ".join(str(exc).split())
+
+
+def ended_by_shutdown(exc: BaseException, context: Context | None = None) -> bool:
+    """Whether ``exc`` is how rclpy ends a spin on SIGINT/SIGTERM (see the module docstring).
+
+    Args:
+        exc: the exception a spin raised.
+        context: the node's context (None: the default one).
+    """
+    if isinstance(exc, (KeyboardInterrupt, ExternalShutdownException)):
+        return True
+    return isinstance(exc, Exception) and not rclpy.ok(context=context)
+
+
+def spin_until_shutdown(executor: SingleThreadedExecutor) -> None:
+    """Spin until SIGINT/SIGTERM (rclpy's handlers shut the context down) or another shutdown.
+
+    Any error while the context is still valid is re-raised.
+    """
+    try:
+        executor.spin()
+    except BaseException as exc:
+        if not ended_by_shutdown(exc, executor.context):
+            raise
+
+
+def run_node(
+    node_name: str,
+    factory: Callable[[], N],
+    run: Callable[[N, SingleThreadedExecutor], None] | None = None,
+    *,
+    args: list[str] | None = None,
+    fatal: tuple[type[Exception], ...] = (),
+    finish: Callable[[N], object] | None = None,
+) -> int:
+    """Init rclpy, build the node, run it on a single-threaded executor; returns the exit code.
+
+    Args:
+        node_name: the node's name, for the FATAL lines written before the node exists.
+        factory: builds the node (raises :class:`~lnn_ros.errors.LnnRosError` when it cannot).
+        run: what to do with the node (default: spin until SIGINT/SIGTERM).
+        args: the command line for ``rclpy.init`` (None: ``sys.argv``).
+        fatal: errors of ``run`` that end the process with one FATAL line and exit code 1.
+        finish: called with the node after ``run`` ended without a fatal error (also after a
+            signal), before the node is destroyed (e.g. to write a summary).
+    """
+    try:
+        rclpy.init(args=args)
+    except Exception as exc:  # rcl rejects the command line (its own error line is printed above)
+        print(f"[FATAL] [{node_name}]: ROS could not start: {one_line(exc)}", file=sys.stderr)
+        return 1
+    try:
+        try:
+            node = factory()
+        except LnnRosError as exc:
+            rclpy.logging.get_logger(node_name).fatal(one_line(exc))
+            return 1
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        code = 0
+        try:
+            if run is None:
+                executor.spin()
+            else:
+                run(node, executor)
+        except fatal as exc:
+            node.get_logger().fatal(one_line(exc))
+            code = 1
+        except BaseException as exc:
+            if not ended_by_shutdown(exc, node.context):
+                raise
+        finally:
+            if code == 0 and finish is not None:
+                finish(node)
+            executor.shutdown(timeout_sec=0.0)
+            node.destroy_node()
+        return code
+    finally:
+        rclpy.try_shutdown()

@@ -1,0 +1,157 @@
+"""``lnn-ros sim record-bag``: the expert's flight as a rosbag2 bag, read back, and replayed through the shipped policy."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rosbags.highlevel import AnyReader
+
+from lnn_ros.bag.messages import default_typestore
+from lnn_ros.bag.reader import BagReader, MessageOrder
+from lnn_ros.bag.records import TwistSample
+from lnn_ros.bag.topics import BagStream
+from lnn_ros.cli import main
+from lnn_ros.ros.params import NodeParams
+from lnn_ros.sim.closed_loop import run_closed_loop
+from lnn_ros.sim.episode import Simulator
+from lnn_ros.sim.errors import SimError
+from lnn_ros.sim.expert import expert_controller
+from lnn_ros.sim.record_bag import RecordBagConfig, RecordBagResult, command_twist, record_expert_bag
+from lnn_ros.sim.records import ImageFrame, ImuSample, SensorEvent, VelocityCommand
+from lnn_ros.sim.sim_params import SimNodeParams
+
+REPO = Path(__file__).resolve().parent.parent
+SECONDS = 2.0
+SEED = 10_001
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> RecordBagResult:
+    return record_expert_bag(tmp_path_factory.mktemp("record") / "flight", RecordBagConfig(seed=SEED, duration_s=SECONDS))
+
+
+def _reference_flight(config: RecordBagConfig) -> tuple[list[SensorEvent], dict[int, VelocityCommand]]:
+    """The same episode flown by the expert in closed loop, without a bag: every event and command."""
+    sim = Simulator(config.sim_config(), config.variant, config.seed)
+    expert = expert_controller(sim)
+    events: list[SensorEvent] = []
+    commands: dict[int, VelocityCommand] = {}
+
+    def controller(event: SensorEvent) -> VelocityCommand | None:
+        events.append(event)
+        command = expert(event)
+        if command is not None:
+            commands[event.stamp_ns] = command
+        return command
+
+    run_closed_loop(sim, controller)
+    return events, commands
+
+
+def test_bag_holds_the_episodes_sensors_and_the_experts_commands_at_their_stamps(recorded: RecordBagResult) -> None:
+    streams = [BagStream.IMU, BagStream.CAMERA, BagStream.COMMAND]
+    with BagReader(recorded.path, streams=streams, required=streams, strict=True) as reader:
+        info = reader.info
+        messages = list(reader.messages(MessageOrder.LOG))
+        assert not reader.warnings
+    by_stream = {stream: [m for m in messages if m.stream is stream] for stream in streams}
+    counts = {stream: len(found) for stream, found in by_stream.items()}
+    assert recorded.counts == {"/imu": counts[BagStream.IMU], "/camera/image_raw": counts[BagStream.CAMERA],
+                               "/cmd_vel": counts[BagStream.COMMAND]}
+    assert info.message_count == len(messages) and recorded.duration_s == SECONDS and SECONDS - 0.05 < info.duration_s <= SECONDS
+    # Log time = header stamp for every message, and the bag is in time order.
+    assert all(m.log_time_ns == m.record.stamp_ns for m in messages)
+    assert all(a.log_time_ns <= b.log_time_ns for a, b in zip(messages, messages[1:]))
+    # ~200 Hz IMU (jitter and a few drops) and ~30 Hz camera of 64x48 rgb8 frames.
+    rates = {stream: (len(found) - 1) / info.duration_s for stream, found in by_stream.items()}
+    print(f"\nrecorded {SECONDS} s: " + ", ".join(f"{s.value} {counts[s]} ({rates[s]:.1f} Hz)" for s in streams))
+    assert 180.0 < rates[BagStream.IMU] < 210.0 and 27.0 < rates[BagStream.CAMERA] < 33.0, rates
+    frame = by_stream[BagStream.CAMERA][0].record
+    assert isinstance(frame, ImageFrame) and (frame.width, frame.height, frame.encoding) == (64, 48, "rgb8")
+    # One command per IMU sample, stamped with that sample's stamp, as lnn_node stamps its commands.
+    imu_stamps = [m.record.stamp_ns for m in by_stream[BagStream.IMU]]
+    assert [m.record.stamp_ns for m in by_stream[BagStream.COMMAND]] == imu_stamps
+
+    # Exactly the episode the expert flies in closed loop: the same sensor data and the same commands.
+    events, commands = _reference_flight(RecordBagConfig(seed=SEED, duration_s=SECONDS))
+    imu_events = [e for e in events if isinstance(e, ImuSample)]
+    frames = [e for e in events if isinstance(e, ImageFrame)]
+    assert [e.stamp_ns for e in imu_events] == imu_stamps and len(frames) == counts[BagStream.CAMERA]
+    for message, event in zip(by_stream[BagStream.IMU], imu_events):
+        sample = message.record
+        assert isinstance(sample, ImuSample)
+        np.testing.assert_array_equal(sample.angular_velocity, event.angular_velocity)
+        np.testing.assert_array_equal(sample.linear_acceleration, event.linear_acceleration)
+        np.testing.assert_array_equal(sample.orientation, event.orientation)
+    assert all(m.record.data == f.data for m, f in zip(by_stream[BagStream.CAMERA], frames))  # type: ignore[union-attr]
+    for message in by_stream[BagStream.COMMAND]:
+        twist = message.record
+        assert isinstance(twist, TwistSample)
+        np.testing.assert_array_equal(twist.twist, command_twist(commands[twist.stamp_ns]))
+    flown = np.array([c.as_array() for c in commands.values()])
+    assert np.abs(flown[:, 0]).max() > 0.1  # the expert really flies (toward the target), not a hover
+
+
+def test_frame_ids_are_the_nodes_defaults(recorded: RecordBagResult) -> None:
+    config = RecordBagConfig()
+    sim_defaults = SimNodeParams.from_values({})
+    assert (config.imu_frame_id, config.camera_frame_id) == (sim_defaults.imu_frame_id, sim_defaults.camera_frame_id)
+    assert config.command_frame_id == NodeParams.from_values({"model_path": "/b"}).frame_id
+    assert (config.seed, config.variant) == (sim_defaults.seed, sim_defaults.variant)
+    frame_ids: dict[str, str] = {}
+    with AnyReader([recorded.path], default_typestore=default_typestore()) as reader:
+        for connection, _, raw in reader.messages():
+            if connection.topic not in frame_ids:
+                frame_ids[connection.topic] = reader.deserialize(raw, connection.msgtype).header.frame_id
+    assert frame_ids == {"/imu": "base_link", "/camera/image_raw": "camera_optical", "/cmd_vel": "base_link"}
+
+
+def test_replay_of_the_bag_with_the_shipped_policy_tracks_the_expert(
+    recorded: RecordBagResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "replay"
+    code = main(["replay", str(recorded.path), "--model", str(REPO / "models" / "drone_cfc"), "--out", str(out),
+                 "--no-plot", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    print(f"\nreplay of {SECONDS} s: {metrics['paired']} paired; " + ", ".join(
+        f"{name} MSE {axis['mse']:.4f} r {axis['pearson']:.3f}" for name, axis in metrics["axes"].items()))
+    assert metrics["paired"] == summary["commands"] > 0.9 * recorded.counts["/imu"]
+    assert set(metrics["axes"]) == {"vx", "vy", "vz", "yaw_rate"}
+    for name, axis in metrics["axes"].items():
+        assert all(math.isfinite(axis[key]) for key in ("mse", "mae", "pearson")), (name, axis)
+    assert metrics["axes"]["vx"]["pearson"] > 0.5  # the shipped policy tracks the expert it imitates
+
+
+def test_cli_records_a_sqlite3_bag_and_refuses_bad_requests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "wind"
+    code = main(["sim", "record-bag", str(out), "--seed", "3", "--variant", "wind", "--duration", "0.5", "--storage", "sqlite3"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "seed 3 wind" in printed and "/imu " in printed and "/cmd_vel " in printed, printed
+    assert [p.suffix for p in out.iterdir() if p.name != "metadata.yaml"] == [".db3"]
+    with BagReader(out, streams=[BagStream.IMU, BagStream.COMMAND]) as reader:
+        assert reader.expected_count([BagStream.IMU]) == reader.expected_count([BagStream.COMMAND]) > 80
+    assert main(["sim", "record-bag", str(out), "--duration", "0.5"]) == 1
+    assert "exists already" in capsys.readouterr().err
+    assert main(["sim", "record-bag", str(tmp_path / "foggy"), "--variant", "foggy"]) == 1
+    assert "Unknown scenario variant 'foggy'" in capsys.readouterr().err and not (tmp_path / "foggy").exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"duration_s": 0.0}, "duration_s must be a finite number > 0"),
+        ({"storage": "ros1"}, "storage must be one of ['mcap', 'sqlite3'], got 'ros1'"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+        ({"variant": "foggy"}, "Unknown scenario variant 'foggy'"),
+    ],
+)
+def test_settings_are_checked(changes: dict[str, object], fragment: str) -> None:
+    with pytest.raises(SimError) as error:
+        RecordBagConfig(**changes)  # type: ignore[arg-type]
+    assert fragment in str(error.value)
