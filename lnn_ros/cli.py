@@ -59,6 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LnnRosError as exc:
         print(f"lnn-ros {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except ModuleNotFoundError as exc:
+        print(
+            f"lnn-ros {args.command}: error: this command needs the Python module {exc.name!r}, which is not "
+            "installed; install the lnn_ros extra that provides it (e.g. pip install 'lnn_ros[sim]' or '.[all]').",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print(f"lnn-ros {args.command}: interrupted.", file=sys.stderr)
         return 130

@@ -57,7 +57,7 @@ from lnn_ros.ros.interface import (
 from lnn_ros.ros.parameters import declare_and_read
 from lnn_ros.ros.params import PARAMETERS, NodeParams
 from lnn_ros.ros.process import run_node, spin_until_shutdown
-from lnn_ros.runtime import Command, LiveLoop, PolicyRunner, Stream, WatchdogStatus
+from lnn_ros.runtime import COMMAND_STREAM, Command, LiveLoop, PolicyRunner, Stream, WatchdogStatus
 
 __all__ = ["NODE_NAME", "LnnNode", "declare_parameters", "main", "spin_until_shutdown"]
 
@@ -156,8 +156,12 @@ class LnnNode(Node):
         self._reported = status
         stale = ", ".join(self.loop.watchdog.stale_streams())
         if status is WatchdogStatus.STALE:
+            if stale == COMMAND_STREAM:
+                why = "inputs arrive but the policy produced no command (gap resets / non-finite outputs)"
+            else:
+                why = f"no valid {stale} message"
             self.get_logger().error(
-                f"Failsafe: no valid {stale} message for over {self.params.stale_timeout_s} s; "
+                f"Failsafe: {why} for over {self.params.stale_timeout_s} s; "
                 f"publishing hover at {self.params.failsafe_rate_hz} Hz."
             )
         elif status is WatchdogStatus.OK:
