@@ -16,26 +16,11 @@ Then measure them: ``lnn-ros sim eval-policies`` (writes results/policy_eval.jso
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+from _recipe import run_recipe  # first: puts the checkout on sys.path
 
-from lnn_ros.errors import LnnRosError  # noqa: E402
 from lnn_ros.sim.policy_recipe import add_arguments, run_from_args  # noqa: E402
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_from_args(args)
-    except LnnRosError as exc:
-        print(f"drone_policy: error: {exc}", file=sys.stderr)
-        return 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_recipe("drone_policy", __doc__.splitlines()[0], add_arguments, run_from_args))

@@ -12,26 +12,11 @@ Usage (from the repository root)::
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+from _recipe import run_recipe  # first: puts the checkout on sys.path
 
-from lnn_ros.errors import LnnRosError  # noqa: E402
 from lnn_ros.training.example import add_arguments, run_from_args  # noqa: E402
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_from_args(args)
-    except LnnRosError as exc:
-        print(f"sine_example: error: {exc}", file=sys.stderr)
-        return 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_recipe("sine_example", __doc__.splitlines()[0], add_arguments, run_from_args))
