@@ -122,6 +122,7 @@ class Engine:
         self._y = np.zeros((1, model.output_size), dtype=np.float32)
         self._output = self._y[0]
         self._binding = self._make_binding() if config.io_binding else None
+        self._warm_up()
 
     # ------------------------------------------------------------------ set-up
     def _open(self, role: str) -> tuple[ort.InferenceSession, str]:
@@ -140,6 +141,19 @@ class Engine:
             "hidden_out", "cpu", 0, np.float32, list(self._hidden_next.shape), self._hidden_next.ctypes.data
         )
         return binding
+
+    def _warm_up(self) -> None:
+        """Run each graph once at load: first runs allocate (and on CUDA / TensorRT build kernels),
+        which must not happen inside the first sensor callback. State and buffers end as new."""
+        self._dt[0, 0] = self.max_dt_s
+        self._run()
+        self._zero_state()
+        self._y.fill(0.0)
+        self._dt.fill(0.0)
+        if self.encoder_session is not None and self.manifest.camera is not None:
+            camera = self.manifest.camera
+            image = np.zeros((1, camera.channels, camera.height, camera.width), dtype=np.float32)
+            self.encoder_session.run(None, {"image": image})
 
     # ------------------------------------------------------------------ state
     @property
