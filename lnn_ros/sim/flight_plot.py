@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 from lnn_ros.sim.flight_log import FlightRecord
-
-COMMAND_LABELS = ("vx (m/s)", "vy (m/s)", "vz (m/s)", "yaw rate (rad/s)")
+from lnn_ros.sim.plot import draw_commands, draw_top_view
 
 
 def plot_flight(record: FlightRecord, summary: dict[str, Any], path_png: str | Path) -> Path:
@@ -32,28 +31,16 @@ def plot_flight(record: FlightRecord, summary: dict[str, Any], path_png: str | P
     top, dist, cmd, hist = axes[0, 0], axes[0, 1], axes[1, 0], axes[1, 1]
 
     position = record.position
-    top.plot(position[:, 0], position[:, 1], color="tab:blue", lw=1.5, label="path")
-    every = max(1, len(record.t_s) // 15)
-    top.quiver(
-        position[::every, 0],
-        position[::every, 1],
-        np.cos(record.yaw_rad[::every]),
-        np.sin(record.yaw_rad[::every]),
-        color="tab:gray",
-        width=0.004,
-        scale=20,
-        label="heading",
+    draw_top_view(
+        top,
+        position,
+        record.yaw_rad,
+        record.start_position,
+        record.target_position,
+        record.success_radius_m,
+        arrows=15,
+        title="trajectory (top view)",
     )
-    top.plot(*record.start_position[:2], "go", ms=8, label="start")
-    top.plot(*record.target_position[:2], "o", color="red", ms=10, label="target")
-    top.add_patch(
-        plt.Circle(tuple(record.target_position[:2]), record.success_radius_m, color="red", fill=False, ls="--")
-    )
-    top.set_aspect("equal", adjustable="datalim")
-    top.set_xlabel("x (m)")
-    top.set_ylabel("y (m)")
-    top.set_title("trajectory (top view)")
-    top.legend(loc="best", fontsize=8)
 
     distance = np.linalg.norm(position - record.target_position, axis=1)
     dist.plot(record.t_s, distance, color="tab:purple", label="distance to target")
@@ -67,11 +54,9 @@ def plot_flight(record: FlightRecord, summary: dict[str, Any], path_png: str | P
     dist.set_title("distance and altitude")
     dist.legend(loc="best", fontsize=8)
 
-    for i, label in enumerate(COMMAND_LABELS):
-        cmd.plot(record.t_s, record.command[:, i], lw=1, label=label)
-    cmd.set_xlabel("sim time (s)")
-    cmd.set_title("commands flown (cmd_vel from lnn_node, heading frame)")
-    cmd.legend(loc="best", fontsize=8)
+    draw_commands(
+        cmd, record.t_s, record.command, title="commands flown (cmd_vel from lnn_node, heading frame)", xlabel="sim time (s)"
+    )
 
     latency = record.latency_ms
     if latency.size:

@@ -3,12 +3,60 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lnn_ros.sim.episode import EpisodeResult
+if TYPE_CHECKING:  # the flight plot imports this module without needing rotorpy
+    from lnn_ros.sim.episode import EpisodeResult
 
 COMMAND_LABELS = ("vx (m/s)", "vy (m/s)", "vz (m/s)", "yaw rate (rad/s)")
+
+
+def draw_top_view(
+    ax: Any,
+    position: np.ndarray,
+    yaw_rad: np.ndarray,
+    start_position: np.ndarray,
+    target_position: np.ndarray,
+    success_radius_m: float | None,
+    *,
+    arrows: int,
+    title: str,
+) -> None:
+    """Top view of a flight: path, about ``arrows`` heading arrows, start, target, success circle."""
+    import matplotlib.pyplot as plt
+
+    ax.plot(position[:, 0], position[:, 1], color="tab:blue", lw=1.5, label="path")
+    every = max(1, len(position) // arrows)
+    ax.quiver(
+        position[::every, 0],
+        position[::every, 1],
+        np.cos(yaw_rad[::every]),
+        np.sin(yaw_rad[::every]),
+        color="tab:gray",
+        width=0.004,
+        scale=20,
+        label="heading",
+    )
+    ax.plot(*start_position[:2], "go", ms=8, label="start")
+    ax.plot(*target_position[:2], "o", color="red", ms=10, label="target")
+    if success_radius_m is not None:
+        ax.add_patch(plt.Circle(tuple(target_position[:2]), success_radius_m, color="red", fill=False, ls="--"))
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=8)
+
+
+def draw_commands(ax: Any, t_s: np.ndarray, command: np.ndarray, *, title: str, xlabel: str) -> None:
+    """The four velocity commands over time."""
+    for i, label in enumerate(COMMAND_LABELS):
+        ax.plot(t_s, command[:, i], lw=1, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=8)
 
 
 def plot_episode(result: EpisodeResult, path_png: str | Path, success_radius_m: float | None = None) -> Path:
@@ -33,27 +81,16 @@ def plot_episode(result: EpisodeResult, path_png: str | Path, success_radius_m: 
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     top, dist, alt, cmd = axes[0, 0], axes[0, 1], axes[1, 0], axes[1, 1]
 
-    top.plot(traj.position[:, 0], traj.position[:, 1], color="tab:blue", lw=1.5, label="path")
-    every = max(1, len(traj.t_s) // 12)
-    top.quiver(
-        traj.position[::every, 0],
-        traj.position[::every, 1],
-        np.cos(traj.yaw_rad[::every]),
-        np.sin(traj.yaw_rad[::every]),
-        color="tab:gray",
-        width=0.004,
-        scale=20,
-        label="heading",
+    draw_top_view(
+        top,
+        traj.position,
+        traj.yaw_rad,
+        result.start_position,
+        result.target_position,
+        success_radius_m,
+        arrows=12,
+        title="top view",
     )
-    top.plot(*result.start_position[:2], "go", ms=8, label="start")
-    top.plot(*result.target_position[:2], "o", color="red", ms=10, label="target")
-    if success_radius_m is not None:
-        top.add_patch(plt.Circle(tuple(result.target_position[:2]), success_radius_m, color="red", fill=False, ls="--"))
-    top.set_aspect("equal", adjustable="datalim")
-    top.set_xlabel("x (m)")
-    top.set_ylabel("y (m)")
-    top.set_title("top view")
-    top.legend(loc="best", fontsize=8)
 
     distance = np.linalg.norm(traj.position - result.target_position, axis=1)
     dist.plot(traj.t_s, distance, color="tab:purple")
@@ -74,11 +111,7 @@ def plot_episode(result: EpisodeResult, path_png: str | Path, success_radius_m: 
     alt.set_title("altitude")
     alt.legend(loc="best", fontsize=8)
 
-    for i, label in enumerate(COMMAND_LABELS):
-        cmd.plot(traj.t_s, traj.command[:, i], lw=1, label=label)
-    cmd.set_xlabel("t (s)")
-    cmd.set_title("commands (heading frame)")
-    cmd.legend(loc="best", fontsize=8)
+    draw_commands(cmd, traj.t_s, traj.command, title="commands (heading frame)", xlabel="t (s)")
 
     if result.reached:
         status = "reached"
