@@ -208,6 +208,11 @@ class BagReader:
         self.topics = topics
         self.required = tuple(required)
         self.streams = tuple(dict.fromkeys((*streams, *self.required)))
+        unreadable = [s.value for s in self.streams if s not in BAG_STREAMS]
+        if unreadable:
+            raise BagError(
+                f"A bag holds no {unreadable} stream; choose among {[s.value for s in BAG_STREAMS]}."
+            )
         self.strict = strict
         self.warnings = BagWarnings()
         self.read_counts: dict[Stream, int] = {}
