@@ -39,6 +39,8 @@ EXTRAS = {
         "ncps==1.0.1",
         "pytest>=7",
         "pytest-timeout>=2",
+        # Property-based fuzzing of the bundle loader (tests/test_bundle_fuzz.py).
+        "hypothesis>=6.0",
         # `colcon build` of this package is tested for real.
         "colcon-core",
         "colcon-python-setup-py",

@@ -1,0 +1,136 @@
+"""Reading ``manifest.yaml`` as untrusted input.
+
+The manifest is plain data, so everything YAML offers beyond plain data is refused before a
+single value is built: anchors and aliases (an alias bomb expands to gigabytes), tags
+(``!!python/...``, ``!!binary``, ``!!set``), merge keys (``<<``) and duplicate keys (PyYAML
+silently keeps the last one). The text must be UTF-8, at most :data:`MAX_BYTES` long and
+nest at most :data:`MAX_DEPTH` collections deep (deeper input would exhaust Python's stack).
+Every problem is one :class:`~lnn_ros.bundle.errors.ManifestError` naming the line.
+
+The pure-Python ``yaml.SafeLoader`` is used on purpose: the C loader composes nodes in C,
+where aliases and depth cannot be refused before they are expanded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from yaml.events import AliasEvent, CollectionStartEvent, Event, NodeEvent, ScalarEvent
+from yaml.nodes import MappingNode, Node, ScalarNode
+
+from lnn_ros.bundle.errors import ManifestError
+
+MAX_BYTES = 1 << 20  # 1 MiB: a manifest is a few kB; 1 MiB still parses in about a second
+MAX_DEPTH = 32  # the schema nests 4 levels; a cell config a few more
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_BOMS = {
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
+
+
+def _line(event_or_node: Event | Node) -> int:
+    return int(event_or_node.start_mark.line) + 1
+
+
+class _Refused(Exception):
+    """Raised inside the loader; turned into a ManifestError with the file's name."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``SafeLoader`` that refuses anchors, aliases, tags, merge keys, duplicate keys and deep nesting."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        event = self.peek_event()
+        if isinstance(event, AliasEvent):
+            raise _Refused(
+                f"line {_line(event)}: uses the alias '*{event.anchor}'; anchors and aliases are not allowed "
+                "(write the value out)."
+            )
+        if isinstance(event, NodeEvent) and event.anchor is not None:
+            raise _Refused(
+                f"line {_line(event)}: defines the anchor '&{event.anchor}'; anchors and aliases are not allowed "
+                "(write the value out)."
+            )
+        if isinstance(event, (ScalarEvent, CollectionStartEvent)) and event.tag is not None:
+            raise _Refused(f"line {_line(event)}: uses the tag {event.tag!r}; tags are not allowed (plain values only).")
+        if not isinstance(event, CollectionStartEvent):
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _Refused(f"line {_line(event)}: nests deeper than {MAX_DEPTH} levels; a manifest needs far fewer.")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, MappingNode):  # the same check SafeConstructor makes, with our message
+            raise _Refused(f"line {_line(node)}: expected a mapping.")
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                raise _Refused(f"line {_line(key_node)}: uses a merge key '<<'; it is not allowed (write the keys out).")
+            if not isinstance(key_node, ScalarNode):
+                raise _Refused(f"line {_line(key_node)}: has a key that is a list or mapping; keys must be names.")
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise _Refused(
+                    f"line {_line(key_node)}: repeats the key {key!r} of line {seen[key]} in the same mapping "
+                    "(YAML would silently keep the last value); remove one."
+                )
+            seen[key] = _line(key_node)
+        return super().construct_mapping(node, deep=deep)
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """``data`` as text, or a ManifestError saying why it is not UTF-8."""
+    for bom, encoding in _BOMS.items():
+        if data.startswith(bom):
+            raise ManifestError(f"{name}: is {encoding} text (it starts with a {encoding} byte-order mark); save it as UTF-8.")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ManifestError(
+            f"{name}: is not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}) "
+            f"is not valid UTF-8 ({exc.reason}); save the file as UTF-8."
+        ) from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise ManifestError(
+            f"{name}: holds a NUL byte at offset {nul}; it is not UTF-8 text (UTF-16 without a byte-order mark?). "
+            "Save it as UTF-8."
+        )
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def load_strict_yaml(data: bytes, name: str) -> Any:
+    """Parse ``data`` (the bytes of one YAML document) with the rules of the module docstring.
+
+    Raises:
+        ManifestError: naming ``name``, the line and the rule broken.
+    """
+    if len(data) > MAX_BYTES:
+        raise ManifestError(
+            f"{name}: is {len(data)} bytes; a manifest may be at most {MAX_BYTES} bytes (it is a few kB when exported)."
+        )
+    text = decode_text(data, name)
+    loader = _StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    except _Refused as exc:
+        raise ManifestError(f"{name}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"{name}: is not valid YAML ({' '.join(str(exc).split())}).") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a plain value YAML resolves but cannot build (2001-13-45)
+        raise ManifestError(f"{name}: has a value that cannot be read ({type(exc).__name__}: {exc}).") from None
+    finally:
+        loader.dispose()
