@@ -135,6 +135,18 @@ def _graph_file(root: Path, name: str, manifest_path: Path) -> Path:
     return resolved
 
 
+def parse_manifest(data: bytes, folder: str | Path | None = None) -> Manifest:
+    """The manifest held in ``data`` (the bytes of ``manifest.yaml``), strictly read and validated.
+
+    Raises:
+        ManifestError: ``folder/manifest.yaml: ...`` naming the line or field and the bad value.
+    """
+    try:
+        return Manifest.from_dict(load_strict_yaml(data, MANIFEST_NAME))
+    except ManifestError as exc:
+        raise ManifestError(str(exc) if folder is None else f"{folder}/{exc}") from None
+
+
 def load_bundle(path: str | Path, *, verify_hashes: bool = True) -> Bundle:
     """Read and check the bundle folder ``path`` (see the module docstring).
 
@@ -152,10 +164,7 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True) -> Bundle:
     if not manifest_path.exists():
         raise BundleError(f"Bundle folder {str(folder)!r} has no {MANIFEST_NAME}; is it an exported bundle?")
     manifest_bytes = _read_regular(manifest_path, MAX_MANIFEST_BYTES, "the manifest")
-    try:
-        manifest = Manifest.from_dict(load_strict_yaml(manifest_bytes, MANIFEST_NAME))
-    except ManifestError as exc:
-        raise ManifestError(f"{folder}/{exc}") from None
+    manifest = parse_manifest(manifest_bytes, folder)
     if not manifest.files:
         raise ManifestError(f"{manifest_path}: field 'files' is missing or empty; it must hold the SHA-256 of every graph.")
     root = manifest_path.resolve().parent
