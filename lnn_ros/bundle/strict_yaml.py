@@ -123,8 +123,9 @@ def load_strict_yaml(data: bytes, name: str) -> Any:
             f"{name}: is {len(data)} bytes; a manifest may be at most {MAX_BYTES} bytes (it is a few kB when exported)."
         )
     text = decode_text(data, name)
-    loader = _StrictLoader(text)
+    loader: _StrictLoader | None = None
     try:
+        loader = _StrictLoader(text)  # the reader already refuses non-printable characters here
         return loader.get_single_data()
     except _Refused as exc:
         raise ManifestError(f"{name}: {exc}") from None
@@ -133,4 +134,5 @@ def load_strict_yaml(data: bytes, name: str) -> Any:
     except (ValueError, TypeError, OverflowError) as exc:  # a plain value YAML resolves but cannot build (2001-13-45)
         raise ManifestError(f"{name}: has a value that cannot be read ({type(exc).__name__}: {exc}).") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
