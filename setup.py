@@ -1,6 +1,7 @@
 """lnn_ros: liquid neural network policies from PyTorch training to onboard ROS 2 flight.
 
-The onboard part (engine, node, replay) needs only numpy, onnxruntime and pyyaml.
+The onboard part (engine, node, replay) needs only numpy, onnxruntime, pyyaml and onnx (the
+bundle loader lists each graph's operators with onnx's protobuf classes; docs/bundle.md).
 Training and export (torch, onnx) live in the ``train`` extra; the pip ROS 2 wheels
 live in the ``ros`` extra so that they never shadow a system ROS install's rclpy.
 """
@@ -65,7 +66,9 @@ setup(
     version=VERSION,
     packages=find_packages(exclude=["tests", "tests.*"]),
     python_requires=">=3.10",
-    install_requires=["numpy>=1.21", "onnxruntime>=1.16", "pyyaml>=5.4"],  # numpy 1.21 = Ubuntu 22.04 / Humble
+    # numpy 1.21 = Ubuntu 22.04 / Humble. onnx: the bundle loader checks opset, operators and external
+    # data on the ModelProto, which onnxruntime cannot list (docs/bundle.md, "Trust rules").
+    install_requires=["numpy>=1.21", "onnxruntime>=1.16", "pyyaml>=5.4", "onnx>=1.16"],
     extras_require=EXTRAS,
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

@@ -30,10 +30,11 @@ from lnn_ros.bundle import Bundle, BundleError, load_bundle
 from lnn_ros.bundle.store import parse_manifest
 from lnn_ros.engine import Engine
 
-pytestmark = pytest.mark.timeout(120)
+EXAMPLES = int(os.environ.get("LNN_FUZZ_EXAMPLES", "200"))
+pytestmark = pytest.mark.timeout(max(120, EXAMPLES // 2))  # a hang guard, not a speed check
 
 FUZZ = settings(
-    max_examples=int(os.environ.get("LNN_FUZZ_EXAMPLES", "200")),
+    max_examples=EXAMPLES,
     deadline=timedelta(seconds=5),
     derandomize=True,
     database=None,

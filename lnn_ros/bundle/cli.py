@@ -11,7 +11,7 @@ import numpy as np
 from lnn_ros.bundle.store import load_bundle
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "info",
         help="print a bundle's manifest and check it (hashes, graph rules, every graph run once, one step)",
@@ -54,7 +54,7 @@ def run_info(args: argparse.Namespace) -> int:
         if m.camera is not None:
             c = m.camera
             print(f"camera   {c.width}x{c.height} {c.encoding} (accepts {', '.join(c.accepted_encodings)}) -> {c.embedding_size} features")
-        sources = {}
+        sources: dict[str, list[str]] = {}
         for f in m.features:
             sources.setdefault(f.source, []).append(f.field or f"{f.name}")
         for source, names in sources.items():

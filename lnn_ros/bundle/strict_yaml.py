@@ -33,7 +33,8 @@ _BOMS = {
 
 
 def _line(event_or_node: Event | Node) -> int:
-    return int(event_or_node.start_mark.line) + 1
+    mark = event_or_node.start_mark
+    return 0 if mark is None else int(mark.line) + 1
 
 
 class _Refused(Exception):
@@ -48,7 +49,7 @@ class _StrictLoader(yaml.SafeLoader):
         self._depth = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
-        event = self.peek_event()
+        event: Event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, AliasEvent):
             raise _Refused(
                 f"line {_line(event)}: uses the alias '*{event.anchor}'; anchors and aliases are not allowed "

@@ -163,7 +163,8 @@ class Engine:
     @property
     def hidden(self) -> np.ndarray:
         """A copy of the current hidden state [H]."""
-        return self._hidden[0].copy()
+        hidden: np.ndarray = self._hidden[0].copy()
+        return hidden
 
     def set_hidden(self, hidden: np.ndarray) -> None:
         """Overwrite the hidden state (e.g. to resume a rollout); shape [H]."""
@@ -232,4 +233,5 @@ class Engine:
         if self.encoder_session is None:
             raise EngineError(f"Bundle {self.manifest.name!r} has no encoder graph; it takes no camera input.")
         (embedding,) = self.encoder_session.run(None, {"image": image})
-        return embedding[0]
+        first: np.ndarray = embedding[0]
+        return first
