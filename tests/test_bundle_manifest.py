@@ -68,7 +68,7 @@ def broken(path: str, value: Any) -> dict[str, Any]:
         ("model.input_size", 5, r"lists 4 features but model.input_size is 5"),
         ("model.output_size", 0, r"'model.output_size' must be an integer in \[1, 1048576\], got 0"),
         ("outputs.1.max", "fast", r"'outputs\[1\].max' must be a finite number, got 'fast'"),
-        ("outputs.0.min", 5.0, r"'outputs\[0\]' has min 5.0 not below max 2.0"),
+        ("outputs.0.min", 5.0, r"'outputs\[0\]' has min 5.0 above max 2.0"),
         ("outputs.1.twist_field", "linear.x", r"map two outputs to the same twist field"),
         ("outputs.1.twist_field", "linear.w", r"'outputs\[1\].twist_field' must be one of"),
         ("inputs.features.0.field", "angular_velocity.q", r"'inputs.features\[0\].field' must be one of"),

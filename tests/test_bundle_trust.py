@@ -182,7 +182,7 @@ def test_unknown_top_level_key_lists_the_allowed_ones(bundle: Path) -> None:
         (lambda d: d["inputs"]["features"][0].update(mean=1e39), r"'inputs.features\[0\].mean' must be a finite number \(float32\), got 1e\+39"),
         (lambda d: d["inputs"]["features"][0].update(mean=float("nan")), r"'inputs.features\[0\].mean' must be a finite number \(float32\), got nan"),
         (lambda d: d["outputs"][1].update(max="fast"), r"manifest.yaml: field 'outputs\[1\].max' must be a finite number, got 'fast'."),
-        (lambda d: d["outputs"][0].update(min=5.0, max=5.0), r"'outputs\[0\]' has min 5.0 not below max 5.0"),
+        (lambda d: d["outputs"][0].update(min=5.0, max=5.0), r"'outputs\[0\]' has min equal to max \(5.0\); the limits must leave a range"),
         (lambda d: d["outputs"][0].update(max=float("inf")), r"'outputs\[0\].max' must be a finite number \(float32\), got inf"),
         (lambda d: d["model"].update(state_size=10**12), r"'model.state_size' must be an integer in \[1, 1048576\]"),
         (lambda d: d["files"].update({"step.onnx": "ab"}), r"'files.step.onnx' must be a SHA-256 as 64 lowercase hex digits, got 'ab'"),

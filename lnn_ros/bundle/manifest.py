@@ -344,8 +344,10 @@ class OutputSpec:
             max=_number(_get(data, "max", path), f"{path}.max"),
             twist_field=None if twist is None else _string(twist, f"{path}.twist_field", TWIST_FIELDS),
         )
-        if spec.min >= spec.max:
-            raise _fail(path, f"has min {spec.min!r} not below max {spec.max!r}; the limits must leave a range.")
+        if spec.min > spec.max:
+            raise _fail(path, f"has min {spec.min!r} above max {spec.max!r}.")
+        if spec.min == spec.max:
+            raise _fail(path, f"has min equal to max ({spec.max!r}); the limits must leave a range.")
         return spec
 
     def to_dict(self) -> dict[str, Any]:
