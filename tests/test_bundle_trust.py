@@ -19,8 +19,9 @@ import yaml
 from onnx import helper
 
 from bundle_factory import FactoryBundle, make_vector_bundle
-from lnn_ros.bundle import BundleError, ManifestError, bundle_digest, load_bundle, sha256_file
+from lnn_ros.bundle import BundleError, Manifest, ManifestError, bundle_digest, load_bundle, sha256_file
 from lnn_ros.bundle.store import parse_manifest
+from lnn_ros.bundle.strict_yaml import PurePythonStrictLoader, load_strict_yaml
 from lnn_ros.cli import main
 from lnn_ros.engine import Engine
 from lnn_ros.engine.session import check_bundle_graphs
@@ -100,7 +101,8 @@ def test_deep_nesting_is_refused_without_recursion_error(bundle: Path, style: st
     depth = 100_000 if style == "flow" else 500
     nested = "[" * depth + "]" * depth if style == "flow" else "".join(f"{'  ' * i}k{i}:\n" for i in range(depth)) + "  " * depth + "x"
     (bundle / "manifest.yaml").write_text(f"model_notes: {nested}\n" if style == "flow" else nested)
-    fails(bundle, r"manifest.yaml: line \d+: nests deeper than 32 levels", ManifestError)
+    # ours at depth 33, or libyaml's own flow-depth limit when it scans ahead: either way one clear error
+    fails(bundle, r"manifest.yaml: (line \d+: nests deeper than 32 levels|is not valid YAML .*exceeded maximum nesting depth)", ManifestError)
 
 
 @pytest.mark.timeout(20)
@@ -151,6 +153,16 @@ def test_10mb_manifest_is_refused_by_its_size_without_reading_it(bundle: Path) -
 def test_yaml_beyond_plain_data_is_refused(text: str, match: str) -> None:
     with pytest.raises(ManifestError, match=match):
         parse_manifest(text.encode())
+    with pytest.raises(ManifestError, match=match):  # the same with PyYAML's pure-Python parser (no libyaml)
+        Manifest.from_dict(load_strict_yaml(text.encode(), "manifest.yaml", PurePythonStrictLoader))
+
+
+@pytest.mark.parametrize("loader", [None, PurePythonStrictLoader])
+def test_both_parsers_read_a_manifest_alike_and_refuse_depth(genuine: FactoryBundle, loader: Any) -> None:
+    data = (genuine.path / "manifest.yaml").read_bytes()
+    assert load_strict_yaml(data, "m", loader) == yaml.safe_load(data)
+    with pytest.raises(ManifestError, match=r"m: line 33: nests deeper than 32 levels"):
+        load_strict_yaml(("a:\n" + "".join(f"{'  ' * i}- \n" for i in range(1, 40))).encode(), "m", loader)
 
 
 def test_duplicate_keys_are_an_error_naming_both_lines(bundle: Path) -> None:
