@@ -22,10 +22,10 @@ from typing import Any
 import onnx
 import pytest
 import yaml
+from bundle_factory import make_vector_bundle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bundle_factory import make_vector_bundle
 from lnn_ros.bundle import Bundle, BundleError, load_bundle
 from lnn_ros.bundle.store import parse_manifest
 from lnn_ros.engine import Engine

@@ -9,16 +9,17 @@ from __future__ import annotations
 import os
 import shutil
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import onnx
 import pytest
 import yaml
+from bundle_factory import FactoryBundle, make_vector_bundle
 from onnx import helper
 
-from bundle_factory import FactoryBundle, make_vector_bundle
 from lnn_ros.bundle import BundleError, Manifest, ManifestError, bundle_digest, load_bundle, sha256_file
 from lnn_ros.bundle.store import parse_manifest
 from lnn_ros.bundle.strict_yaml import PurePythonStrictLoader, load_strict_yaml

@@ -239,7 +239,7 @@ class FeatureSpec:
         if source == "imu":
             field_name = _string(field_name, f"{path}.field", IMU_FIELDS)
             if index is not None:
-                raise _fail(f"{path}.index", f"is for 'vector' and 'camera' features; an imu feature names its 'field'.")
+                raise _fail(f"{path}.index", "is for 'vector' and 'camera' features; an imu feature names its 'field'.")
         else:
             index = _integer(index, f"{path}.index")
             if field_name is not None:
