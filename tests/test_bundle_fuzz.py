@@ -5,7 +5,8 @@ then ``Engine``) or one :class:`BundleError`: never another exception, never a h
 example has a deadline, the module a pytest timeout). Memory stays bounded because the loader
 refuses large files before reading them and YAML aliases before expanding them.
 
-The examples are derandomised so CI is reproducible; run more with
+Each property runs 200 examples (150 for those that start onnxruntime sessions), derandomised
+so CI is reproducible; run more with
 ``LNN_FUZZ_EXAMPLES=5000 ./run.sh test -q tests/test_bundle_fuzz.py``.
 """
 
@@ -40,6 +41,8 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+# Properties that start onnxruntime sessions take ~50-90 ms an example: fewer keep the module under a minute.
+FUZZ_SESSIONS = settings(FUZZ, max_examples=max(1, EXAMPLES * 3 // 4))
 MANIFEST_KEYS = [
     "schema_version", "name", "description", "model", "graphs", "inputs", "outputs", "dt", "opset", "producer",
     "files", "kind", "input_size", "state_size", "output_size", "config", "step", "window", "encoder", "file",
@@ -121,7 +124,7 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-@FUZZ
+@FUZZ_SESSIONS
 @given(data=st.data())
 def test_mutations_of_a_valid_manifest(genuine: Path, work: Path, data: st.DataObject) -> None:
     restore(work, genuine)
@@ -177,14 +180,14 @@ def install_graph(work: Path, genuine: Path, data: bytes, name: str = "step.onnx
     (work / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
 
 
-@FUZZ
+@FUZZ_SESSIONS
 @given(data=st.binary(max_size=4000), name=st.sampled_from(["step.onnx", "window.onnx"]))
 def test_random_graph_bytes(genuine: Path, work: Path, data: bytes, name: str) -> None:
     install_graph(work, genuine, data, name)
     assert load_or_refuse(work) is None  # random bytes are never a working graph
 
 
-@FUZZ
+@FUZZ_SESSIONS
 @given(data=st.data())
 def test_truncated_and_flipped_graphs(genuine: Path, work: Path, data: st.DataObject) -> None:
     graph = bytearray((genuine / "step.onnx").read_bytes())
@@ -200,7 +203,7 @@ def test_truncated_and_flipped_graphs(genuine: Path, work: Path, data: st.DataOb
 OP_TYPES = ["Add", "Mul", "Gemm", "Tanh", "If", "Loop", "Scan", "Identity", "Reshape", "NotAnOp", "Softmax", ""]
 
 
-@FUZZ
+@FUZZ_SESSIONS
 @given(data=st.data())
 def test_mutated_onnx_protos(genuine: Path, work: Path, data: st.DataObject) -> None:
     model = onnx.load(str(genuine / "step.onnx"))
