@@ -9,8 +9,7 @@ Every problem is one :class:`~lnn_ros.bundle.errors.ManifestError` naming the li
 
 Composition runs in Python, where those checks live (PyYAML's C loader composes in C, where
 aliases and depth cannot be refused before they expand). Scanning and parsing use libyaml's C
-parser when PyYAML has it (about 4x faster: a 650 kB manifest, a 256-unit wiring in
-``model.config``, parses in about a second), else PyYAML's pure-Python parser.
+parser when PyYAML has it (about 4x faster than the pure-Python one, which is the fallback).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from yaml.resolver import Resolver
 
 from lnn_ros.bundle.errors import ManifestError
 
-MAX_BYTES = 1 << 20  # 1 MiB: a manifest is a few kB; 1 MiB still parses in about a second
+MAX_BYTES = 1 << 20  # a manifest is a few kB; a 256-unit NCP wiring in model.config makes ~400 kB
 MAX_DEPTH = 32  # the schema nests 4 levels; a cell config a few more
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _BOMS = {
