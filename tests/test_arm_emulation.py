@@ -187,7 +187,7 @@ def test_real_sysroot_holds_only_arm64_runtime_packages(emulation: Emulation) ->
 
 def test_setup_script_is_a_thin_idempotent_wrapper(emulation: Emulation) -> None:
     env = dict(os.environ, PYTHON=sys.executable)
-    done = subprocess.run(["bash", str(REPO / "scripts" / "setup_arm_emulation.sh"), "--cache-dir",
+    done = subprocess.run(["bash", str(REPO / "tools" / "arm" / "setup_emulation.sh"), "--cache-dir",
                            str(emulation.cache_dir)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"aarch64 emulation in {emulation.cache_dir}:" in done.stdout

@@ -8,7 +8,7 @@
 # Environment: LNN_ROS_ARM_CACHE (default ~/.cache/lnn_ros/arm64), PYTHON (the Python
 # that has lnn_ros' dependencies; default: the repo's .venv, else python3).
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 python="${PYTHON:-}"
 if [[ -z "$python" ]]; then
     if [[ -x "$repo/.venv/bin/python" ]]; then python="$repo/.venv/bin/python"; else python="python3"; fi
