@@ -91,7 +91,9 @@ setup(
     maintainer_email="maintainers@lnn-ros.dev",
     python_requires=">=3.10",
     # The onboard part (engine, node, replay) needs only these; numpy 1.21 = Ubuntu 22.04 / Humble.
-    install_requires=["numpy>=1.21", "onnxruntime>=1.16", "pyyaml>=5.4"],
+    # onnx: the bundle loader checks opset, operators and external data on the ModelProto, which
+    # onnxruntime cannot list (docs/bundle.md, "Trust rules"); it brings only protobuf with it.
+    install_requires=["numpy>=1.21", "onnxruntime>=1.16", "pyyaml>=5.4", "onnx>=1.16"],
     extras_require=EXTRAS,
     packages=packages(),
     package_dir=APPLICATIONS,
