@@ -20,9 +20,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from lnn_ros.bundle.preprocess import Preprocess
 from lnn_ros.errors import BundleError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)  # 1: no camera preprocess (frames must be the encoder's size)
 MANIFEST_NAME = "manifest.yaml"
 
 FEATURE_SOURCES = ("vector", "imu", "camera")
@@ -195,6 +197,7 @@ class CameraSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     accepted_encodings: tuple[str, ...] = ("rgb8", "bgr8", "mono8")
+    preprocess: Preprocess | None = None  # schema 2: any size / encoding / CompressedImage (bundle.preprocess)
 
     @property
     def channels(self) -> int:
@@ -212,6 +215,7 @@ class CameraSpec:
             stats[key] = tuple(
                 _number(v, f"{path}.{key}[{i}]", positive=(key == "std")) for i, v in enumerate(values)
             )
+        preprocess = _get(data, "preprocess", path, None)
         accepted = _get(data, "accepted_encodings", path, list(IMAGE_ENCODINGS))
         if not isinstance(accepted, list) or not accepted:
             raise _fail(f"{path}.accepted_encodings", f"must be a non-empty list, got {accepted!r}.")
@@ -225,6 +229,7 @@ class CameraSpec:
             accepted_encodings=tuple(
                 _string(e, f"{path}.accepted_encodings[{i}]", tuple(IMAGE_ENCODINGS)) for i, e in enumerate(accepted)
             ),
+            preprocess=None if preprocess is None else Preprocess.from_dict(preprocess, f"{path}.preprocess"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -236,6 +241,7 @@ class CameraSpec:
             "embedding_size": self.embedding_size,
             "mean": list(self.mean),
             "std": list(self.std),
+            **({} if self.preprocess is None else {"preprocess": self.preprocess.to_dict()}),
         }
 
 
@@ -336,8 +342,13 @@ class Manifest:
 
     def validate(self) -> None:
         """Check the cross-field rules; raises :class:`ManifestError` naming the field."""
-        if self.schema_version != SCHEMA_VERSION:
-            raise _fail("schema_version", f"is {self.schema_version!r}; this lnn_ros reads {SCHEMA_VERSION}. Re-export the bundle.")
+        if self.schema_version not in READABLE_SCHEMA_VERSIONS:
+            raise _fail(
+                "schema_version",
+                f"is {self.schema_version!r}; this lnn_ros reads {list(READABLE_SCHEMA_VERSIONS)}. Re-export the bundle.",
+            )
+        if self.schema_version < 2 and self.camera is not None and self.camera.preprocess is not None:
+            raise _fail("inputs.camera.preprocess", "needs schema_version 2; schema 1 bundles take encoder-size frames only.")
         if self.opset != 17:
             raise _fail("opset", f"must be 17 (the onboard targets run opset 17), got {self.opset!r}.")
         if "step" not in self.graphs:

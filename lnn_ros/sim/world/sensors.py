@@ -183,3 +183,84 @@ class CameraSensor:
             data=out.image.tobytes(),
         )
 
+
+
+CAMERA_OUTPUT_ENCODINGS = ("rgb8", "bgr8", "mono8", "rgba8", "bgra8")
+
+
+class CameraOutput:
+    """Presents the rendered rgb8 frame as a real camera driver would publish it.
+
+    The frame is scaled by nearest neighbour (pixel repetition) to the largest size of its
+    aspect ratio that fits ``width x height`` and centred there, the bands grey (128): a
+    stand-in for a wider camera, rendering at the output size would cost the simulator more
+    than a real-time episode allows. The policy's centre crop takes back the rendered view; with
+    an integer scale factor its area averaging recovers the rendered pixels exactly.
+
+    Args:
+        width: output columns (0: the rendered size).
+        height: output rows (0: the rendered size).
+        encoding: one of :data:`CAMERA_OUTPUT_ENCODINGS`.
+        compressed: ``""`` (raw ``Image``), ``jpeg`` or ``png`` (``CompressedImage`` data, via Pillow).
+        jpeg_quality: 1..95.
+    """
+
+    def __init__(self, width: int = 0, height: int = 0, encoding: str = "rgb8", compressed: str = "", jpeg_quality: int = 90) -> None:
+        if encoding not in CAMERA_OUTPUT_ENCODINGS:
+            raise ValueError(f"Camera output encoding {encoding!r} is not one of {list(CAMERA_OUTPUT_ENCODINGS)}.")
+        if compressed not in ("", "jpeg", "png"):
+            raise ValueError(f"Camera compression {compressed!r} is not '', 'jpeg' or 'png'.")
+        self.width, self.height, self.encoding = width, height, encoding
+        self.compressed, self.jpeg_quality = compressed, jpeg_quality
+        self._maps: tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _layout(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._maps is None or self._maps[0] != (h, w):
+            out_w, out_h = self.width or w, self.height or h
+            scale = min(out_w / w, out_h / h)
+            inner_w, inner_h = max(1, round(w * scale)), max(1, round(h * scale))
+            rows = (np.arange(inner_h) * h // inner_h).astype(np.intp)
+            cols = (np.arange(inner_w) * w // inner_w).astype(np.intp)
+            canvas = np.full((out_h, out_w, 3), 128, dtype=np.uint8)
+            self._maps = ((h, w), rows, cols, canvas)
+        return self._maps[1], self._maps[2], self._maps[3]
+
+    def present(self, rgb: np.ndarray) -> np.ndarray:
+        """rgb8 [h, w, 3] -> the output frame [H, W, C] in :attr:`encoding` (uint8)."""
+        rows, cols, canvas = self._layout(rgb.shape[0], rgb.shape[1])
+        top = (canvas.shape[0] - len(rows)) // 2
+        left = (canvas.shape[1] - len(cols)) // 2
+        canvas[top : top + len(rows), left : left + len(cols)] = rgb[rows][:, cols]
+        if self.encoding == "rgb8":
+            return canvas
+        if self.encoding == "bgr8":
+            return np.ascontiguousarray(canvas[:, :, ::-1])
+        if self.encoding == "mono8":
+            luma = canvas @ np.array((0.299, 0.587, 0.114))
+            return (luma + 0.5).astype(np.uint8)[:, :, None]
+        alpha = np.full(canvas.shape[:2] + (1,), 255, dtype=np.uint8)
+        colour = canvas if self.encoding == "rgba8" else canvas[:, :, ::-1]
+        return np.concatenate([colour, alpha], axis=2)
+
+    def frame(self, frame: ImageFrame) -> ImageFrame:
+        """A rendered rgb8 frame as the output camera publishes it (``jpeg`` / ``png`` encoding when compressed)."""
+        pixels = self.present(frame.to_array())
+        if self.compressed:
+            import io
+
+            from PIL import Image
+
+            buffer = io.BytesIO()
+            # A jpeg / png holds RGB (or grey) whatever the driver's raw encoding: decoders return RGB.
+            if self.encoding == "mono8":
+                image = Image.fromarray(pixels[:, :, 0])
+            else:
+                rgb = pixels[:, :, :3] if self.encoding in ("rgb8", "rgba8") else pixels[:, :, 2::-1]
+                image = Image.fromarray(np.ascontiguousarray(rgb))
+            if self.compressed == "jpeg":
+                image.save(buffer, format="JPEG", quality=self.jpeg_quality)
+            else:
+                image.save(buffer, format="PNG", compress_level=1)
+            return ImageFrame(frame.stamp_ns, 0, 0, self.compressed, 0, buffer.getvalue())
+        height, width, channels = pixels.shape
+        return ImageFrame(frame.stamp_ns, height, width, self.encoding, width * channels, pixels.tobytes())
