@@ -275,6 +275,11 @@ class ImageDecoder:
 
         try:
             image: Any = Image.open(io.BytesIO(frame.data))
+        except Image.DecompressionBombError:  # a header claiming far more pixels than any camera
+            return PixelsResult(ImageStatus.WRONG_SIZE, None)
+        except Exception:  # an untrusted byte stream: Pillow raises OSError, SyntaxError, ValueError, ...
+            return PixelsResult(ImageStatus.MALFORMED, None)
+        try:
             if (image.format or "").lower() != frame.encoding:
                 return PixelsResult(ImageStatus.MALFORMED, None)
             width, height = image.size
