@@ -191,15 +191,15 @@ CAMERA_OUTPUT_ENCODINGS = ("rgb8", "bgr8", "mono8", "rgba8", "bgra8")
 class CameraOutput:
     """Presents the rendered rgb8 frame as a real camera driver would publish it.
 
-    The frame is scaled by nearest neighbour (pixel repetition) to the largest size of its
-    aspect ratio that fits ``width x height`` and centred there, the bands grey (128): a
+    The frame is scaled by a whole factor (pixel repetition) to the largest such size that fits
+    ``width x height`` and centred there, the bands grey (128): a
     stand-in for a wider camera, rendering at the output size would cost the simulator more
     than a real-time episode allows. The policy's centre crop takes back the rendered view; with
     an integer scale factor its area averaging recovers the rendered pixels exactly.
 
     Args:
-        width: output columns (0: the rendered size).
-        height: output rows (0: the rendered size).
+        width: output columns (0: the rendered size); at least the rendered width.
+        height: output rows (0: the rendered size); at least the rendered height.
         encoding: one of :data:`CAMERA_OUTPUT_ENCODINGS`.
         compressed: ``""`` (raw ``Image``), ``jpeg`` or ``png`` (``CompressedImage`` data, via Pillow).
         jpeg_quality: 1..95.
@@ -212,35 +212,35 @@ class CameraOutput:
             raise ValueError(f"Camera compression {compressed!r} is not '', 'jpeg' or 'png'.")
         self.width, self.height, self.encoding = width, height, encoding
         self.compressed, self.jpeg_quality = compressed, jpeg_quality
-        self._maps: tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._layout_cache: tuple[tuple[int, int], int, int, int, np.ndarray] | None = None
 
-    def _layout(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if self._maps is None or self._maps[0] != (h, w):
+    def _layout(self, h: int, w: int) -> tuple[int, int, int, int, np.ndarray]:
+        """(scale, top, left, inner rows, canvas) for a rendered ``h x w`` frame; the canvas is reused."""
+        if self._layout_cache is None or self._layout_cache[0] != (h, w):
             out_w, out_h = self.width or w, self.height or h
-            scale = min(out_w / w, out_h / h)
-            inner_w, inner_h = max(1, round(w * scale)), max(1, round(h * scale))
-            rows = (np.arange(inner_h) * h // inner_h).astype(np.intp)
-            cols = (np.arange(inner_w) * w // inner_w).astype(np.intp)
-            canvas = np.full((out_h, out_w, 3), 128, dtype=np.uint8)
-            self._maps = ((h, w), rows, cols, canvas)
-        return self._maps[1], self._maps[2], self._maps[3]
+            scale = max(1, min(out_w // w, out_h // h))  # whole pixels: each rendered pixel becomes scale x scale
+            top, left = (out_h - h * scale) // 2, (out_w - w * scale) // 2
+            channels = {"mono8": 1, "rgb8": 3, "bgr8": 3}.get(self.encoding, 4)
+            canvas = np.full((out_h, out_w, channels), 128, dtype=np.uint8)
+            if channels == 4:
+                canvas[:, :, 3] = 255
+            self._layout_cache = ((h, w), scale, top, left, canvas)
+        _, scale, top, left, canvas = self._layout_cache
+        return scale, top, left, h * scale, canvas
 
     def present(self, rgb: np.ndarray) -> np.ndarray:
-        """rgb8 [h, w, 3] -> the output frame [H, W, C] in :attr:`encoding` (uint8)."""
-        rows, cols, canvas = self._layout(rgb.shape[0], rgb.shape[1])
-        top = (canvas.shape[0] - len(rows)) // 2
-        left = (canvas.shape[1] - len(cols)) // 2
-        canvas[top : top + len(rows), left : left + len(cols)] = rgb[rows][:, cols]
-        if self.encoding == "rgb8":
-            return canvas
-        if self.encoding == "bgr8":
-            return np.ascontiguousarray(canvas[:, :, ::-1])
+        """rgb8 [h, w, 3] -> the output frame [H, W, C] in :attr:`encoding` (uint8; a reused buffer)."""
+        h, w = rgb.shape[:2]
+        scale, top, left, rows, canvas = self._layout(h, w)
         if self.encoding == "mono8":
-            luma = canvas @ np.array((0.299, 0.587, 0.114))
-            return (luma + 0.5).astype(np.uint8)[:, :, None]
-        alpha = np.full(canvas.shape[:2] + (1,), 255, dtype=np.uint8)
-        colour = canvas if self.encoding == "rgba8" else canvas[:, :, ::-1]
-        return np.concatenate([colour, alpha], axis=2)
+            source = ((rgb @ np.array((0.299, 0.587, 0.114))) + 0.5).astype(np.uint8)[:, :, None]
+        elif self.encoding in ("bgr8", "bgra8"):
+            source = rgb[:, :, ::-1]
+        else:
+            source = rgb
+        region = canvas[top : top + rows, left : left + w * scale, : source.shape[2]]
+        region.reshape(h, scale, w, scale, source.shape[2])[:] = source[:, None, :, None, :]  # one broadcast copy
+        return canvas
 
     def frame(self, frame: ImageFrame) -> ImageFrame:
         """A rendered rgb8 frame as the output camera publishes it (``jpeg`` / ``png`` encoding when compressed)."""
