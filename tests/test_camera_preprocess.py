@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from lnn_ros.bundle import CameraSpec, load_bundle
-from lnn_ros.errors import BundleError
 from lnn_ros.bundle.preprocess import Preprocess, PreprocessError
+from lnn_ros.errors import BundleError
 from lnn_ros.runtime.factory import build_runner
 from lnn_ros.runtime.image import ImageDecoder, ImageStatus
 from lnn_ros.runtime.messages import compressed_format, image_frame
@@ -285,3 +285,15 @@ def test_schema_1_bundles_load_as_encoder_size_only(tmp_path: Path) -> None:
         [sys.executable, "-m", "lnn_ros.cli", "info", str(MODEL)], capture_output=True, text=True, check=True
     ).stdout
     assert "preprocess: any size" in shipped
+
+
+def test_preprocessing_cost_is_reported_in_diagnostics() -> None:
+    from lnn_ros.runtime.factory import build_live_loop
+    from lnn_ros.runtime.live import LiveConfig
+
+    clock = [1_000_000_000]
+    loop = build_live_loop(MODEL, live=LiveConfig(), now_ns=lambda: clock[0])
+    loop.on_image(compressed(smooth(720, 1280), "jpeg")._replace(stamp_ns=clock[0]))
+    values = dict(loop.report().values)
+    assert float(values["preprocess_ms.p50"]) > 0.0, values
+    assert values.get("camera_encoded") == "1", values

@@ -35,9 +35,9 @@ from lnn_ros_examples.drone_policy.data import (
     IMU_FEATURE_NAMES,
     IMU_FIELDS,
     IMU_UNITS,
+    PREPROCESS,
     DtRule,
     PolicyDataset,
-    PREPROCESS,
     image_statistics,
 )
 from lnn_ros_examples.drone_policy.model import DronePolicy, PolicyArch

@@ -98,8 +98,12 @@ class DatasetConfig:
             raise BagError(
                 f"Bundle {manifest.name!r} has outputs without a twist_field; a bag's cmd_vel cannot be its target."
             )
-        return cls(  # type: ignore[arg-type]
-            imu_fields=fields_, targets=targets, camera=manifest.uses_camera, camera_spec=manifest.camera, **overrides
+        return cls(
+            imu_fields=fields_,
+            targets=targets,
+            camera=manifest.uses_camera,
+            camera_spec=manifest.camera,
+            **overrides,  # type: ignore[arg-type]
         )
 
 
