@@ -187,6 +187,8 @@ class Latency:
     @classmethod
     def of(cls, latencies_ns: list[int], lost: int) -> Latency:
         ms = np.array(latencies_ns, dtype=np.float64) / 1e6
+        if not len(ms):  # every message lost: say so rather than fail
+            return cls(0, lost, float("nan"), float("nan"), float("nan"))
         return cls(len(ms), lost, float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), float(ms.max()))
 
 
@@ -558,10 +560,12 @@ def measure_formats(results: dict[str, object], bundles: dict[str, Path], config
             measured = driver.ping_pong(stream, config.camera_rate_hz, config.camera_samples, config.warmup // 4, T0)
             step = driver.node_step_latency()
             preprocess = {k: float(driver.diagnostics.get(f"preprocess_ms.{k}", "nan")) for k in ("p50", "p99", "max")}
+            counters = {k: v for k, v in driver.diagnostics.items() if k.startswith("camera_") or k == "resets"}
         entry: dict[str, object] = {"frame": f"{width}x{height} {encoding}", "bytes": size, "transport": "LARGE_DATA"}
         entry.update(measured)
         entry["node_step_latency_ms"] = step
         entry["node_preprocess_ms"] = preprocess
+        entry["node_counters"] = counters
         entry["overhead"] = overhead(measured["node"], measured["echo"])
         print(f"camera format {entry}", flush=True)
         formats.append(entry)
