@@ -297,3 +297,25 @@ def test_preprocessing_cost_is_reported_in_diagnostics() -> None:
     values = dict(loop.report().values)
     assert float(values["preprocess_ms.p50"]) > 0.0, values
     assert values.get("camera_encoded") == "1", values
+
+
+@pytest.mark.parametrize(
+    ("size", "encoding", "compressed"),
+    [((640, 480), "bgr8", ""), ((1280, 720), "bgra8", ""), ((752, 480), "mono8", ""), ((1280, 720), "rgb8", "png")],
+)
+def test_simulator_camera_output_comes_back_through_the_preprocessing(
+    size: tuple[int, int], encoding: str, compressed: str
+) -> None:
+    """sim_drone_node's camera options: whole-pixel upscaling, centred; the centre crop + area average undo it."""
+    from lnn_ros.sim.world.sensors import CameraOutput
+
+    rendered = smooth(48, 64, seed=9)
+    frame = CameraOutput(*size, encoding, compressed).frame(ImageFrame(3, 48, 64, "rgb8", 192, rendered.tobytes()))
+    assert (frame.width, frame.height) == ((0, 0) if compressed else size)
+    out = ImageDecoder(camera()).pixels(frame).pixels
+    assert out is not None
+    if encoding == "mono8":  # 752x480: 10x repetition, 640x480 centred; the grey repeated to colour comes back
+        grey = (rendered @ LUMA + 0.5).astype(np.uint8)
+        np.testing.assert_array_equal(out, np.repeat(grey[:, :, None], 3, axis=2))
+    else:
+        np.testing.assert_array_equal(out, rendered)
