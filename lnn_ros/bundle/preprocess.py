@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lnn_ros.errors import BundleError
+from lnn_ros.bundle.errors import ManifestError
 
 RAW_ENCODINGS: dict[str, tuple[int, int]] = {
     "rgb8": (3, 1),
@@ -49,7 +49,7 @@ DEFAULT_MAX_PIXELS = 4096 * 4096
 KEYS = ("encodings", "formats", "crop", "resize", "pad_value", "max_pixels")
 
 
-class PreprocessError(BundleError):
+class PreprocessError(ManifestError):
     """``inputs.camera.preprocess`` is malformed."""
 
 

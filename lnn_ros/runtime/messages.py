@@ -34,19 +34,26 @@ def imu_sample(msg: Any, stamp: int) -> ImuSample:
 
 
 def image_frame(msg: Any, stamp: int) -> ImageFrame:
-    """``sensor_msgs/Image`` (or ``CompressedImage``) -> :class:`ImageFrame` stamped ``stamp``,
-    sharing the message's pixel buffer."""
+    """``sensor_msgs/Image`` (or ``CompressedImage``) -> :class:`ImageFrame` stamped ``stamp``.
+
+    ``data`` is viewed without a copy when it is a contiguous buffer (rclpy's ``array.array``,
+    rosbags' uint8 arrays, bytes); anything else (a list, a strided array) is copied to uint8.
+    """
     if not hasattr(msg, "encoding"):
         return compressed_frame(msg, stamp)
     return ImageFrame(
-        stamp,
-        int(msg.height),
-        int(msg.width),
-        str(msg.encoding),
-        int(msg.step),
-        memoryview(msg.data),
-        bool(msg.is_bigendian),
+        stamp, int(msg.height), int(msg.width), str(msg.encoding), int(msg.step), _buffer(msg.data), bool(msg.is_bigendian)
     )
+
+
+def _buffer(values: Any) -> memoryview:
+    try:
+        data = memoryview(values)
+    except TypeError:
+        data = None
+    if data is None or not data.c_contiguous:
+        data = np.ascontiguousarray(values, dtype=np.uint8).data
+    return data
 
 
 def compressed_format(text: str) -> str:
@@ -67,7 +74,7 @@ def compressed_format(text: str) -> str:
 
 def compressed_frame(msg: Any, stamp: int) -> ImageFrame:
     """``sensor_msgs/CompressedImage`` -> :class:`ImageFrame` (encoding ``jpeg`` / ``png``, size 0 until decoded)."""
-    return ImageFrame(stamp, 0, 0, compressed_format(msg.format), 0, memoryview(msg.data))
+    return ImageFrame(stamp, 0, 0, compressed_format(msg.format), 0, _buffer(msg.data))
 
 
 def command(msg: Any, stamp: int) -> Command:
