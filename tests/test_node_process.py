@@ -577,7 +577,7 @@ def _call(driver: Driver, srv_type: type, name: str, request: object) -> object:
 def test_parameters_are_declared_read_only_with_ranges_and_reset_service(
     driver: Driver, ros_env: dict[str, str], tmp_path: Path, imu_bundle: Path
 ) -> None:
-    with node_process(ros_env, tmp_path / "node.log", imu_bundle, stale_timeout_s=10.0, **FAST_DIAGNOSTICS):
+    with node_process(ros_env, tmp_path / "node.log", imu_bundle, stale_timeout_s=10.0, **FAST_DIAGNOSTICS, **LEGACY):
         driver.wait_for_node()
         listed = _call(driver, ListParameters, "/lnn_node/list_parameters", ListParameters.Request())
         names = set(listed.result.names)
