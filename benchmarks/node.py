@@ -369,7 +369,13 @@ def session(
 
 def node_args(bundle: Path) -> list[str]:
     exe = Path(sys.executable).with_name("lnn_node")
-    return [str(exe), "--ros-args", "-p", f"model_path:={bundle}", "-p", "stale_timeout_s:=2.0"]
+    # Stamps start at T0 (not the node clock) and ping-pong pauses the stream: stamp checks, holds
+    # and the stop after failsafe_hover_s are off, so cmd_vel carries only the policy's replies.
+    unchecked = ["max_age_s:=0.0", "max_future_s:=0.0", "max_command_gap_s:=10.0", "failsafe_action:=hover"]
+    args = [str(exe), "--ros-args", "-p", f"model_path:={bundle}", "-p", "stale_timeout_s:=2.0"]
+    for value in unchecked:
+        args += ["-p", value]
+    return args
 
 
 def echo_args() -> list[str]:

@@ -48,7 +48,8 @@ def test_imu_stall_holds_then_hovers_then_stops_publishing(
         stamps = stream_imu(driver, 1.0, rng)
         driver.spin_until(lambda: any(stamp_ns(c) == stamps[-1] for c in driver.commands), 10.0, "the last policy command")
         values = driver.wait_for_diagnostics(lambda v: v.get("failsafe_output") == "stopped", "publishing to stop", 20.0)
-        assert values["failsafe_stops"] == "1" and values["stale_streams"] == "imu"
+        # (>= 1: on a slow start-up the node may also have stopped once while waiting for the first IMU message)
+        assert int(values["failsafe_stops"]) >= 1 and values["stale_streams"] == "imu"
         assert driver.diagnostics[-1].status[0].level == b"\x02" and "stopped publishing" in driver.diagnostics[-1].status[0].message
         stopped_at = len(driver.commands)
         driver.spin_for(1.0)

@@ -168,29 +168,28 @@ class LiveLoop:
         callback before the message was converted; it starts the latency measurement.
         """
         start = time.perf_counter_ns() if start_ns is None else start_ns
+        now = self._now_ns()  # the arrival time, read once per message
         gate = self._imu_gate
-        if gate is not None and self._rejected(Stream.IMU, gate, sample.stamp_ns):
+        if gate is not None and now != 0 and self._rejected(Stream.IMU, gate, sample.stamp_ns, now):
             return None
-        return self._handle(Stream.IMU, self.runner.on_imu(sample), start)
+        return self._handle(Stream.IMU, self.runner.on_imu(sample), start, now)
 
     def on_image(self, frame: ImageFrame, start_ns: int | None = None) -> Command | None:
         """Handle one camera frame; returns the command to publish (camera-driven bundles only)."""
         start = time.perf_counter_ns() if start_ns is None else start_ns
+        now = self._now_ns()
         gate = self._camera_gate
-        if gate is not None and self._rejected(Stream.CAMERA, gate, frame.stamp_ns):
+        if gate is not None and now != 0 and self._rejected(Stream.CAMERA, gate, frame.stamp_ns, now):
             return None
         counters = self.runner.counters
         encoded = counters[_ENCODED]
         command = self.runner.on_image(frame)
         if counters[_ENCODED] != encoded:
             self.frame_latency_s.add((time.perf_counter_ns() - start) / NS_PER_S)
-        return self._handle(Stream.CAMERA, command, start)
+        return self._handle(Stream.CAMERA, command, start, now)
 
-    def _rejected(self, stream: Stream, gate: StampGate, stamp_ns: int) -> bool:
+    def _rejected(self, stream: Stream, gate: StampGate, stamp_ns: int, now: int) -> bool:
         """The gate's verdict; a rejected message is counted as received and dropped, like the runner's drops."""
-        now = self._now_ns()
-        if now == 0:
-            return False  # no clock to judge by (see _handle)
         outcome = gate.check(stamp_ns, now)
         if outcome is None:
             return False
@@ -200,8 +199,7 @@ class LiveLoop:
         self.rates[stream.value].tick(now)
         return True
 
-    def _handle(self, stream: Stream, command: Command | None, start_ns: int) -> Command | None:
-        now = self._now_ns()
+    def _handle(self, stream: Stream, command: Command | None, start_ns: int, now: int) -> Command | None:
         if now == 0:  # the clock has not started: no arrival time to judge freshness by
             self.commands_withheld += command is not None
             return None
