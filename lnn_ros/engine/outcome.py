@@ -35,6 +35,9 @@ class Outcome(Enum):
     MIXED_TIME_BASE = "mixed_time_base"  # the stream's stamps switch between time bases (several publishers?): dropped
     MISSED = "missed"  # estimated from a stamp gap: a message that was sent but never arrived (transport loss)
 
+    # Members are singletons: hash by identity in C (they key per-message counters).
+    __hash__ = object.__hash__
+
     @property
     def valid(self) -> bool:
         """Whether the message was usable input: a sign of life of *its stream* for the watchdog.

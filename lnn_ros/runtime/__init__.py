@@ -17,7 +17,7 @@ __all__, __getattr__ = lazy_exports(
         "live": ("FailsafeAction", "FailsafeOutput", "LiveConfig", "LiveLoop"),
         "stamp_gate": ("StampGate", "StampLimits"),
         "counters": ("Counters", "counter_name"),
-        "policy": ("Outcome", "PolicyConfig", "PolicyError", "PolicyRunner", "used_streams"),
+        "policy": ("PolicyConfig", "PolicyError", "PolicyRunner", "used_streams"),
         "records": ("ZERO_TWIST", "Command", "ImageFrame", "ImuSample", "SensorRecord", "Stream", "Twist"),
         "report": ("Level", "Report", "build_report"),
         "stats": ("RateMeter", "RollingWindow", "Summary"),
