@@ -88,7 +88,7 @@ def test_one_future_stamp_and_a_repeated_one_do_not_poison_the_clock(
         flown = {stamp_ns(c) for c in driver.commands} & set(stamps)
         # Before: ~100 real messages after the first bad one were "out of order", then ~45 % of the rest.
         assert len(flown) >= 0.9 * len(stamps), (len(flown), len(stamps), values)
-        assert values["imu_from_future"] == str(len(bad)) and "imu_out_of_order" not in values
+        assert values["imu_from_future"] == str(len(bad)) and values["imu_out_of_order"] == "0"
         assert values["state"] == "ok" and values["mixed_time_base"] == ""
 
 
@@ -110,7 +110,7 @@ def test_old_and_future_stamps_are_dropped_and_two_time_bases_fail_safe(
             driver.spin_for(0.01)
         driver.sync()
         values = driver.latest_values()
-        assert values["camera_too_old"] == "6" and "camera_encoded" not in values and values["commands_published"] == "0"
+        assert values["camera_too_old"] == "6" and values["camera_encoded"] == "0" and values["commands_published"] == "0"
         # IMU 10 s old, or 5 s in the future, with fresh frames: dropped too.
         for k in range(30):
             now = time.time_ns()

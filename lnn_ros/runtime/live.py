@@ -194,7 +194,7 @@ class LiveLoop:
         if outcome is None:
             return False
         runner = self.runner
-        runner.counters[stream, Outcome.RECEIVED] += 1
+        runner.counters[gate.received_key] += 1
         runner.last_outcome = outcome
         self.rates[stream.value].tick(now)
         return True

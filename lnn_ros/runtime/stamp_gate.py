@@ -98,8 +98,14 @@ class StampGate:
         self._tolerance_ns = seconds_to_ns(limits.tolerance_s)
         self._max_gap_ns = seconds_to_ns(limits.max_gap_s)
         self._window_ns = seconds_to_ns(MIXED_WINDOW_S)
-        self._keys = {o: (stream, o) for o in (Outcome.TOO_OLD, Outcome.FROM_FUTURE, Outcome.MIXED_TIME_BASE)}
+        # Counter keys built once (hashing an Enum costs more than the count); reported from the start.
+        self._too_old_key = (stream, Outcome.TOO_OLD)
+        self._from_future_key = (stream, Outcome.FROM_FUTURE)
+        self._mixed_key = (stream, Outcome.MIXED_TIME_BASE)
         self._missed_key = (stream, Outcome.MISSED)
+        self.received_key = (stream, Outcome.RECEIVED)  # counted by the caller for a message it drops here
+        for key in (self._too_old_key, self._from_future_key, self._mixed_key, self._missed_key):
+            counters.setdefault(key, 0)
         self._base_ns: int | None = None  # the stream's time base: its lowest recent offset
         self._previous_ns: int | None = None  # offset of the previous message
         self._ahead_run = 0
@@ -129,14 +135,14 @@ class StampGate:
         """
         offset = now_ns - stamp_ns
         if self._max_age_ns and offset > self._max_age_ns:
-            return self._reject(Outcome.TOO_OLD)
+            return self._reject(Outcome.TOO_OLD, self._too_old_key)
         if self._max_future_ns and -offset > self._max_future_ns:
-            return self._reject(Outcome.FROM_FUTURE)
+            return self._reject(Outcome.FROM_FUTURE, self._from_future_key)
         tolerance = self._tolerance_ns
         if tolerance:
             self._track_switches(offset, now_ns)
             if self.mixed:
-                return self._reject(Outcome.MIXED_TIME_BASE)
+                return self._reject(Outcome.MIXED_TIME_BASE, self._mixed_key)
         base = self._base_ns
         if tolerance and base is not None and offset < base - tolerance:  # ahead of the stream's own time base
             run = self._ahead_run
@@ -144,7 +150,7 @@ class StampGate:
             self._ahead_ns = offset
             if run < REBASE_AFTER:
                 self._ahead_run = run
-                return self._reject(Outcome.FROM_FUTURE)
+                return self._reject(Outcome.FROM_FUTURE, self._from_future_key)
             self.rebases += 1  # that many agree: the stream's time base moved
             base = offset
         self._ahead_run = 0
@@ -157,8 +163,8 @@ class StampGate:
         return None
 
     # ------------------------------------------------------------------ internals
-    def _reject(self, outcome: Outcome) -> Outcome:
-        self._counters[self._keys[outcome]] += 1
+    def _reject(self, outcome: Outcome, key: tuple[Stream, Outcome]) -> Outcome:
+        self._counters[key] += 1
         return outcome
 
     def _track_switches(self, offset: int, now_ns: int) -> None:
