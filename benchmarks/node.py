@@ -416,9 +416,12 @@ def session(
 
 def node_args(bundle: Path, params: tuple[str, ...] = ()) -> list[str]:
     exe = Path(sys.executable).with_name("lnn_node")
+    # Stamps start at T0 (not the node clock) and ping-pong pauses the stream: stamp checks, holds
+    # and the stop after failsafe_hover_s are off, so cmd_vel carries only the policy's replies.
+    unchecked = ["max_age_s:=0.0", "max_future_s:=0.0", "max_command_gap_s:=10.0", "failsafe_action:=hover"]
     args = [str(exe), "--ros-args", "-p", f"model_path:={bundle}", "-p", "stale_timeout_s:=2.0"]
-    for param in params:
-        args += ["-p", param]
+    for value in [*unchecked, *params]:
+        args += ["-p", value]
     return args
 
 

@@ -52,8 +52,15 @@ T0 = 1_000 * NS  # test stamps start at 1000 s, far from the node's wall clock
 H, W = 24, 32  # bundle_factory.CAMERA
 LIMIT = NARROW_LIMIT  # output limits of the narrowed bundle
 FAST_DIAGNOSTICS = {"diagnostics_period_s": 0.1}
+# Stamps here start at T0, far from the node's clock, and Driver.sync() pauses the streams: the
+# stamp checks, the command-gap holds and the stop after failsafe_hover_s (tests/test_node_failsafe.py)
+# are off, so every command on cmd_vel is one the offline runner computes too.
+LEGACY = {
+    "max_age_s": 0.0, "max_future_s": 0.0, "time_base_tolerance_s": 0.0, "max_command_gap_s": 10.0,
+    "failsafe_action": "hover",
+}
 # Lossless and never stale while Driver.sync() pauses the streams (the watchdog has its own test).
-RELIABLE = {"input_qos_reliability": "reliable", "input_qos_depth": 100, "stale_timeout_s": 10.0}
+RELIABLE = {"input_qos_reliability": "reliable", "input_qos_depth": 100, "stale_timeout_s": 10.0, **LEGACY}
 
 Message = ImuSample | ImageFrame
 
@@ -387,7 +394,8 @@ def test_watchdog_hovers_when_the_imu_stops_and_resumes_with_a_reset_state(
     timeout_s = 1.0
     rng = np.random.default_rng(13)
     with node_process(
-        ros_env, tmp_path / "node.log", imu_bundle, stale_timeout_s=timeout_s, failsafe_rate_hz=20.0, **FAST_DIAGNOSTICS
+        ros_env, tmp_path / "node.log", imu_bundle, stale_timeout_s=timeout_s, failsafe_rate_hz=20.0,
+        **FAST_DIAGNOSTICS, **LEGACY,
     ):
         driver.wait_for_node()
         # Before any IMU message: hover, stamped with the node clock, and reported as waiting.
@@ -406,7 +414,6 @@ def test_watchdog_hovers_when_the_imu_stops_and_resumes_with_a_reset_state(
         expected_first, _ = offline(imu_bundle, first)
         flying_from = len(driver.commands)
         driver.play(first, expected_first)
-        last_publish_s = driver.last_publish_s
         flown = driver.commands[flying_from:]
         start = next(i for i, c in enumerate(flown) if stamp_ns(c) == expected_first[0].stamp_ns)
         assert_same_commands(flown[start:], expected_first)
@@ -416,7 +423,9 @@ def test_watchdog_hovers_when_the_imu_stops_and_resumes_with_a_reset_state(
         driver.spin_until(lambda: len(driver.commands) - stale_from >= 3, 10.0, "hover commands after the IMU stopped")
         failsafe = driver.commands[stale_from:]
         assert all(not twist_of(c).any() for c in failsafe)
-        assert stamp_ns(failsafe[0]) / NS - last_publish_s >= timeout_s  # never before the timeout
+        # Never before the timeout; stamped in the commands' one time base: the last command's stamp
+        # plus the node-clock time since it (docs/failsafe.md).
+        assert stamp_ns(failsafe[0]) - stamp_ns(flown[-1]) >= timeout_s * NS
         values = driver.wait_for_diagnostics(lambda v: v.get("state") == "stale", "state stale")
         assert (values["failsafe"], values["failsafe_entries"], values["stale_streams"]) == ("true", "1", "imu")
         assert driver.diagnostics[-1].status[0].level == b"\x02"
@@ -541,7 +550,7 @@ def test_unparsable_command_line_exits_1_without_traceback(ros_env: dict[str, st
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_ends_the_node_cleanly(sig: signal.Signals, ros_env: dict[str, str], tmp_path: Path, camera_bundle: Path, driver: Driver) -> None:
     log = tmp_path / "node.log"
-    with node_process(ros_env, log, camera_bundle) as process:
+    with node_process(ros_env, log, camera_bundle, failsafe_action="hover") as process:
         driver.wait_for_node(("imu", "camera"))
         driver.spin_until(lambda: len(driver.commands) > 0, 10.0, "the node to run (hover)")
         start = time.monotonic()
@@ -568,7 +577,7 @@ def _call(driver: Driver, srv_type: type, name: str, request: object) -> object:
 def test_parameters_are_declared_read_only_with_ranges_and_reset_service(
     driver: Driver, ros_env: dict[str, str], tmp_path: Path, imu_bundle: Path
 ) -> None:
-    with node_process(ros_env, tmp_path / "node.log", imu_bundle, stale_timeout_s=10.0, **FAST_DIAGNOSTICS):
+    with node_process(ros_env, tmp_path / "node.log", imu_bundle, stale_timeout_s=10.0, **FAST_DIAGNOSTICS, **LEGACY):
         driver.wait_for_node()
         listed = _call(driver, ListParameters, "/lnn_node/list_parameters", ListParameters.Request())
         names = set(listed.result.names)

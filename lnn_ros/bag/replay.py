@@ -4,7 +4,7 @@ The bag's IMU and camera messages go through :class:`~lnn_ros.runtime.LiveLoop`,
 ``lnn_node`` runs per message and per timer tick, built from the node's parameters (its
 defaults or its ``ros2`` parameter file: :meth:`~lnn_ros.node_spec.params.NodeParams.from_params_file`,
 so that both run with the same settings) and driven by a
-:class:`~lnn_ros.bag.log_clock.LogClock` on the bag's log time. Hover commands of the failsafe
+:class:`~lnn_ros.bag.log_clock.LogClock` on the bag's log time. Hold and hover commands of the failsafe
 ticks are counted, not written: they are the node's fallback output, not the policy's.
 Outputs, in ``out_dir``:
 
@@ -195,7 +195,7 @@ def replay_bag(
                         continue
                     for timer in clock.advance(message.log_time_ns):
                         if timer is Timer.FAILSAFE:
-                            live.tick()  # the node would publish hover now; counted, not written
+                            live.tick()  # the node would publish a hold or hover now; counted, not written
                         else:
                             write_diagnostics(live.report())
                     if message.stream is Stream.IMU:
@@ -246,6 +246,8 @@ def replay_bag(
         commands_published=live.commands_published,
         commands_withheld=live.commands_withheld,
         hover_ticks=live.hover_commands,
+        hold_ticks=live.hold_commands,
+        failsafe_stops=live.failsafe_stops,
         failsafe_entries=live.watchdog.failsafe_entries,
         recoveries=live.watchdog.recoveries,
         diagnostics_written=diagnostics_count,

@@ -30,6 +30,10 @@ class Outcome(Enum):
     WRONG_ENCODING = "wrong_encoding"  # image encoding not accepted by the manifest: dropped
     WRONG_SIZE = "wrong_size"  # image width/height differ from the manifest: dropped
     MALFORMED = "malformed"  # image step/data length inconsistent: dropped
+    TOO_OLD = "too_old"  # stamp older than the node clock by more than max_age_s: dropped
+    FROM_FUTURE = "from_future"  # stamp ahead of the node clock (max_future_s) or of its stream's time base: dropped
+    MIXED_TIME_BASE = "mixed_time_base"  # the stream's stamps switch between time bases (several publishers?): dropped
+    MISSED = "missed"  # estimated from a stamp gap: a message that was sent but never arrived (transport loss)
 
     # Members are singletons: hash by identity in C (they key per-message counters).
     __hash__ = object.__hash__
@@ -70,5 +74,8 @@ _DROPPED = frozenset(
         Outcome.WRONG_ENCODING,
         Outcome.WRONG_SIZE,
         Outcome.MALFORMED,
+        Outcome.TOO_OLD,
+        Outcome.FROM_FUTURE,
+        Outcome.MIXED_TIME_BASE,
     }
 )

@@ -19,7 +19,7 @@ from lnn_ros.node_spec.errors import NodeConfigError
 from lnn_ros.node_spec.interface import CAMERA_TRANSPORTS, NODE_NAME, check_streams_fed
 from lnn_ros.node_spec.param_table import AUTOMATIC_PARAMETERS, QOS_RELIABILITY, ParamSpec, ParamType, check_values
 from lnn_ros.runtime.factory import build_live_loop
-from lnn_ros.runtime.live import LiveConfig, LiveLoop
+from lnn_ros.runtime.live import FailsafeAction, LiveConfig, LiveLoop
 
 __all__ = [
     "AUTOMATIC_PARAMETERS",
@@ -81,6 +81,50 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "stats_window", ParamType.INTEGER, 1000,
         "Samples kept for the latency and age percentiles in /diagnostics.", low=10, high=1_000_000,
     ),
+    # Failsafe semantics an autopilot expects (docs/failsafe.md).
+    ParamSpec(
+        "max_command_gap_s", ParamType.DOUBLE, 0.15,
+        "Longest silence of cmd_vel while flying: the last command is repeated (held) to fill it, well under "
+        "PX4's offboard-loss timeout (COM_OF_LOSS_T, 0.5-1 s). At least 1 / failsafe_rate_hz.",
+        low=0.001, high=10.0,
+    ),
+    ParamSpec(
+        "failsafe_hover_s", ParamType.DOUBLE, 2.0,
+        "With failsafe_action 'stop': hover this long without valid inputs, then stop publishing.",
+        low=0.0, high=3600.0,
+    ),
+    ParamSpec(
+        "failsafe_action", ParamType.STRING, "stop",
+        "After failsafe_hover_s of hover: 'stop' publishing (the autopilot's offboard-loss failsafe, e.g. land "
+        "or return, takes over) or keep on 'hover'.",
+        choices=("stop", "hover"),
+    ),
+    ParamSpec(
+        "max_age_s", ParamType.DOUBLE, 0.5,
+        "An imu / camera message stamped more than this before the node clock is dropped (counted "
+        "<stream>_too_old); 0 = off.", low=0.0, high=86400.0,
+    ),
+    ParamSpec(
+        "max_future_s", ParamType.DOUBLE, 0.1,
+        "An imu / camera message stamped more than this after the node clock is dropped (counted "
+        "<stream>_from_future); 0 = off.", low=0.0, high=86400.0,
+    ),
+    ParamSpec(
+        "time_base_tolerance_s", ParamType.DOUBLE, 0.1,
+        "A stamp this far ahead of its stream's own time base is dropped (<stream>_from_future); offsets "
+        "switching by more than this mean several time bases on one topic (<stream>_mixed_time_base, ERROR); 0 = off.",
+        low=0.0, high=60.0,
+    ),
+    ParamSpec(
+        "imu_rate_hz", ParamType.DOUBLE, 0.0,
+        "Expected IMU rate for imu_missed (messages lost, from stamp gaps); 0 = learnt from the first stamps.",
+        low=0.0, high=100000.0,
+    ),
+    ParamSpec(
+        "camera_rate_hz", ParamType.DOUBLE, 0.0,
+        "Expected camera rate for camera_missed (frames lost, from stamp gaps); 0 = learnt from the first stamps.",
+        low=0.0, high=100000.0,
+    ),
     ParamSpec(
         "camera_transport", ParamType.STRING, "raw",
         "raw: sensor_msgs/Image on camera/image_raw; compressed: sensor_msgs/CompressedImage (jpeg / png) on "
@@ -109,6 +153,14 @@ class NodeParams:
     max_gap_s: float
     verify_bundle_hashes: bool
     stats_window: int
+    max_command_gap_s: float
+    failsafe_hover_s: float
+    failsafe_action: str
+    max_age_s: float
+    max_future_s: float
+    time_base_tolerance_s: float
+    imu_rate_hz: float
+    camera_rate_hz: float
     camera_transport: str = "raw"
 
     @classmethod
@@ -173,10 +225,28 @@ class NodeParams:
         return loop
 
     def live_config(self) -> LiveConfig:
-        """The watchdog and statistics settings these parameters select."""
-        return LiveConfig(
-            stale_timeout_s=self.stale_timeout_s, stats_window=self.stats_window, rate_window_s=self.diagnostics_period_s
-        )
+        """The watchdog, failsafe, stamp-check and statistics settings these parameters select.
+
+        Raises:
+            NodeConfigError: ``max_command_gap_s`` is shorter than the tick period ``1 / failsafe_rate_hz``.
+        """
+        try:
+            return LiveConfig(
+                stale_timeout_s=self.stale_timeout_s,
+                stats_window=self.stats_window,
+                rate_window_s=self.diagnostics_period_s,
+                tick_period_s=1.0 / self.failsafe_rate_hz,
+                max_command_gap_s=self.max_command_gap_s,
+                failsafe_hover_s=self.failsafe_hover_s,
+                failsafe_action=FailsafeAction(self.failsafe_action),
+                max_age_s=self.max_age_s,
+                max_future_s=self.max_future_s,
+                time_base_tolerance_s=self.time_base_tolerance_s,
+                imu_rate_hz=self.imu_rate_hz,
+                camera_rate_hz=self.camera_rate_hz,
+            )
+        except ValueError as exc:
+            raise NodeConfigError(f"Parameters of {NODE_NAME}: {exc} Raise failsafe_rate_hz or max_command_gap_s.") from None
 
 
 def _params_file_values(path: Path, node_name: str) -> dict[str, Any]:

@@ -7,8 +7,11 @@ Topics (relative names, remappable):
   the bundle reads that stream; QoS keep-last ``input_qos_depth``, ``input_qos_reliability``
   (best effort by default, i.e. sensor-data QoS);
 * ``cmd_vel`` (geometry_msgs/TwistStamped, reliable, depth 10): one message per policy step,
-  stamped with the header stamp of the message that produced it, and the zero (hover)
-  command at ``failsafe_rate_hz`` stamped with the node clock while the watchdog is not OK;
+  stamped with the header stamp of the message that produced it; from the failsafe timer, a
+  hold of the last command when the stream would otherwise be silent longer than
+  ``max_command_gap_s``, and the zero (hover) command at ``failsafe_rate_hz`` while the
+  watchdog is not OK, until ``failsafe_hover_s`` with ``failsafe_action: stop`` (then nothing);
+  holds and hovers continue the commands' time base (docs/failsafe.md);
 * ``/diagnostics`` (diagnostic_msgs/DiagnosticArray) every ``diagnostics_period_s``;
 * service ``~/reset`` (std_srvs/Trigger): zero the recurrent state.
 
@@ -97,6 +100,7 @@ class LnnNode(Node):
         streams = runner.streams
         self._reported = WatchdogStatus.WAITING
         self._recoveries = 0
+        self._stops = 0
 
         reliability = (
             ReliabilityPolicy.RELIABLE if params.input_qos_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
@@ -146,12 +150,18 @@ class LnnNode(Node):
 
     # ------------------------------------------------------------------ timers and service
     def _on_failsafe_timer(self) -> None:
-        hover = self.loop.tick()
+        command = self.loop.tick()
         status = self.loop.watchdog.status
         if status is not self._reported:
             self._report_transition(status)
-        if hover is not None:
-            self._cmd_pub.publish(fill_twist_stamped(self._cmd, hover))
+        if command is not None:
+            self._cmd_pub.publish(fill_twist_stamped(self._cmd, command))
+        elif self.loop.failsafe_stops != self._stops:
+            self._stops = self.loop.failsafe_stops
+            self.get_logger().error(
+                f"Failsafe: no valid input for {self.params.failsafe_hover_s} s of hover; stopped publishing cmd_vel "
+                "so the autopilot's offboard-loss failsafe takes over (failsafe_action: stop)."
+            )
 
     def _report_transition(self, status: WatchdogStatus) -> None:
         self._reported = status

@@ -14,7 +14,8 @@ __all__, __getattr__ = lazy_exports(
     {
         "factory": ("build_live_loop", "build_runner"),
         "image": ("DecodeResult", "ImageDecoder", "ImageStatus"),
-        "live": ("LiveConfig", "LiveLoop"),
+        "live": ("FailsafeAction", "FailsafeOutput", "LiveConfig", "LiveLoop"),
+        "stamp_gate": ("StampGate", "StampLimits"),
         "counters": ("Counters", "counter_name"),
         "policy": ("PolicyConfig", "PolicyError", "PolicyRunner", "used_streams"),
         "records": ("ZERO_TWIST", "Command", "ImageFrame", "ImuSample", "SensorRecord", "Stream", "Twist"),

@@ -19,8 +19,25 @@ bag's log time; both therefore make the same decisions. Per message:
   a zero state on the next message;
 * a command is returned for publishing only while the watchdog is OK (else it is withheld).
 
-Per failsafe tick (:meth:`LiveLoop.tick`, at ``failsafe_rate_hz``): while the watchdog is not
-OK (or the clock reads 0) the hover command, stamped with the clock, is returned for publishing.
+Before the runner, every message's header stamp goes through its stream's
+:class:`~lnn_ros.runtime.stamp_gate.StampGate` (too old, from the future, ahead of its own time
+base, several time bases on one topic; missed messages estimated from stamp gaps). A message it
+rejects is counted (``imu_too_old`` ...) and is no sign of life. Not while the clock reads 0.
+
+Per tick (:meth:`LiveLoop.tick`, every ``tick_period_s`` = 1 / ``failsafe_rate_hz``):
+
+* watchdog OK: if the next tick would come later than ``max_command_gap_s`` after the last
+  command returned for publishing, the last command is returned again (a *hold*), so the
+  command stream never goes silent for longer than that while the stale timeout decides;
+* watchdog not OK (or clock 0): the hover command; with ``failsafe_action`` ``stop``, only for
+  ``failsafe_hover_s`` after the watchdog left OK (or after the first tick, while waiting for
+  the inputs), then nothing at all, so the autopilot's own offboard-loss failsafe takes over.
+  The next policy command (inputs back) resumes publishing.
+
+Time base of ``cmd_vel``: a policy command carries the header stamp of the sensor message
+that produced it; a hold or a hover carries the stamp of the last command published plus the
+clock time elapsed since it (the clock itself before any command): one time base, the sensors',
+which the stamp checks keep within ``max_age_s`` / ``max_future_s`` of the node clock.
 """
 
 from __future__ import annotations
@@ -28,16 +45,34 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 
 from lnn_ros.engine.outcome import Outcome
 from lnn_ros.runtime.policy import PolicyRunner
 from lnn_ros.runtime.records import Command, ImageFrame, ImuSample, Stream
 from lnn_ros.runtime.report import Report, build_report
+from lnn_ros.runtime.stamp_gate import StampGate, StampLimits
 from lnn_ros.runtime.stats import RateMeter, RollingWindow
 from lnn_ros.runtime.watchdog import Watchdog, WatchdogStatus
-from lnn_ros.units import NS_PER_S
+from lnn_ros.units import NS_PER_S, seconds_to_ns
 
 _ENCODED = (Stream.CAMERA, Outcome.ENCODED)
+
+
+class FailsafeAction(Enum):
+    """What the node does once it has hovered ``failsafe_hover_s`` without valid inputs."""
+
+    HOVER = "hover"  # keep publishing hover
+    STOP = "stop"  # stop publishing: the autopilot's offboard-loss failsafe (land / return) takes over
+
+
+class FailsafeOutput(Enum):
+    """What the tick publishes now (reported as ``failsafe_output``)."""
+
+    NONE = "none"  # flying: policy commands (and holds)
+    HOVER = "hover"
+    STOPPED = "stopped"
+
 
 @dataclass(frozen=True)
 class LiveConfig:
@@ -47,11 +82,44 @@ class LiveConfig:
         stale_timeout_s: a required stream silent (or invalid) this long -> failsafe.
         stats_window: samples kept for the latency and age percentiles.
         rate_window_s: input rates are measured over this window (the diagnostics period).
+        tick_period_s: period of :meth:`LiveLoop.tick` (1 / ``failsafe_rate_hz``).
+        max_command_gap_s: longest silence of the command stream while flying (holds fill it);
+            at least ``tick_period_s``.
+        failsafe_hover_s: with ``failsafe_action`` STOP, hover this long, then stop publishing.
+        failsafe_action: keep hovering, or stop publishing after ``failsafe_hover_s``.
+        max_age_s, max_future_s, time_base_tolerance_s: stamp checks (0 = off), see
+            :class:`~lnn_ros.runtime.stamp_gate.StampGate`.
+        imu_rate_hz, camera_rate_hz: expected input rates for ``<stream>_missed`` (0: learnt).
     """
 
     stale_timeout_s: float = 0.5
     stats_window: int = 1000
     rate_window_s: float = 1.0
+    tick_period_s: float = 0.05
+    max_command_gap_s: float = 0.15
+    failsafe_hover_s: float = 2.0
+    failsafe_action: FailsafeAction = FailsafeAction.STOP
+    max_age_s: float = 0.5
+    max_future_s: float = 0.1
+    time_base_tolerance_s: float = 0.1
+    imu_rate_hz: float = 0.0
+    camera_rate_hz: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.tick_period_s > 0:
+            raise ValueError(f"LiveConfig.tick_period_s must be > 0, got {self.tick_period_s!r}.")
+        if not self.max_command_gap_s >= self.tick_period_s:
+            raise ValueError(
+                f"max_command_gap_s ({self.max_command_gap_s!r} s) must be at least the tick period "
+                f"1 / failsafe_rate_hz ({self.tick_period_s!r} s): the tick publishes the holds."
+            )
+        if not self.failsafe_hover_s >= 0:
+            raise ValueError(f"failsafe_hover_s must be >= 0, got {self.failsafe_hover_s!r}.")
+
+    def stamp_limits(self, stream: Stream, max_gap_s: float) -> StampLimits:
+        """The stamp checks of ``stream`` (its expected rate; the engine's ``max_gap_s``)."""
+        rate = {Stream.IMU: self.imu_rate_hz, Stream.CAMERA: self.camera_rate_hz}.get(stream, 0.0)
+        return StampLimits(self.max_age_s, self.max_future_s, self.time_base_tolerance_s, rate, max_gap_s)
 
 
 class LiveLoop:
@@ -74,9 +142,23 @@ class LiveLoop:
         self.frame_latency_s = RollingWindow(window)
         self.age_s = RollingWindow(window)
         self.rates = {s.value: RateMeter(max(window, 2)) for s in streams}
+        max_gap_s = runner.engine.clock.max_gap_ns / NS_PER_S
+        self.gates = {s: StampGate(s, config.stamp_limits(s, max_gap_s), runner.counters) for s in streams}
+        self._imu_gate = self.gates.get(Stream.IMU)
+        self._camera_gate = self.gates.get(Stream.CAMERA)
         self.commands_published = 0  # returned for publishing
         self.commands_withheld = 0  # computed while not OK, by a message that started flying, or at clock 0
-        self.hover_commands = 0  # returned by tick()
+        self.hover_commands = 0  # hover returned by tick()
+        self.hold_commands = 0  # the last command again, returned by tick() to bound the silence
+        self.failsafe_stops = 0  # times publishing stopped after failsafe_hover_s
+        self.output = FailsafeOutput.HOVER
+        self._hold_after_ns = seconds_to_ns(config.max_command_gap_s - config.tick_period_s)
+        self._hover_for_ns = seconds_to_ns(config.failsafe_hover_s)
+        self._stop = config.failsafe_action is FailsafeAction.STOP
+        self._failsafe_since_ns: int | None = None  # clock when the watchdog last left OK (or the first tick)
+        self._last: Command | None = None  # the last command returned for publishing
+        self._last_ns = 0  # the clock when it was
+        self.max_command_gap_ns = 0  # longest clock time between two commands returned while publishing
 
     # ------------------------------------------------------------------ messages
     def on_imu(self, sample: ImuSample, start_ns: int | None = None) -> Command | None:
@@ -86,20 +168,38 @@ class LiveLoop:
         callback before the message was converted; it starts the latency measurement.
         """
         start = time.perf_counter_ns() if start_ns is None else start_ns
-        return self._handle(Stream.IMU, self.runner.on_imu(sample), start)
+        now = self._now_ns()  # the arrival time, read once per message
+        gate = self._imu_gate
+        if gate is not None and now != 0 and self._rejected(Stream.IMU, gate, sample.stamp_ns, now):
+            return None
+        return self._handle(Stream.IMU, self.runner.on_imu(sample), start, now)
 
     def on_image(self, frame: ImageFrame, start_ns: int | None = None) -> Command | None:
         """Handle one camera frame; returns the command to publish (camera-driven bundles only)."""
         start = time.perf_counter_ns() if start_ns is None else start_ns
+        now = self._now_ns()
+        gate = self._camera_gate
+        if gate is not None and now != 0 and self._rejected(Stream.CAMERA, gate, frame.stamp_ns, now):
+            return None
         counters = self.runner.counters
         encoded = counters[_ENCODED]
         command = self.runner.on_image(frame)
         if counters[_ENCODED] != encoded:
             self.frame_latency_s.add((time.perf_counter_ns() - start) / NS_PER_S)
-        return self._handle(Stream.CAMERA, command, start)
+        return self._handle(Stream.CAMERA, command, start, now)
 
-    def _handle(self, stream: Stream, command: Command | None, start_ns: int) -> Command | None:
-        now = self._now_ns()
+    def _rejected(self, stream: Stream, gate: StampGate, stamp_ns: int, now: int) -> bool:
+        """The gate's verdict; a rejected message is counted as received and dropped, like the runner's drops."""
+        outcome = gate.check(stamp_ns, now)
+        if outcome is None:
+            return False
+        runner = self.runner
+        runner.counters[gate.received_key] += 1
+        runner.last_outcome = outcome
+        self.rates[stream.value].tick(now)
+        return True
+
+    def _handle(self, stream: Stream, command: Command | None, start_ns: int, now: int) -> Command | None:
         if now == 0:  # the clock has not started: no arrival time to judge freshness by
             self.commands_withheld += command is not None
             return None
@@ -122,18 +222,55 @@ class LiveLoop:
             self.commands_withheld += 1
             return None
         self.commands_published += 1
+        self._sent(command, now)
         self.age_s.add((now - command.stamp_ns) / NS_PER_S)
         self.latency_s.add((time.perf_counter_ns() - start_ns) / NS_PER_S)
         return command
 
+    def _sent(self, command: Command, now: int) -> None:
+        """Remember the command returned for publishing at ``now`` (for holds, stamps and the gap statistic)."""
+        if self._last is not None and self.output is not FailsafeOutput.STOPPED:
+            gap = now - self._last_ns
+            if gap > self.max_command_gap_ns:
+                self.max_command_gap_ns = gap
+        self._last = command
+        self._last_ns = now
+        self.output = FailsafeOutput.NONE if self.watchdog.status is WatchdogStatus.OK else FailsafeOutput.HOVER
+
     # ------------------------------------------------------------------ ticks
     def tick(self) -> Command | None:
-        """The failsafe tick: the hover command (stamped now) while the watchdog is not OK or the clock reads 0."""
+        """The timer tick: a hold while flying when the command stream would go silent too long; hover
+        (then, with ``failsafe_action`` STOP, nothing) while the watchdog is not OK or the clock reads 0."""
         now = self._now_ns()
+        last = self._last
         if now != 0 and self.watchdog.check(now) is WatchdogStatus.OK:
+            self._failsafe_since_ns = None
+            if last is None or now - self._last_ns < self._hold_after_ns:
+                return None
+            self.hold_commands += 1
+            hold = Command(self._stamp(now), last.twist, last.values)
+            self._sent(hold, now)
+            return hold
+        if now == 0:  # no clock yet (use_sim_time before /clock): nothing to time the failsafe by
+            self.hover_commands += 1
+            return self.runner.hover_command(0)
+        since = self._failsafe_since_ns
+        if since is None:
+            self._failsafe_since_ns = since = now
+        if self._stop and now - since >= self._hover_for_ns:
+            if self.output is not FailsafeOutput.STOPPED:
+                self.output = FailsafeOutput.STOPPED
+                self.failsafe_stops += 1
             return None
         self.hover_commands += 1
-        return self.runner.hover_command(now)
+        hover = self.runner.hover_command(self._stamp(now))
+        self._sent(hover, now)
+        return hover
+
+    def _stamp(self, now: int) -> int:
+        """A tick command's stamp: the last command's stamp + the clock time since it (the clock before any)."""
+        last = self._last
+        return now if last is None else last.stamp_ns + (now - self._last_ns)
 
     def reset(self) -> None:
         """Zero the policy state (the ``~/reset`` service)."""
@@ -157,6 +294,12 @@ class LiveLoop:
             counters=runner.counters_dict(),
             commands_published=self.commands_published,
             hover_published=self.hover_commands,
+            hold_published=self.hold_commands,
+            failsafe_output=self.output.value,
+            failsafe_stops=self.failsafe_stops,
+            max_command_gap_s=self.max_command_gap_ns / NS_PER_S,
+            expected_rates_hz={s.value: gate.expected_rate_hz for s, gate in self.gates.items()},
+            mixed_time_base=[s.value for s, gate in self.gates.items() if gate.mixed],
             bundle_name=bundle.manifest.name,
             bundle_hash=bundle.digest,
             execution_provider=runner.engine.provider,

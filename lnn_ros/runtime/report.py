@@ -4,8 +4,16 @@
 values are strings, numbers in plain decimal):
 
 * ``state``: watchdog state (``ok`` / ``waiting`` / ``stale``), ``failsafe``: ``true`` while
-  the hover command is being published, ``stale_streams`` (the silent inputs, or ``command``
-  when the inputs arrive but the policy produces no command), ``failsafe_entries``, ``recoveries``;
+  the watchdog is not OK, ``failsafe_output``: ``none`` (flying), ``hover`` or ``stopped``
+  (``failsafe_action: stop`` after ``failsafe_hover_s``), ``failsafe_stops``, ``stale_streams``
+  (the silent inputs, or ``command`` when the inputs arrive but the policy produces no
+  command), ``failsafe_entries``, ``recoveries``;
+* ``mixed_time_base``: inputs whose stamps switch between time bases (several publishers on
+  one topic?): level ERROR, their messages are dropped (``<stream>_mixed_time_base``);
+* ``command_gap_ms.max``: the longest node-clock time between two commands while publishing
+  (bounded by ``max_command_gap_s`` while flying); ``hold_published``: holds of the last command;
+* ``<stream>.expected_rate_hz``: the rate behind ``<stream>_missed`` (messages estimated lost
+  from stamp gaps; 0 while it is being learnt);
 * ``step_latency_ms.p50/p99/max``: message handed over -> command ready to publish (convert,
   fuse, step, clamp), over the window;
 * ``frame_latency_ms.p50/p99/max`` (camera bundles): camera callback time of frames that were
@@ -70,23 +78,37 @@ def build_report(
     commands_published: int,
     hover_published: int,
     bundle_name: str,
+    hold_published: int = 0,
+    failsafe_output: str = "none",
+    failsafe_stops: int = 0,
+    max_command_gap_s: float = 0.0,
+    expected_rates_hz: Mapping[str, float] | None = None,
+    mixed_time_base: Sequence[str] = (),
     bundle_hash: str,
     execution_provider: str,
     preprocess_s: Summary | None = None,
 ) -> Report:
     """Assemble the report; latencies and age are given in seconds."""
-    if status is WatchdogStatus.OK:
+    output = "stopped publishing" if failsafe_output == "stopped" else "hover"
+    if mixed_time_base:
+        level, message = Level.ERROR, (
+            f"{', '.join(mixed_time_base)} stamps on several time bases (more than one publisher?): messages dropped"
+        )
+    elif status is WatchdogStatus.OK:
         level, message = Level.OK, "flying"
     elif status is WatchdogStatus.WAITING:
-        level, message = Level.WARN, f"failsafe (hover): waiting for {', '.join(stale_streams)}"
+        level, message = Level.WARN, f"failsafe ({output}): waiting for {', '.join(stale_streams)}"
     elif list(stale_streams) == [COMMAND]:
-        level, message = Level.ERROR, f"failsafe (hover): inputs arrive but no {COMMAND} is produced"
+        level, message = Level.ERROR, f"failsafe ({output}): inputs arrive but no {COMMAND} is produced"
     else:
-        level, message = Level.ERROR, f"failsafe (hover): stale input {', '.join(stale_streams)}"
+        level, message = Level.ERROR, f"failsafe ({output}): stale input {', '.join(stale_streams)}"
     values: list[tuple[str, str]] = [
         ("state", status.value),
         ("failsafe", "false" if status is WatchdogStatus.OK else "true"),
+        ("failsafe_output", failsafe_output),
+        ("failsafe_stops", str(failsafe_stops)),
         ("stale_streams", ",".join(stale_streams)),
+        ("mixed_time_base", ",".join(mixed_time_base)),
         ("failsafe_entries", str(failsafe_entries)),
         ("recoveries", str(recoveries)),
         ("step_latency_ms.p50", _ms(latency_s.p50)),
@@ -102,12 +124,15 @@ def build_report(
         ("message_age_ms.p99", _ms(age_s.p99)),
     ]
     values += [(f"{stream}.rate_hz", f"{rate:.2f}") for stream, rate in rates_hz.items()]
+    values += [(f"{stream}.expected_rate_hz", f"{rate:.2f}") for stream, rate in (expected_rates_hz or {}).items()]
     values.append(("dropped", str(sum(counters.get(name, 0) for name in DROPPED_NAMES))))
     values.append(("resets", str(sum(counters.get(name, 0) for name in RESET_NAMES))))
     values += [(name, str(count)) for name, count in counters.items()]
     values += [
         ("commands_published", str(commands_published)),
         ("hover_published", str(hover_published)),
+        ("hold_published", str(hold_published)),
+        ("command_gap_ms.max", _ms(max_command_gap_s)),
         ("bundle", bundle_name),
         ("bundle_hash", bundle_hash),
         ("execution_provider", execution_provider),
