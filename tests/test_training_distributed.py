@@ -162,3 +162,19 @@ def test_a_corrupt_shard_on_one_rank_stops_every_rank_naming_it(tmp_path: Path) 
     assert sum("rank 1 of 2 lost another training process" in line for line in errors) == 1, errors
     assert "[rank0]: Traceback" not in run.stderr and "[rank1]: Traceback" not in run.stderr
     assert not (tmp_path / "ckpt").exists()
+
+
+def test_two_ranks_stream_uneven_shards_with_worker_processes(tmp_path: Path) -> None:
+    # Shards of 1..5 sequences: the ranks' windows differ in number; the epoch must end for
+    # both when one runs out instead of leaving the other waiting in an all-reduce.
+    shards = tmp_path / "shards"
+    for i in range(5):
+        save_npz_sequences(shards / f"flight_{i}.npz", sequences(1 + i, seed=i))
+    args = ["train", str(shards), "--stream", "--workers", "1", "--val-fraction", "0.2", "--out", str(tmp_path / "ckpt")]
+    args += ["--units", "4", "--epochs", "3", "--window-steps", "8", "--tbptt-steps", "8", "--batch-size", "4", "--no-progress"]
+    run = subprocess.run(torchrun_command(2, *args), env=loopback_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert run.returncode == 0, run.stderr[-3000:]
+    checkpoint = load_checkpoint(tmp_path / "ckpt")
+    assert checkpoint.metadata["streamed"] and checkpoint.metadata["processes"] == 2
+    result = checkpoint.metadata["train_result"]
+    assert result["epochs_run"] == 3 and result["optimizer_steps"] >= 3 and len(result["val_loss"]) == 3

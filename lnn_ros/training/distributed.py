@@ -130,7 +130,7 @@ def start(backend: str | None = None, device: str | None = None, timeout_s: floa
             rank=rank,
             world_size=world_size,
             timeout=timedelta(seconds=timeout_s),
-            **({"device_id": chosen_device} if chosen == "nccl" else {}),
+            device_id=chosen_device if chosen == "nccl" else None,
         )
     except (RuntimeError, ValueError) as exc:
         raise TrainingError(

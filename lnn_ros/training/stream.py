@@ -125,7 +125,7 @@ class ShardSet:
                 "pass --val, --val-fraction 0 or more shards."
             )
         order = np.random.default_rng(seed).permutation(len(self.shards))
-        n_val = min(max(1, int(round(len(self.shards) * val_fraction))), len(self.shards) - 1)
+        n_val = min(max(1, round(len(self.shards) * val_fraction)), len(self.shards) - 1)
         val = tuple(self.shards[i] for i in sorted(order[:n_val]))
         train = tuple(self.shards[i] for i in sorted(order[n_val:]))
         return ShardSet(train, self.loader), ShardSet(val, self.loader)
@@ -149,12 +149,12 @@ def read_shard_as(path: Path, loader: SequenceLoader, shapes: tuple[tuple[int, .
 class StatSums(NamedTuple):
     """Per-feature sums over the steps of some shards, to be added up over ranks."""
 
-    count: float
+    steps: float
     total: np.ndarray
     squares: np.ndarray
 
     def to_tensor(self) -> torch.Tensor:
-        return torch.from_numpy(np.concatenate([[self.count], self.total, self.squares]))
+        return torch.from_numpy(np.concatenate([[self.steps], self.total, self.squares]))
 
     @staticmethod
     def to_stats(summed: torch.Tensor, min_std: float = MIN_STD) -> FeatureStats:

@@ -44,7 +44,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, TensorDataset
 from tqdm.auto import tqdm
 
-from lnn_ros.training.data import FeatureStats, TimedSequence, WindowBatch, check_sequences, make_windows, split_sequences
+from lnn_ros.training.data import (
+    FeatureStats,
+    TimedSequence,
+    WindowBatch,
+    check_sequences,
+    make_windows,
+    split_sequences,
+)
 from lnn_ros.training.distributed import DistContext
 from lnn_ros.training.errors import DataError, TrainingError
 from lnn_ros.training.stream import (
@@ -267,7 +274,7 @@ class _Loop:
             device_ids = [context.device] if context.device.type == "cuda" else None
             self.network = DistributedDataParallel(model, device_ids=device_ids)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-        self.constrained = [m for m in model.modules() if callable(getattr(m, "apply_weight_constraints", None))]
+        self.constrained: list[Any] = [m for m in model.modules() if callable(getattr(m, "apply_weight_constraints", None))]
         self.chunks = [slice(s, s + config.tbptt_steps) for s in range(0, config.window_steps, config.tbptt_steps)]
 
     def _header(self, batch: Batch | None) -> Tensor:
@@ -429,12 +436,13 @@ def fit(
         input_shape, _ = check_sequences(train_set, where="training data")
         if stats is None and config.normalise and len(input_shape) == 1:
             stats = FeatureStats.from_sequences(train_set)
-        window_args = {"stats": stats, "burn_in_steps": config.burn_in_steps}
-        train_windows = make_windows(train_set, config.window_steps, stride=config.window_stride, **window_args)
+        train_windows = make_windows(
+            train_set, config.window_steps, stats=stats, stride=config.window_stride, burn_in_steps=config.burn_in_steps
+        )
         # This rank's share of the validation windows; the sums are added up over ranks.
         val_windows = None
         if val_set:
-            all_val = make_windows(val_set, config.window_steps, **window_args)
+            all_val = make_windows(val_set, config.window_steps, stats=stats, burn_in_steps=config.burn_in_steps)
             val_windows = all_val.take(np.arange(context.rank, all_val.count, context.world_size))
         model.to(context.device)
         tensors = _tensors(train_windows)
@@ -443,7 +451,7 @@ def fit(
         # k-th batch of B/W windows is its part of global batch k. With one process the
         # order is exactly the single-process order.
         generator = np.random.default_rng(config.seed)
-        sampler = DistributedSampler(
+        sampler: DistributedSampler[Any] = DistributedSampler(
             TensorDataset(*tensors), num_replicas=context.world_size, rank=context.rank, shuffle=False
         )
         batch_sampler = BatchSampler(sampler, _local_batch_size(config, context), drop_last=False)
