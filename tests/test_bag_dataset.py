@@ -16,6 +16,7 @@ from lnn_ros.bag.records import TwistSample
 from lnn_ros.bag.writer import BagWriter
 from lnn_ros.bundle import load_bundle
 from lnn_ros.cli import main
+from lnn_ros.training.checkpoint import load_checkpoint
 from lnn_ros.training.loaders import load_sequences as training_load
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -186,6 +187,12 @@ def test_bags_become_shards_in_parallel_exactly_as_serially(tmp_path: Path, caps
                  "--epochs", "2", "--window-steps", "16", "--tbptt-steps", "8", "--val-fraction", "0.3", "--no-progress"])
     assert code == 0, capsys.readouterr().err
     assert "wrote checkpoint" in capsys.readouterr().out
+    # Or streamed from the bags themselves, one bag at a time.
+    code = main(["train", str(bags / "flight_*"), "--stream", "--format", "lnn_ros.bag.dataset:load_sequences",
+                 "--out", str(tmp_path / "ckpt_bags"), "--units", "4", "--epochs", "1", "--window-steps", "16",
+                 "--tbptt-steps", "8", "--val-fraction", "0.3", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "ckpt_bags").metadata["streamed"]
 
 
 def test_a_corrupt_bag_is_named_when_writing_shards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

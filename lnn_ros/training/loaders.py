@@ -1,7 +1,6 @@
 """Dataset readers, selected by format name: a path in, a list of :class:`TimedSequence` out.
 
-Built in: ``npz``, and ``bag`` (rosbag2 folders, ``.mcap``/``.db3``, ROS 1 ``.bag``; IMU-only with
-the defaults of :mod:`lnn_ros.bag.dataset`, imported on first use). Other subsystems plug in their own reader either by calling
+Built in: ``npz``. Other subsystems plug in their own reader either by calling
 :func:`register_loader` or, without any registration, by naming it ``package.module:function``
 (e.g. ``lnn-ros train --format lnn_ros.bag.dataset:load_sequences``). A reader takes a
 :class:`~pathlib.Path` and returns ``list[TimedSequence]``.
@@ -40,17 +39,14 @@ def register_loader(name: str, loader: SequenceLoader, suffixes: Sequence[str] =
 
 def formats() -> list[str]:
     """Names of the registered formats."""
-    return sorted({*_LOADERS, "bag"})
+    return sorted(_LOADERS)
 
 
-_BAG_SUFFIXES = (".mcap", ".db3", ".bag")
-_BAG_LOADER = "lnn_ros.bag.dataset:load_sequences"
+BAG_READER = "lnn_ros.bag.dataset:load_sequences"  # named, not imported: bag sits above training
 
 
 def format_of(path: Path) -> str | None:
-    """The format name for one file or rosbag2 folder, from its suffix (None: unknown)."""
-    if path.is_dir() and (path / "metadata.yaml").is_file():
-        return "bag"
+    """The registered format of one file, from its suffix (None: unknown, e.g. a bag)."""
     return _SUFFIXES.get(path.suffix.lower())
 
 
@@ -62,8 +58,6 @@ def resolve_loader(format_name: str) -> SequenceLoader:
     """
     if format_name in _LOADERS:
         return _LOADERS[format_name]
-    if format_name == "bag":
-        format_name = _BAG_LOADER  # lnn_ros.bag sits above training: imported only when asked for
     module_name, _, attribute = format_name.partition(":")
     if not attribute:
         raise DataError(
@@ -88,10 +82,15 @@ def load_sequences(path: str | Path, format_name: str | None = None) -> list[Tim
     if not path.exists():
         raise DataError(f"Dataset {str(path)!r} does not exist.")
     if format_name is None:
-        candidates = [path] if path.is_file() or (path / "metadata.yaml").is_file() else sorted(path.iterdir())
-        format_name = next((name for name in map(format_of, candidates) if name is not None), None)
+        suffix = path.suffix.lower() if path.is_file() else next(
+            (p.suffix.lower() for p in sorted(path.iterdir()) if p.suffix.lower() in _SUFFIXES), ""
+        )
+        format_name = _SUFFIXES.get(suffix)
         if format_name is None:
-            raise DataError(f"Cannot tell the format of dataset {str(path)!r}; pass a format (one of {formats()}).")
+            raise DataError(
+                f"Cannot tell the format of dataset {str(path)!r}; pass a format (one of {formats()}, "
+                f"or {BAG_READER!r} for bags)."
+            )
     sequences = list(resolve_loader(format_name)(path))
     check_sequences(sequences, where=str(path))
     return sequences
@@ -149,4 +148,3 @@ def save_npz_sequences(path: str | Path, sequences: Sequence[TimedSequence]) -> 
 
 
 register_loader("npz", load_npz_sequences, suffixes=(".npz",))
-_SUFFIXES.update({suffix: "bag" for suffix in _BAG_SUFFIXES})

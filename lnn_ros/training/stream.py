@@ -32,7 +32,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from lnn_ros.errors import LnnRosError
 from lnn_ros.training.data import MIN_STD, FeatureStats, TimedSequence, check_sequences, make_windows
 from lnn_ros.training.errors import DataError
-from lnn_ros.training.loaders import SequenceLoader, format_of, resolve_loader
+from lnn_ros.training.loaders import BAG_READER, SequenceLoader, format_of, resolve_loader
 
 SHARD_SUFFIXES = (".npz", ".mcap", ".db3", ".bag")
 _GLOB_CHARACTERS = "*?["
@@ -95,11 +95,13 @@ class ShardSet:
     @classmethod
     def open(cls, spec: str | Path, format_name: str | None = None) -> ShardSet:
         """The shards of ``spec`` (see :func:`list_shards`) with the reader for ``format_name``
-        (default: from the first shard's suffix; rosbag2 folders are bags)."""
+        (default: from the first shard's suffix)."""
         shards = list_shards(spec)
         name = format_name or format_of(shards[0])
         if name is None:
-            raise DataError(f"Cannot tell the format of shard {str(shards[0])!r}; pass --format.")
+            raise DataError(
+                f"Cannot tell the format of shard {str(shards[0])!r}; pass --format (for bags: {BAG_READER!r})."
+            )
         return cls(tuple(shards), resolve_loader(name))
 
     def __len__(self) -> int:

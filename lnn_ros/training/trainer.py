@@ -521,7 +521,7 @@ def fit_stream(
 
         def batches(epoch: int) -> Iterable[Batch | ShardFailure]:
             stream.set_epoch(epoch)
-            return loader  # type: ignore[return-value]
+            return loader
 
         def validate() -> float:
             assert val_shards is not None
