@@ -14,9 +14,9 @@ import pytest
 import yaml
 from test_launch_files import LaunchFile, console_scripts, parameter_file_values
 
-from lnn_ros.sim.config import ScenarioVariant
 from lnn_ros.sim.errors import SimError
-from lnn_ros.sim.sim_params import SimNodeParams
+from lnn_ros.sim.ros.params import SimNodeParams
+from lnn_ros.sim.world.config import ScenarioVariant
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCH = REPO / "launch" / "sim_demo.launch.xml"
@@ -33,7 +33,7 @@ def test_launch_file_starts_simulator_and_node_with_declared_parameters() -> Non
         assert name in launch.args, name
     nodes = {node.get("exec"): node for node in launch.root.iter("node")}
     assert set(nodes) == {"sim_drone_node", "lnn_node"}
-    assert console_scripts()["sim_drone_node"] == "lnn_ros.sim.sim_node:main"
+    assert console_scripts()["sim_drone_node"] == "lnn_ros.sim.ros.node:main"
     sim = nodes["sim_drone_node"]
     values: dict[str, Any] = {}
     for param in sim.findall("param"):

@@ -13,7 +13,7 @@ Checked, for each launch file:
   ``data_files`` installs into the package's share folder;
 * for every lnn_ros node (:data:`NODES` maps each executable to its parameter module, which
   exposes ``PARAMETERS``, ``DECLARED_PARAMETERS`` and ``AUTOMATIC_PARAMETERS``: ``lnn_node``
-  -> :mod:`lnn_ros.ros.params`, ``sim_drone_node`` -> :mod:`lnn_ros.sim.sim_params`): every key
+  -> :mod:`lnn_ros.node_spec.params`, ``sim_drone_node`` -> :mod:`lnn_ros.sim.ros.params`): every key
   of its parameter files and every ``<param name=...>`` is a parameter the node declares (or
   one rclpy declares, ``use_sim_time``), literal values pass the node's own type/range check,
   and every ``<remap from=...>`` is one of the node's topics; its default parameter file in
@@ -43,9 +43,9 @@ from typing import Any
 import pytest
 import yaml
 
-from lnn_ros.ros.errors import NodeConfigError
-from lnn_ros.ros.interface import REMAPPABLE
-from lnn_ros.ros.parameters import ParamSpec
+from lnn_ros.node_spec.errors import NodeConfigError
+from lnn_ros.node_spec.interface import REMAPPABLE
+from lnn_ros.node_spec.param_table import ParamSpec
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = "lnn_ros"
@@ -83,9 +83,9 @@ class NodeTable:
 
 
 NODES: dict[str, NodeTable] = {
-    "lnn_node": NodeTable("lnn_ros.ros.params", "config/lnn_node.yaml", REMAPPABLE),
-    # The simulator publishes and subscribes the same relative topics (lnn_ros.ros.interface).
-    "sim_drone_node": NodeTable("lnn_ros.sim.sim_params", "config/sim_drone.yaml", REMAPPABLE),
+    "lnn_node": NodeTable("lnn_ros.node_spec.params", "config/lnn_node.yaml", REMAPPABLE),
+    # The simulator publishes and subscribes the same relative topics (lnn_ros.node_spec.interface).
+    "sim_drone_node": NodeTable("lnn_ros.sim.ros.params", "config/sim_drone.yaml", REMAPPABLE),
 }
 
 
@@ -103,10 +103,10 @@ def _setup_call() -> ast.Call:
 
 
 def console_scripts() -> dict[str, str]:
-    """``name -> module:function`` from setup.py's ``entry_points``."""
-    keyword = next(k for k in _setup_call().keywords if k.arg == "entry_points")
-    entries = ast.literal_eval(keyword.value)["console_scripts"]
-    return {name.strip(): target.strip() for name, target in (entry.split("=", 1) for entry in entries)}
+    """``name -> module:function`` of the installed distribution (pyproject.toml's ``[project.scripts]``)."""
+    from importlib.metadata import distribution
+
+    return {ep.name: ep.value for ep in distribution("lnn_ros").entry_points if ep.group == "console_scripts"}
 
 
 def installed_share_patterns() -> list[str]:

@@ -16,7 +16,7 @@ time in the order the executor takes them, exactly like a replay feeds
 :class:`~lnn_ros.runtime.PolicyRunner`. The camera subscription is created before the IMU
 one, so when a frame and an IMU message are both waiting the frame is handled first and the
 IMU step uses it. The encoder runs inline in the frame's callback: it delays at most the one
-IMU step that waits behind it (with scripts/bench_node.py's 3-layer conv encoder, decode +
+IMU step that waits behind it (with benchmarks/node.py's 3-layer conv encoder, decode +
 encode take ~0.06 ms for a 64x48 frame and ~0.2 ms for 160x120 on a 2-core x86 machine), and
 in exchange live flight and replay compute the same commands. Its cost per frame is reported
 in /diagnostics (``frame_latency_ms``). onnxruntime releases the GIL, so a second callback
@@ -41,23 +41,20 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, Imu
 from std_srvs.srv import Trigger
 
-from lnn_ros.bundle import load_bundle
-from lnn_ros.engine import Engine
-from lnn_ros.ros.convert import fill_twist_stamped, image_frame, imu_sample, ns_to_stamp
-from lnn_ros.ros.diagnostics import to_message
-from lnn_ros.ros.interface import (
+from lnn_ros.node_spec.interface import (
     CAMERA_TOPIC,
     COMMAND_TOPIC,
     DIAGNOSTICS_TOPIC,
     IMU_TOPIC,
     NODE_NAME,
     RESET_SERVICE,
-    check_streams_fed,
 )
-from lnn_ros.ros.parameters import declare_and_read
-from lnn_ros.ros.params import PARAMETERS, NodeParams
+from lnn_ros.node_spec.params import PARAMETERS, NodeParams
+from lnn_ros.ros.convert import fill_twist_stamped, image_frame, imu_sample, ns_to_stamp
+from lnn_ros.ros.declare import declare_and_read
+from lnn_ros.ros.diagnostics import to_message
 from lnn_ros.ros.process import run_node, spin_until_shutdown
-from lnn_ros.runtime import COMMAND_STREAM, Command, LiveLoop, PolicyRunner, Stream, WatchdogStatus
+from lnn_ros.runtime import Command, Stream, WatchdogStatus
 
 __all__ = ["NODE_NAME", "LnnNode", "declare_parameters", "main", "spin_until_shutdown"]
 
@@ -91,12 +88,11 @@ class LnnNode(Node):
     def _setup(self) -> None:
         params = declare_parameters(self)
         self.params = params
-        bundle = load_bundle(params.model_path, verify_hashes=params.verify_bundle_hashes)
-        runner = PolicyRunner(Engine(bundle, params.engine_config()))
+        self._node_clock = self.get_clock()
+        self.loop = params.build_loop(self._now_ns)
+        runner = self.loop.runner
+        bundle = runner.engine.bundle
         streams = runner.streams
-        check_streams_fed(streams, bundle.path)
-        self._clock = self.get_clock()
-        self.loop = LiveLoop(runner, params.live_config(), self._now_ns)
         self._reported = WatchdogStatus.WAITING
         self._recoveries = 0
 
@@ -123,7 +119,7 @@ class LnnNode(Node):
         )
 
     def _now_ns(self) -> int:
-        return self._clock.now().nanoseconds
+        return self._node_clock.now().nanoseconds
 
     # ------------------------------------------------------------------ inputs
     def _on_imu(self, msg: Imu) -> None:
@@ -156,7 +152,7 @@ class LnnNode(Node):
         self._reported = status
         stale = ", ".join(self.loop.watchdog.stale_streams())
         if status is WatchdogStatus.STALE:
-            if stale == COMMAND_STREAM:
+            if stale == Stream.COMMAND.value:
                 why = "inputs arrive but the policy produced no command (gap resets / non-finite outputs)"
             else:
                 why = f"no valid {stale} message"

@@ -10,7 +10,7 @@
   over ranks and data-loader workers.
 * :mod:`~lnn_ros.training.distributed`: the process group under torchrun (DDP).
 * :mod:`~lnn_ros.training.checkpoint`: safetensors weights + YAML sidecar; never unpickles.
-* :mod:`~lnn_ros.training.example`: the sine example (``lnn-ros example``).
+* :mod:`~lnn_ros_examples.sine`: the sine example (``lnn-ros example``).
 
 Importing this package does not import torch (the ``lnn-ros`` CLI imports
 :mod:`lnn_ros.training.cli` on every call, also on torch-free onboard machines); the names
@@ -32,6 +32,5 @@ __all__, __getattr__ = lazy_exports(
         "distributed": ("DistContext",),
         "models": ("default_cell_config",),
         "trainer": ("LRSchedule", "TrainConfig", "TrainResult", "evaluate", "fit", "fit_stream"),
-        "example": ("SineExampleConfig", "SineExampleResult", "run_sine_example"),
     },
 )

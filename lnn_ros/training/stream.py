@@ -258,7 +258,7 @@ class WindowStream(IterableDataset):  # type: ignore[type-arg]
             except DataError as exc:
                 yield ShardFailure(str(exc))
                 return
-            for i in rng.permutation(windows.count):
+            for i in rng.permutation(windows.n_windows):
                 item = (windows.x[i], windows.dt_s[i], windows.y[i], windows.mask[i])
                 if len(buffer) < self.shuffle_buffer:
                     buffer.append(item)

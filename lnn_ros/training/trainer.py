@@ -228,7 +228,7 @@ def _loss_sums(model: nn.Module, windows: WindowBatch, batch_size: int = 256) ->
     x, dt_s, y, mask = (t.to(device) for t in _tensors(windows))
     total, count = 0.0, 0.0
     try:
-        for start in range(0, windows.count, batch_size):
+        for start in range(0, windows.n_windows, batch_size):
             batch = slice(start, start + batch_size)
             prediction, _ = model(x[batch], dt_s[batch], None)
             total += float(((prediction - y[batch]) ** 2 * mask[batch].unsqueeze(-1)).sum())
@@ -443,7 +443,7 @@ def fit(
         val_windows = None
         if val_set:
             all_val = make_windows(val_set, config.window_steps, stats=stats, burn_in_steps=config.burn_in_steps)
-            val_windows = all_val.take(np.arange(context.rank, all_val.count, context.world_size))
+            val_windows = all_val.take(np.arange(context.rank, all_val.n_windows, context.world_size))
         model.to(context.device)
         tensors = _tensors(train_windows)
         # Every rank draws the same permutation of the windows per epoch (as one process always
@@ -457,14 +457,14 @@ def fit(
         batch_sampler = BatchSampler(sampler, _local_batch_size(config, context), drop_last=False)
 
         def batches(epoch: int) -> Iterator[Batch]:
-            order = torch.from_numpy(generator.permutation(train_windows.count))
+            order = torch.from_numpy(generator.permutation(train_windows.n_windows))
             for positions in batch_sampler:
                 index = order[torch.as_tensor(positions)]
                 yield tuple(t[index] for t in tensors)  # type: ignore[misc]
 
         def validate() -> float:
             assert val_windows is not None
-            local = _loss_sums(model, val_windows) if val_windows.count else (0.0, 0.0)
+            local = _loss_sums(model, val_windows) if val_windows.n_windows else (0.0, 0.0)
             summed = context.all_sum(torch.tensor(local, dtype=torch.float64))
             return float(summed[0] / summed[1]) if summed[1] > 0 else math.nan
 
