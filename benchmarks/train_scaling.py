@@ -14,9 +14,9 @@ whole command (interpreter and torch start-up, rendezvous, data loading, checkpo
 is the median over ``--repeats`` runs. Speed-up = time of ``plain`` / time of ``torchrun_2``.
 
 The machine is shared and has few cores; the load average before and after is recorded so
-the numbers can be read with that in mind. Regenerate with::
+the numbers can be read with that in mind. Regenerate with (about 10 minutes on 2 cores)::
 
-    .venv/bin/python benchmarks/train_scaling.py            # writes results/train_scaling.json
+    python -m lnn_ros_benchmarks.train_scaling            # writes results/train_scaling.json
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = Path("results/train_scaling.json")
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def run_once(mode: str, workload: Workload, data: Path, scratch: Path) -> dict[s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "train_scaling.json")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--only", default=None, help="comma-separated workload names")
     args = parser.parse_args(argv)
     chosen = [w for w in WORKLOADS if args.only is None or w.name in args.only.split(",")]
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     report = {
-        "command": "python benchmarks/train_scaling.py" + (f" --repeats {args.repeats}" if args.repeats != 3 else ""),
+        "command": "python -m lnn_ros_benchmarks.train_scaling" + (f" --repeats {args.repeats}" if args.repeats != 3 else ""),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "torch": torch.__version__, "load_average_before": [round(v, 2) for v in load_before],
                     "load_average_after": [round(v, 2) for v in os.getloadavg()]},
