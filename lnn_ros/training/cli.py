@@ -9,13 +9,16 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from lnn_ros.errors import LnnRosError
 from lnn_ros.training.errors import TrainingError
 from lnn_ros.training.models import CELL_KINDS
+
+if TYPE_CHECKING:
+    from lnn_ros.training.distributed import DistContext
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,7 +47,7 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--cell-config", type=Path, default=None, help="YAML of cell constructor arguments overriding the defaults")
     fitting = parser.add_argument_group("training")
     fitting.add_argument("--epochs", type=int, default=100)
-    fitting.add_argument("--batch-size", type=int, default=16)
+    fitting.add_argument("--batch-size", type=int, default=16, help="windows per step over all processes (default 16)")
     fitting.add_argument("--window-steps", type=int, default=64, help="samples per training window")
     fitting.add_argument("--window-stride", type=int, default=None, help="samples between window starts (default: window)")
     fitting.add_argument("--tbptt-steps", type=int, default=32, help="samples per truncated-BPTT chunk")
@@ -116,7 +119,7 @@ def run_train(args: argparse.Namespace) -> int:
             ) from None
 
 
-def _train(args: argparse.Namespace, context: Any) -> int:
+def _train(args: argparse.Namespace, context: DistContext) -> int:
     import torch
 
     from lnn_ros.cells import CellConfigError, SequenceModel, build_cell

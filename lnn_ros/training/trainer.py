@@ -79,7 +79,7 @@ class TrainConfig:
 
     Attributes:
         epochs: Maximum number of epochs.
-        batch_size: Windows per optimizer batch.
+        batch_size: Windows per optimizer batch over all processes (each of N takes batch_size / N).
         window_steps: L, samples per window (see :func:`~lnn_ros.training.data.make_windows`).
         window_stride: Samples between window starts (default L).
         tbptt_steps: k, samples per truncated-BPTT chunk; the hidden state is carried across
