@@ -48,10 +48,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lnn_ros.units import NS_PER_MS, NS_PER_S
+
 REPO = Path(__file__).resolve().parent.parent
-NS = 1_000_000_000
-MS = 1_000_000
-T0 = 1_000 * NS
+T0 = 1_000 * NS_PER_S
 TARGETS_MS = {"imu_overhead_p99": 0.5, "imu_p99": 2.0, "camera_p99": 8.0}
 
 
@@ -227,7 +227,7 @@ class Driver:
         def on_reply(msg: object) -> None:
             now = time.perf_counter_ns()
             stamp = msg.header.stamp  # type: ignore[attr-defined]
-            received[stamp.sec * NS + stamp.nanosec] = now
+            received[stamp.sec * NS_PER_S + stamp.nanosec] = now
 
         return on_reply
 
@@ -260,7 +260,7 @@ class Driver:
 
     def send(self, target: str, stream: str, stamp_ns: int) -> int:
         msg = self.imu_msg if stream == "imu" else self.image_msg
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, NS)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, NS_PER_S)
         publisher = self.pubs[target, stream]
         sent = time.perf_counter_ns()
         publisher.publish(msg)  # type: ignore[attr-defined]
@@ -269,7 +269,7 @@ class Driver:
     def ping_pong(self, stream: str, rate_hz: float, count: int, warmup: int, first_stamp: int) -> dict[str, Latency]:
         """One message in flight at a time, paced at ``rate_hz``, alternating between the targets
         (so load changes on the machine hit them alike); replies are matched by stamp."""
-        period_ns = int(NS / rate_hz)
+        period_ns = int(NS_PER_S / rate_hz)
         latencies: dict[str, list[int]] = {t: [] for t in self.targets}
         lost = dict.fromkeys(self.targets, 0)
         next_send = time.perf_counter_ns()
@@ -277,7 +277,7 @@ class Driver:
             stamp = first_stamp + i * period_ns
             for target in self.targets:
                 while time.perf_counter_ns() < next_send:
-                    self.executor.spin_once(timeout_sec=max(0.0, (next_send - time.perf_counter_ns()) / NS))
+                    self.executor.spin_once(timeout_sec=max(0.0, (next_send - time.perf_counter_ns()) / NS_PER_S))
                 next_send += period_ns // len(self.targets)
                 received = self.received[target]
                 sent = self.send(target, stream, stamp)
@@ -290,11 +290,11 @@ class Driver:
     def concurrent(self, imu_hz: float, camera_hz: float | None, seconds: float, warmup_s: float, first_stamp: int) -> Latency:
         """IMU (and camera, unless ``camera_hz`` is None) to the node on their own schedules, not
         waiting for replies; latency of the IMU messages (they produce the commands)."""
-        imu_period = int(NS / imu_hz)
-        camera_period = int(NS / camera_hz) if camera_hz else 1 << 62
+        imu_period = int(NS_PER_S / imu_hz)
+        camera_period = int(NS_PER_S / camera_hz) if camera_hz else 1 << 62
         start = time.perf_counter_ns()
-        end = start + int((warmup_s + seconds) * NS)
-        measure_from = start + int(warmup_s * NS)
+        end = start + int((warmup_s + seconds) * NS_PER_S)
+        measure_from = start + int(warmup_s * NS_PER_S)
         next_imu, next_frame = start, start + camera_period // 2
         sent_imu: dict[int, int] = {}
         received = self.received["node"]
@@ -311,7 +311,7 @@ class Driver:
                 next_imu += imu_period
                 k += 1
             wake = min(next_imu, next_frame)
-            self.executor.spin_once(timeout_sec=max(0.0, (wake - time.perf_counter_ns()) / NS))
+            self.executor.spin_once(timeout_sec=max(0.0, (wake - time.perf_counter_ns()) / NS_PER_S))
         self.spin_until(lambda: all(s in received for s in sent_imu), 1.0)
         latencies = [received[s] - t for s, t in sent_imu.items() if s in received]
         return Latency.of(latencies, len(sent_imu) - len(latencies))
@@ -387,7 +387,7 @@ def in_process(bundles: dict[str, Path], config: BenchConfig) -> dict[str, dict[
     times = []
     for i in range(3000):
         start = time.perf_counter_ns()
-        runner.on_imu(sample._replace(stamp_ns=T0 + i * 5 * MS))
+        runner.on_imu(sample._replace(stamp_ns=T0 + i * 5 * NS_PER_MS))
         times.append(time.perf_counter_ns() - start)
     out["imu_on_imu_us"] = {"p50": float(np.percentile(times, 50)) / 1e3, "p99": float(np.percentile(times, 99)) / 1e3}
     for width, height in config.camera_sizes:
@@ -397,7 +397,7 @@ def in_process(bundles: dict[str, Path], config: BenchConfig) -> dict[str, dict[
         for label, pause_s, frames in (("back_to_back", 0.0, 300), ("paced", 1.0 / config.camera_rate_hz, 100)):
             times = []
             for _ in range(frames):
-                stamp += 33 * MS
+                stamp += 33 * NS_PER_MS
                 start = time.perf_counter_ns()
                 runner.on_image(ImageFrame(stamp, height, width, "rgb8", width * 3, data))
                 times.append(time.perf_counter_ns() - start)

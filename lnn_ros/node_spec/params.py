@@ -184,8 +184,10 @@ def _params_file_values(path: Path, node_name: str) -> dict[str, Any]:
         raise NodeConfigError(
             f"Node parameter file {str(path)!r} must be a mapping of node names, got {type(data).__name__}."
         )
-    sections = [data.get(key) for key in ("/**", node_name, f"/{node_name}")]
-    sections = [s["ros__parameters"] for s in sections if isinstance(s, dict) and isinstance(s.get("ros__parameters"), dict)]
+    found = [data.get(key) for key in ("/**", node_name, f"/{node_name}")]
+    sections: list[dict[str, Any]] = [
+        s["ros__parameters"] for s in found if isinstance(s, dict) and isinstance(s.get("ros__parameters"), dict)
+    ]
     if not sections:
         raise NodeConfigError(
             f"Node parameter file {str(path)!r} has no '/**' or {node_name!r} section with ros__parameters; "
@@ -193,7 +195,7 @@ def _params_file_values(path: Path, node_name: str) -> dict[str, Any]:
         )
     values: dict[str, Any] = {}
     for section in sections:
-        values.update(section or {})
+        values.update(section)
     for name in AUTOMATIC_PARAMETERS:  # read by rclpy, not by the node's own parameters
         values.pop(name, None)
     return values

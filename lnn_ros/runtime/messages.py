@@ -34,8 +34,18 @@ def imu_sample(msg: Any, stamp: int) -> ImuSample:
 
 
 def image_frame(msg: Any, stamp: int) -> ImageFrame:
-    """``sensor_msgs/Image`` -> :class:`ImageFrame` stamped ``stamp``, sharing the message's pixel buffer."""
-    return ImageFrame(stamp, int(msg.height), int(msg.width), str(msg.encoding), int(msg.step), memoryview(msg.data))
+    """``sensor_msgs/Image`` -> :class:`ImageFrame` stamped ``stamp``, sharing the message's pixel buffer.
+
+    ``data`` is viewed without a copy when it is a contiguous buffer (rclpy's ``array.array``,
+    rosbags' uint8 arrays, bytes); anything else (a list, a strided array) is copied to uint8.
+    """
+    try:
+        data = memoryview(msg.data)
+    except TypeError:
+        data = None
+    if data is None or not data.c_contiguous:
+        data = np.ascontiguousarray(msg.data, dtype=np.uint8).data
+    return ImageFrame(stamp, int(msg.height), int(msg.width), str(msg.encoding), int(msg.step), data)
 
 
 def command(msg: Any, stamp: int) -> Command:

@@ -32,6 +32,10 @@ class Stream(Enum):
     VECTOR = "vector"  # a caller-supplied feature vector (no ROS message type)
     COMMAND = "command"  # commands: the policy's output, or a pilot's / expert's recorded cmd_vel
 
+    # Members are singletons: hash by identity in C, not Enum's Python-level hash of the name,
+    # because (stream, outcome) keys are counted on every message.
+    __hash__ = object.__hash__
+
 
 class ImuSample(NamedTuple):
     """One IMU message.
@@ -140,10 +144,6 @@ class Command(NamedTuple):
         """``[vx, vy, vz, yaw_rate]`` as float64, shape (4,)."""
         twist = self.twist
         return np.array((twist[0], twist[1], twist[2], twist[5]), dtype=np.float64)
-
-    def twist_array(self) -> np.ndarray:
-        """The six twist values as float64, shape (6,)."""
-        return np.array(self.twist, dtype=np.float64)
 
 
 SensorRecord = ImuSample | ImageFrame
