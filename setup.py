@@ -93,7 +93,8 @@ setup(
     # The onboard part (engine, node, replay) needs only these; numpy 1.21 = Ubuntu 22.04 / Humble.
     # onnx: the bundle loader checks opset, operators and external data on the ModelProto, which
     # onnxruntime cannot list (docs/bundle.md, "Trust rules"); it brings only protobuf with it.
-    install_requires=["numpy>=1.21", "onnxruntime>=1.16", "pyyaml>=5.4", "onnx>=1.16"],
+    # pillow: CompressedImage decoding (jpeg via libjpeg-turbo, png); Ubuntu 22.04 / JetPack ship python3-pil 9.0.
+    install_requires=["numpy>=1.21", "onnxruntime>=1.16", "pyyaml>=5.4", "onnx>=1.16", "pillow>=9.0"],
     extras_require=EXTRAS,
     packages=packages(),
     package_dir=APPLICATIONS,

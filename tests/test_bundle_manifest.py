@@ -61,7 +61,7 @@ def broken(path: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        ("schema_version", 2, r"'schema_version' is 2; this lnn_ros reads 1"),
+        ("schema_version", 3, r"'schema_version' is 3; this lnn_ros reads \[1, 2\]"),
         ("opset", 13, r"'opset' must be 17"),
         ("graphs.step", KeyError, r"'graphs.step' is missing"),
         ("graphs.window.steps", KeyError, r"'graphs.window.steps' is missing"),

@@ -86,3 +86,15 @@ def test_metadata_builds_with_humbles_setuptools(tmp_path: Path) -> None:
     for exe in ("lnn-ros = lnn_ros.cli:main", "lnn_node = lnn_ros.ros.node:main", "sim_drone_node = lnn_ros.sim.ros.node:main"):
         assert exe in scripts
     assert "onnxruntime>=1.16" in (info / "requires.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    "module", ["lnn_ros_examples.sine", "lnn_ros_examples.drone_policy.recipe", "lnn_ros_benchmarks.engine", "lnn_ros_tools.arm"]
+)
+def test_applications_run_as_modules_from_any_folder(module: str, tmp_path: Path) -> None:
+    """The applications beside the library are installed packages: ``python -m`` works outside the checkout."""
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", module, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "usage:" in out.stdout

@@ -33,7 +33,15 @@ from lnn_ros.bag import cdr, messages
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.records import BagMessage, Record
 from lnn_ros.bag.source import BagSource
-from lnn_ros.bag.topics import BAG_STREAMS, TWIST_TYPE, BagTopics, topic_key
+from lnn_ros.bag.topics import (
+    BAG_STREAMS,
+    COMPRESSED_IMAGE_TYPE,
+    SUPPORTED_TYPES,
+    TWIST_TYPE,
+    BagTopics,
+    TopicSpec,
+    topic_key,
+)
 from lnn_ros.runtime import messages as to_record
 from lnn_ros.runtime.records import Stream
 from lnn_ros.units import NS_PER_S
@@ -113,7 +121,7 @@ class _Decoder:
         )
         self._unstamped = msgtype == TWIST_TYPE
         self._fast: Callable[[bytes], Record | None] | None = None
-        if not is_ros1 and not self._unstamped:
+        if not is_ros1 and not self._unstamped and msgtype != COMPRESSED_IMAGE_TYPE:
             self._fast = {
                 Stream.IMU: cdr.decode_imu,
                 Stream.CAMERA: cdr.decode_image,
@@ -304,6 +312,8 @@ class BagReader:
                         f"Pass the right name with --{stream.value}-topic."
                     )
                 continue
+            if stream is Stream.CAMERA and connections[0].msgtype in SUPPORTED_TYPES[Stream.CAMERA]:
+                spec = TopicSpec(stream, spec.topic, connections[0].msgtype)  # Image or CompressedImage: detected
             wrong = sorted({c.msgtype for c in connections if c.msgtype != spec.msgtype})
             if wrong:
                 problem = (

@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lnn_ros.bundle.errors import ManifestError as ManifestError  # re-exported: older imports use this module
+from lnn_ros.bundle.preprocess import Preprocess
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)  # 1: no camera preprocess (frames must be the encoder's size)
 MANIFEST_NAME = "manifest.yaml"
 
 FEATURE_SOURCES = ("vector", "imu", "camera")
@@ -278,6 +280,7 @@ class CameraSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     accepted_encodings: tuple[str, ...] = ("rgb8", "bgr8", "mono8")
+    preprocess: Preprocess | None = None  # schema 2: any size / encoding / CompressedImage (bundle.preprocess)
 
     @property
     def channels(self) -> int:
@@ -285,7 +288,9 @@ class CameraSpec:
 
     @classmethod
     def from_dict(cls, data: Any, path: str = "camera") -> CameraSpec:
-        _check_keys(data, path, ("width", "height", "encoding", "accepted_encodings", "embedding_size", "mean", "std"))
+        _check_keys(
+            data, path, ("width", "height", "encoding", "accepted_encodings", "embedding_size", "mean", "std", "preprocess")
+        )
         encoding = _string(_get(data, "encoding", path), f"{path}.encoding", tuple(IMAGE_ENCODINGS))
         channels = IMAGE_ENCODINGS[encoding]
         stats: dict[str, tuple[float, ...]] = {}
@@ -296,6 +301,7 @@ class CameraSpec:
             stats[key] = tuple(
                 (_std if key == "std" else _number)(v, f"{path}.{key}[{i}]") for i, v in enumerate(values)
             )
+        preprocess = _get(data, "preprocess", path, None)
         accepted = _get(data, "accepted_encodings", path, list(IMAGE_ENCODINGS))
         if not isinstance(accepted, list) or not accepted:
             raise _fail(f"{path}.accepted_encodings", f"must be a non-empty list, got {_short(accepted)}.")
@@ -309,6 +315,7 @@ class CameraSpec:
             accepted_encodings=tuple(
                 _string(e, f"{path}.accepted_encodings[{i}]", tuple(IMAGE_ENCODINGS)) for i, e in enumerate(accepted)
             ),
+            preprocess=None if preprocess is None else Preprocess.from_dict(preprocess, f"{path}.preprocess"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -320,6 +327,7 @@ class CameraSpec:
             "embedding_size": self.embedding_size,
             "mean": list(self.mean),
             "std": list(self.std),
+            **({} if self.preprocess is None else {"preprocess": self.preprocess.to_dict()}),
         }
 
 
@@ -424,8 +432,13 @@ class Manifest:
 
     def validate(self) -> None:
         """Check the cross-field rules; raises :class:`ManifestError` naming the field."""
-        if self.schema_version != SCHEMA_VERSION:
-            raise _fail("schema_version", f"is {self.schema_version!r}; this lnn_ros reads {SCHEMA_VERSION}. Re-export the bundle.")
+        if self.schema_version not in READABLE_SCHEMA_VERSIONS:
+            raise _fail(
+                "schema_version",
+                f"is {self.schema_version!r}; this lnn_ros reads {list(READABLE_SCHEMA_VERSIONS)}. Re-export the bundle.",
+            )
+        if self.schema_version < 2 and self.camera is not None and self.camera.preprocess is not None:
+            raise _fail("inputs.camera.preprocess", "needs schema_version 2; schema 1 bundles take encoder-size frames only.")
         if self.opset != MAX_OPSET:
             raise _fail("opset", f"must be {MAX_OPSET} (the onboard targets run opset {MAX_OPSET}), got {self.opset!r}.")
         if "step" not in self.graphs:
@@ -480,8 +493,11 @@ class Manifest:
             raise ManifestError(f"{MANIFEST_NAME}: must be a YAML mapping, got {type(data).__name__}.")
         _check_keys(data, "", TOP_LEVEL_KEYS)
         schema_version = _integer(_get(data, "schema_version", ""), "schema_version", minimum=1)
-        if schema_version != SCHEMA_VERSION:  # before anything else: another version has other fields
-            raise _fail("schema_version", f"is {schema_version!r}; this lnn_ros reads {SCHEMA_VERSION}. Re-export the bundle.")
+        if schema_version not in READABLE_SCHEMA_VERSIONS:  # before anything else: another version has other fields
+            raise _fail(
+                "schema_version",
+                f"is {schema_version!r}; this lnn_ros reads {list(READABLE_SCHEMA_VERSIONS)}. Re-export the bundle.",
+            )
         graphs_raw = _get(data, "graphs", "")
         if not isinstance(graphs_raw, dict):
             raise _fail("graphs", f"must be a mapping of role -> {{file: ...}}, got {_short(graphs_raw)}.")

@@ -53,7 +53,14 @@ def run_info(args: argparse.Namespace) -> int:
             print(f"graph    {role:8s} {spec.file}{extra}  sha256 {bundle.file_hashes[spec.file][:16]}")
         if m.camera is not None:
             c = m.camera
-            print(f"camera   {c.width}x{c.height} {c.encoding} (accepts {', '.join(c.accepted_encodings)}) -> {c.embedding_size} features")
+            print(f"camera   {c.width}x{c.height} {c.encoding} -> {c.embedding_size} features")
+            if c.preprocess is None:
+                print(
+                    f"         input must already be the encoder's size ({c.width}x{c.height}, "
+                    f"{', '.join(c.accepted_encodings)}; schema {m.schema_version}: no preprocess declared)"
+                )
+            else:
+                print(f"         preprocess: {c.preprocess.describe()}")
         sources: dict[str, list[str]] = {}
         for f in m.features:
             sources.setdefault(f.source, []).append(f.field or f"{f.name}")

@@ -50,6 +50,7 @@ from lnn_ros.errors import LnnRosError
 from lnn_ros.runtime.counters import Counters, reported_keys
 from lnn_ros.runtime.image import ImageDecoder, ImageStatus
 from lnn_ros.runtime.records import Command, ImageFrame, ImuSample, Stream, Twist
+from lnn_ros.runtime.stats import RollingWindow
 from lnn_ros.units import NS_PER_S
 
 # Counter keys used on every message, built once (enum attribute lookups cost more than the count).
@@ -224,6 +225,11 @@ class PolicyRunner:
         gets the bound nearest to 0, so hover never asks for what the policy may not command.
         """
         return Command(stamp_ns, self._hover_twist, self._hover_values.copy())
+
+    @property
+    def image_cost_s(self) -> RollingWindow | None:
+        """Seconds the camera preprocessing took per decoded frame (camera bundles), else None."""
+        return None if self._decoder is None else self._decoder.cost_s
 
     @property
     def ready(self) -> bool:
