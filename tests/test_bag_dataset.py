@@ -16,6 +16,7 @@ from lnn_ros.bag.writer import BagWriter
 from lnn_ros.bundle import load_bundle
 from lnn_ros.cli import main
 from lnn_ros.runtime.records import Command
+from lnn_ros.training.checkpoint import load_checkpoint
 from lnn_ros.training.loaders import load_sequences as training_load
 from lnn_ros_tools.synthetic.flight import START_NS, command_at, frame_at, imu_at
 
@@ -156,3 +157,46 @@ def test_lnn_ros_train_fits_a_policy_on_a_simulated_flight_bag(tmp_path: Path, c
     ])
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "ckpt" / "weights.safetensors").is_file()
+
+
+def test_bags_become_shards_in_parallel_exactly_as_serially(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lnn_ros.bag.dataset import write_shards
+
+    bags = tmp_path / "bags"
+    for name in ("a", "b", "c"):
+        write_gappy_bag(bags / f"flight_{name}")
+    config = DatasetConfig(max_command_age_s=0.3, min_steps=5)
+    serial = write_shards([bags], tmp_path / "serial", config, workers=1)
+    parallel = write_shards([bags], tmp_path / "parallel", config, workers=2)
+    assert [s.path.name for s in parallel] == ["flight_a.npz", "flight_b.npz", "flight_c.npz"]
+    assert [s.steps for s in parallel] == [s.steps for s in serial] == [149] * 3
+    for one, other in zip(serial, parallel):
+        with np.load(one.path) as a, np.load(other.path) as b:
+            assert sorted(a.files) == sorted(b.files)
+            for key in a.files:
+                np.testing.assert_array_equal(a[key], b[key])
+    assert not list((tmp_path / "parallel").glob(".*"))  # no staged leftovers
+    # The CLI, then streamed training over the shards.
+    code = main(["bag-to-dataset", str(bags), "--shards", "--workers", "2", "--out", str(tmp_path / "cli"),
+                 "--max-command-age", "0.3", "--min-steps", "5"])
+    assert code == 0, capsys.readouterr().err
+    assert "wrote    3 shards (447 steps)" in capsys.readouterr().out
+    code = main(["train", str(tmp_path / "cli"), "--stream", "--out", str(tmp_path / "ckpt"), "--units", "4",
+                 "--epochs", "2", "--window-steps", "16", "--tbptt-steps", "8", "--val-fraction", "0.3", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert "wrote checkpoint" in capsys.readouterr().out
+    # Or streamed from the bags themselves, one bag at a time.
+    code = main(["train", str(bags / "flight_*"), "--stream", "--format", "lnn_ros.bag.dataset:load_sequences",
+                 "--out", str(tmp_path / "ckpt_bags"), "--units", "4", "--epochs", "1", "--window-steps", "16",
+                 "--tbptt-steps", "8", "--val-fraction", "0.3", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "ckpt_bags").metadata["streamed"]
+
+
+def test_a_corrupt_bag_is_named_when_writing_shards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bags = tmp_path / "bags"
+    write_gappy_bag(bags / "good")
+    (bags / "broken.mcap").write_bytes(b"\x89MCAP0\r\n not really")
+    code = main(["bag-to-dataset", str(bags), "--shards", "--workers", "2", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "broken.mcap" in err, err

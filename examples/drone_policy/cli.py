@@ -36,7 +36,7 @@ def register(commands: argparse._SubParsersAction, variants: Callable[[str], lis
     evaluate.add_argument("--variants", default="all", help="comma-separated variants or 'all' (default all)")
     evaluate.add_argument("--duration", type=float, default=10.0, help="seconds per episode (default 10)")
     evaluate.add_argument("--offline-episodes", type=int, default=5, help="held-out expert episodes for offline tracking (default 5)")
-    evaluate.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    evaluate.add_argument("--workers", type=int, default=None, help="parallel processes (default: one per core)")
     evaluate.add_argument("--out", type=Path, default=Path("results/policy_eval.json"), help="JSON report; the Markdown table goes beside it (.md)")
     evaluate.set_defaults(func=lambda args: _run_eval_policies(args, variants))
 

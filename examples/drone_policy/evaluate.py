@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import multiprocessing
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,6 +30,7 @@ from lnn_ros.runtime.factory import build_runner
 from lnn_ros.runtime.records import ImuSample
 from lnn_ros.sim.errors import SimError
 from lnn_ros.sim.expert.demonstrations import Demonstration
+from lnn_ros.sim.parallel import run_jobs
 from lnn_ros.sim.pilot import BundlePilot
 from lnn_ros.sim.world.closed_loop import run_closed_loop
 from lnn_ros.sim.world.config import ScenarioVariant, SimConfig, variant_from_name
@@ -92,10 +91,11 @@ def closed_loop(
     variants: Sequence[str | ScenarioVariant],
     seeds: Sequence[int],
     duration_s: float = 10.0,
-    workers: int = 2,
+    workers: int | None = None,
     log: Log | None = None,
 ) -> list[EpisodeOutcome]:
-    """Fly every (model, variant, seed) in ``workers`` processes; outcomes in job order."""
+    """Fly every (model, variant, seed) in ``workers`` processes (None: one per core); outcomes in
+    job order, the same as a serial run's (each episode depends only on its job)."""
     if not seeds:
         raise SimError("closed_loop needs at least one seed, got none.")
     jobs = [
@@ -105,14 +105,12 @@ def closed_loop(
         for seed in seeds
     ]
     started = time.monotonic()
-    outcomes: list[EpisodeOutcome] = []
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for outcome in pool.map(fly_episode, jobs, chunksize=2):
-            outcomes.append(outcome)
-            if log is not None and len(outcomes) % 25 == 0:
-                log(f"flew {len(outcomes)}/{len(jobs)} episodes ({time.monotonic() - started:.0f} s)")
-    return outcomes
+
+    def progress(index: int, _outcome: EpisodeOutcome) -> None:
+        if log is not None and (index + 1) % 25 == 0:
+            log(f"flew {index + 1}/{len(jobs)} episodes ({time.monotonic() - started:.0f} s)")
+
+    return run_jobs(fly_episode, jobs, workers, progress)
 
 
 def success_table(outcomes: Sequence[EpisodeOutcome]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -232,7 +230,7 @@ def evaluate_policies(
     seeds: int = 20,
     duration_s: float = 10.0,
     offline_episodes: int = 5,
-    workers: int = 2,
+    workers: int | None = None,
     log: Log = print,
 ) -> dict[str, Any]:
     """Closed-loop success table and offline tracking of ``models`` (name -> bundle folder).
@@ -252,8 +250,7 @@ def evaluate_policies(
     offline: dict[str, dict[str, float]] = {}
     if offline_episodes > 0:
         jobs = [(OFFLINE_FIRST_SEED + i, duration_s) for i in range(offline_episodes)]
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            demos = list(pool.map(record_expert, jobs))
+        demos = run_jobs(record_expert, jobs, workers)
         offline = offline_tracking(models, demos)
     config = SimConfig()
     return {

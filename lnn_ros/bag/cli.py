@@ -98,7 +98,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "The .npz holds x_i, dt_s_i, y_i (the training format) plus stamps, frames and column names.",
     )
     dataset.add_argument("bags", type=Path, nargs="+", help="bags, or folders of bags")
-    dataset.add_argument("--out", "-o", type=Path, required=True, help="output .npz file")
+    dataset.add_argument("--out", "-o", type=Path, required=True, help="output .npz file (a folder with --shards)")
+    dataset.add_argument("--shards", action="store_true",
+                         help="write one .npz per bag into the folder --out, bags converted in parallel processes "
+                         "(for 'lnn-ros train --stream')")
+    dataset.add_argument("--workers", type=int, default=None, help="processes for --shards (default: one per core)")
     dataset.add_argument("--model", type=Path, metavar="BUNDLE",
                          help="take IMU fields, targets and camera use from this bundle's manifest")
     dataset.add_argument("--imu-fields", help="comma-separated IMU fields (default: angular_velocity.xyz, linear_acceleration.xyz)")
@@ -224,6 +228,8 @@ def run_bag_to_dataset(args: argparse.Namespace) -> int:
             if value is not None:
                 options[key] = value
         config = DatasetConfig(camera=args.camera, **options)  # type: ignore[arg-type]
+    if args.shards:
+        return _write_shards(args, config)
     dataset = bags_to_dataset(args.bags, config)
     path = save_dataset_npz(dataset, args.out)
     lengths = [len(s.x) for s in dataset.sequences]
@@ -237,6 +243,20 @@ def run_bag_to_dataset(args: argparse.Namespace) -> int:
     for warning in dataset.warnings:
         print(f"warning  {warning}")
     print(f"wrote    {path}")
+    return 0
+
+
+def _write_shards(args: argparse.Namespace, config: object) -> int:
+    from lnn_ros.bag.dataset import write_shards
+
+    summaries = write_shards(args.bags, args.out, config, workers=args.workers)  # type: ignore[arg-type]
+    for summary in summaries:
+        dropped = ", ".join(f"{k}={v}" for k, v in summary.dropped.items())
+        print(f"shard    {summary.path.name}  {summary.sequences} sequences, {summary.steps} steps"
+              f"{f' (dropped {dropped})' if dropped else ''}")
+        for warning in summary.warnings:
+            print(f"warning  {summary.bag.name}: {warning}")
+    print(f"wrote    {len(summaries)} shards ({sum(s.steps for s in summaries)} steps) to {args.out}")
     return 0
 
 

@@ -20,12 +20,16 @@ engine drops them too). Everything left out is counted in :attr:`BagDataset.drop
 
 ``lnn-ros train --format lnn_ros.bag.dataset:load_sequences DATA`` trains on a bag or a
 folder of bags with the default :class:`DatasetConfig`; ``lnn-ros bag-to-dataset`` writes
-an ``.npz`` with other settings.
+an ``.npz`` with other settings, or with ``--shards`` one ``.npz`` per bag, converted in
+parallel processes (:func:`write_shards`), for ``lnn-ros train --stream``.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -393,3 +397,68 @@ def save_dataset_npz(dataset: BagDataset, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     return path
+
+
+class ShardSummary(NamedTuple):
+    """One bag written as one ``.npz`` shard by :func:`write_shards`."""
+
+    bag: Path
+    path: Path
+    sequences: int
+    steps: int
+    dropped: dict[str, int]
+    warnings: tuple[str, ...]
+
+
+def _shard_name(bag: Path) -> str:
+    return (bag.stem if bag.is_file() else bag.name) + ".npz"
+
+
+def _write_shard(bag: Path, out: Path, config: DatasetConfig) -> ShardSummary:
+    try:
+        dataset = bags_to_dataset([bag], config)
+    except BagError as exc:
+        message = str(exc)
+        raise BagError(message if str(bag) in message else f"Bag {str(bag)!r}: {message}") from None
+    staged = out.with_name(f".{out.stem}.{os.getpid()}.tmp.npz")
+    save_dataset_npz(dataset, staged)
+    os.replace(staged, out)  # a shard appears whole or not at all
+    return ShardSummary(bag, out, len(dataset.sequences), dataset.steps, dataset.dropped, dataset.warnings)
+
+
+def write_shards(
+    paths: Iterable[str | Path], out_dir: str | Path, config: DatasetConfig = DatasetConfig(), workers: int | None = None
+) -> list[ShardSummary]:
+    """Write every bag as its own ``.npz`` shard in ``out_dir`` (``<bag name>.npz``), ``workers``
+    bags at a time in separate processes (default: one per core). The shards are the same as
+    a serial run's (each depends on its bag only) and are reported in the order of the bags.
+
+    ``lnn-ros train --stream OUT_DIR`` then trains on them without loading them all.
+
+    Raises:
+        BagError: two bags with the same name, or a bag that gives no training data (named;
+            the bags not yet started are cancelled).
+    """
+    bags = [p for given in paths for p in bag_paths(given)]
+    folder = Path(out_dir)
+    names: dict[str, Path] = {}
+    for bag in bags:
+        other = names.setdefault(_shard_name(bag), bag)
+        if other != bag:
+            raise BagError(f"Bags {str(other)!r} and {str(bag)!r} would both be written as {_shard_name(bag)!r}; rename one.")
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise BagError(f"workers must be >= 1, got {workers!r}.")
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [(bag, folder / _shard_name(bag), config) for bag in bags]
+    if workers == 1 or len(jobs) == 1:
+        return [_write_shard(*job) for job in jobs]
+    # spawn: a fresh interpreter per worker, safe whatever threads the caller runs (torch, ROS)
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_write_shard, *job) for job in jobs]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise

@@ -26,12 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     demos.add_argument("--out", type=Path, required=True, help="output folder")
     demos.add_argument("--episodes", type=int, default=20, help="number of episodes (default 20)")
     demos.add_argument("--first-seed", type=int, default=0, help="seed of the first episode (default 0)")
+    demos.add_argument("--workers", type=int, default=None, help="processes recording episodes (default: one per core)")
     _add_common(demos)
     demos.set_defaults(func=_run_demos)
 
     expert = commands.add_parser("expert", help="success rate of the privileged expert per variant")
     expert.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per variant (default 10)")
     expert.add_argument("--plot-dir", type=Path, default=None, help="also write one PNG per episode here")
+    expert.add_argument("--workers", type=int, default=None, help="processes flying episodes (default: one per core)")
     _add_common(expert)
     expert.set_defaults(func=_run_expert)
 
@@ -126,7 +128,8 @@ def _run_demos(args: argparse.Namespace) -> int:
 
     try:
         paths = generate_demonstrations(
-            args.out, args.episodes, _config(args), _variants(args.variants), args.first_seed, progress=report
+            args.out, args.episodes, _config(args), _variants(args.variants), args.first_seed, progress=report,
+            workers=args.workers,
         )
     except SimError as err:
         print(f"error: {err}")
@@ -152,7 +155,12 @@ def _run_expert(args: argparse.Namespace) -> int:
             path = args.plot_dir / f"{result.variant.value}_{result.seed:04d}.png"
             plot_episode(result, path, config.success_radius_m)
 
-    print(format_stats(evaluate(variants=variants, seeds=range(args.seeds), config=config, on_result=plot)))
+    try:
+        stats = evaluate(variants=variants, seeds=range(args.seeds), config=config, on_result=plot, workers=args.workers)
+    except SimError as err:
+        print(f"error: {err}")
+        return 1
+    print(format_stats(stats))
     return 0
 
 

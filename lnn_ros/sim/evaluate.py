@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from lnn_ros.sim.errors import SimError
 from lnn_ros.sim.expert.expert import expert_controller
+from lnn_ros.sim.parallel import check_picklable, resolve_workers, run_jobs
 from lnn_ros.sim.world.closed_loop import Controller, run_closed_loop
 from lnn_ros.sim.world.config import ScenarioVariant, SimConfig, variant_from_name
 from lnn_ros.sim.world.episode import EpisodeResult, Simulator
@@ -44,6 +45,22 @@ def summarize(variant: ScenarioVariant, results: Sequence[EpisodeResult]) -> Var
     )
 
 
+class EpisodeJob(NamedTuple):
+    """One (variant, seed) episode of :func:`evaluate`."""
+
+    controller_factory: ControllerFactory
+    config: SimConfig
+    variant: ScenarioVariant
+    seed: int
+    latency_s: float
+
+
+def fly_job(job: EpisodeJob) -> EpisodeResult:
+    """Fly one episode with a fresh controller (runs in a worker process)."""
+    sim = Simulator(job.config, job.variant, job.seed)
+    return run_closed_loop(sim, job.controller_factory(sim), job.latency_s)
+
+
 def evaluate(
     controller_factory: ControllerFactory = expert_controller,
     variants: Sequence[str | ScenarioVariant] = tuple(ScenarioVariant),
@@ -51,8 +68,12 @@ def evaluate(
     config: SimConfig = SimConfig(),
     latency_s: float = 0.0,
     on_result: Callable[[EpisodeResult], None] | None = None,
+    workers: int | None = None,
 ) -> list[VariantStats]:
     """Fly every (variant, seed) with a fresh controller from ``controller_factory(sim)``.
+
+    Episodes depend only on their (variant, seed), so the statistics are the same however
+    many processes fly them.
 
     Args:
         controller_factory: builds the controller for one episode's simulator (default: the expert).
@@ -60,21 +81,28 @@ def evaluate(
         seeds: seeds flown in each variant.
         config: simulator settings.
         latency_s: command latency (see :func:`run_closed_loop`).
-        on_result: called with each episode's result (e.g. to plot it).
+        on_result: called with each episode's result (e.g. to plot it), in episode order.
+        workers: processes flying episodes (None: one per core; a factory that cannot be
+            pickled, e.g. a closure, then flies in this process).
+
+    Raises:
+        SimError: no seeds, or ``workers`` > 1 with a factory that cannot be pickled.
     """
     if not seeds:
         raise SimError("seeds must hold at least one seed, got an empty sequence.")
-    stats = []
-    for name in variants:
-        variant = variant_from_name(name)
-        results = []
-        for seed in seeds:
-            sim = Simulator(config, variant, seed)
-            results.append(run_closed_loop(sim, controller_factory(sim), latency_s))
-            if on_result is not None:
-                on_result(results[-1])
-        stats.append(summarize(variant, results))
-    return stats
+    chosen = [variant_from_name(name) for name in variants]
+    jobs = [EpisodeJob(controller_factory, config, variant, seed, latency_s) for variant in chosen for seed in seeds]
+    count = resolve_workers(workers)
+    if count > 1:
+        try:
+            check_picklable(controller_factory, "controller_factory")
+        except SimError:
+            if workers is not None:
+                raise
+            count = 1
+    results = run_jobs(fly_job, jobs, count, None if on_result is None else lambda _i, result: on_result(result))
+    per_variant = len(seeds)
+    return [summarize(variant, results[i * per_variant : (i + 1) * per_variant]) for i, variant in enumerate(chosen)]
 
 
 def format_stats(stats: Sequence[VariantStats]) -> str:

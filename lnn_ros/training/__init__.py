@@ -4,7 +4,11 @@
   fixed-length windows, train/validation split.
 * :mod:`~lnn_ros.training.loaders`: pluggable dataset readers by format name (``npz`` built in).
 * :mod:`~lnn_ros.training.models`: default cell configs by kind and size.
-* :mod:`~lnn_ros.training.trainer`: :func:`fit` (truncated BPTT, Adam, clipping, early stopping).
+* :mod:`~lnn_ros.training.trainer`: :func:`fit` (truncated BPTT, Adam, clipping, early stopping)
+  and :func:`fit_stream` (the same over shards read one at a time).
+* :mod:`~lnn_ros.training.stream`: shards (``.npz`` files, bags) streamed as windows, sharded
+  over ranks and data-loader workers.
+* :mod:`~lnn_ros.training.distributed`: the process group under torchrun (DDP).
 * :mod:`~lnn_ros.training.checkpoint`: safetensors weights + YAML sidecar; never unpickles.
 * :mod:`~lnn_ros_examples.sine`: the sine example (``lnn-ros example``).
 
@@ -24,7 +28,9 @@ __all__, __getattr__ = lazy_exports(
         "data": ("FeatureStats", "TimedSequence", "WindowBatch", "check_sequences", "make_windows", "split_sequences"),
         "errors": ("CheckpointError", "DataError", "TrainingError"),
         "loaders": ("load_sequences", "register_loader", "save_npz_sequences"),
+        "stream": ("ShardSet", "WindowStream", "list_shards"),
+        "distributed": ("DistContext",),
         "models": ("default_cell_config",),
-        "trainer": ("LRSchedule", "TrainConfig", "TrainResult", "evaluate", "fit"),
+        "trainer": ("LRSchedule", "TrainConfig", "TrainResult", "evaluate", "fit", "fit_stream"),
     },
 )

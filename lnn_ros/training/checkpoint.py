@@ -10,6 +10,7 @@ unpickling a file can run arbitrary code.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,21 +94,28 @@ def save_checkpoint(
     folder.mkdir(parents=True, exist_ok=True)
     weights = {name: value.detach().to("cpu").contiguous().clone() for name, value in cell.state_dict().items()}
     weights_path = folder / WEIGHTS_NAME
-    save_file(weights, str(weights_path), metadata={"format": FORMAT})
+    staged_weights = folder / f".{WEIGHTS_NAME}.{os.getpid()}.tmp"
+    save_file(weights, str(staged_weights), metadata={"format": FORMAT})
     sidecar = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "cell": cell.config(),
         "normalisation": None if stats is None else stats.to_dict(),
-        "weights": {"file": WEIGHTS_NAME, "sha256": _sha256(weights_path)},
+        "weights": {"file": WEIGHTS_NAME, "sha256": _sha256(staged_weights)},
         "producer": {"lnn_ros": str(lnn_ros.__version__), "torch": str(torch.__version__)},
         "metadata": metadata or {},
     }
     try:
         text = yaml.safe_dump(sidecar, sort_keys=False)
     except yaml.YAMLError as exc:
+        staged_weights.unlink(missing_ok=True)
         raise CheckpointError(f"Checkpoint config or metadata is not plain YAML data ({exc}).") from None
-    (folder / SIDECAR_NAME).write_text(text)
+    staged_sidecar = folder / f".{SIDECAR_NAME}.{os.getpid()}.tmp"
+    staged_sidecar.write_text(text)
+    # Each file appears whole (rename within a folder is atomic); the sidecar, which holds the
+    # weights' SHA-256, goes last, so a reader never takes a half-written pair for a checkpoint.
+    os.replace(staged_weights, weights_path)
+    os.replace(staged_sidecar, folder / SIDECAR_NAME)
     return folder
 
 

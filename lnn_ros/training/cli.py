@@ -7,13 +7,18 @@ also on onboard machines without torch.
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from lnn_ros.errors import LnnRosError
 from lnn_ros.training.errors import TrainingError
 from lnn_ros.training.models import CELL_KINDS
+
+if TYPE_CHECKING:
+    from lnn_ros.training.distributed import DistContext
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +33,7 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         "Adam, gradient clipping and early stopping; write a checkpoint folder (weights.safetensors + "
         "checkpoint.yaml with the cell config and feature normalisation) for 'lnn-ros export'.",
     )
-    parser.add_argument("data", type=Path, help="training dataset (file or folder)")
+    parser.add_argument("data", type=Path, help="training dataset (file or folder; with --stream also a quoted glob)")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
     parser.add_argument("--val", type=Path, default=None, help="validation dataset (default: split off --val-fraction)")
     parser.add_argument(
@@ -42,7 +47,7 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--cell-config", type=Path, default=None, help="YAML of cell constructor arguments overriding the defaults")
     fitting = parser.add_argument_group("training")
     fitting.add_argument("--epochs", type=int, default=100)
-    fitting.add_argument("--batch-size", type=int, default=16)
+    fitting.add_argument("--batch-size", type=int, default=16, help="windows per step over all processes (default 16)")
     fitting.add_argument("--window-steps", type=int, default=64, help="samples per training window")
     fitting.add_argument("--window-stride", type=int, default=None, help="samples between window starts (default: window)")
     fitting.add_argument("--tbptt-steps", type=int, default=32, help="samples per truncated-BPTT chunk")
@@ -57,6 +62,21 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     fitting.add_argument("--threads", type=int, default=1, help="torch threads while training (default 1)")
     fitting.add_argument("--seed", type=int, default=0)
     fitting.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    scale = parser.add_argument_group(
+        "scale (docs/training-at-scale.md)",
+        "Under torchrun (torchrun --nproc-per-node N $(which lnn-ros) train ...) every process trains with "
+        "DistributedDataParallel; --batch-size is the global batch; rank 0 alone logs and writes the checkpoint.",
+    )
+    scale.add_argument("--stream", action="store_true",
+                       help="read DATA shard by shard (.npz files or bags in a folder or a glob) instead of all at once; "
+                       "validation is split off by whole shards")
+    scale.add_argument("--workers", type=int, default=0, help="data-loader processes per rank with --stream (default 0)")
+    scale.add_argument("--shuffle-buffer", type=int, default=1024, help="windows shuffled across shards with --stream")
+    scale.add_argument("--backend", choices=("gloo", "nccl"), default=None,
+                       help="torch.distributed backend under torchrun (default: nccl on CUDA, gloo on CPU)")
+    scale.add_argument("--device", default="cpu", help="cpu (default), cuda (cuda:LOCAL_RANK under torchrun), cuda:N or auto")
+    scale.add_argument("--dist-timeout", type=float, default=300.0, metavar="S",
+                       help="fail a collective that waits longer than S seconds for another process (default 300)")
     parser.set_defaults(func=run_train)
 
 
@@ -81,17 +101,42 @@ def _cell_config(args: argparse.Namespace, input_size: int, output_size: int) ->
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from lnn_ros.training.distributed import session
+
+    with session(args.backend, args.device, args.dist_timeout) as context:
+        if not context.distributed:
+            return _train(args, context)
+        try:
+            return _train(args, context)
+        except LnnRosError as exc:  # name the rank: several processes write to one terminal
+            raise type(exc)(f"rank {context.rank}: {exc}") from None
+        except RuntimeError as exc:  # gloo/NCCL report a lost peer as a RuntimeError
+            text = re.sub(r"^\[[^\]]*\]\s*", "", str(exc).strip())  # drop gloo's source location
+            first = text.split(". ")[0] if text else type(exc).__name__
+            raise TrainingError(
+                f"rank {context.rank} of {context.world_size} lost another training process ({first}); "
+                "the rank that failed first is named in torchrun's summary."
+            ) from None
+
+
+def _train(args: argparse.Namespace, context: DistContext) -> int:
     import torch
 
     from lnn_ros.cells import CellConfigError, SequenceModel, build_cell
     from lnn_ros.training.checkpoint import save_checkpoint
     from lnn_ros.training.data import check_sequences
     from lnn_ros.training.loaders import load_sequences
-    from lnn_ros.training.trainer import LRSchedule, TrainConfig, fit
+    from lnn_ros.training.stream import ShardSet
+    from lnn_ros.training.trainer import LRSchedule, TrainConfig, TrainResult, fit, fit_stream
 
-    train = load_sequences(args.data, args.format)
-    validation = None if args.val is None else load_sequences(args.val, args.format)
-    input_shape, output_size = check_sequences(train, where=str(args.data))
+    if args.stream:
+        shards = ShardSet.open(args.data, args.format)
+        val_shards = None if args.val is None else ShardSet.open(args.val, args.format)
+        input_shape, output_size = shards.probe()
+    else:
+        train = load_sequences(args.data, args.format)
+        validation = None if args.val is None else load_sequences(args.val, args.format)
+        input_shape, output_size = check_sequences(train, where=str(args.data))
     if len(input_shape) != 1:
         raise TrainingError(f"{args.data}: 'lnn-ros train' takes vector inputs x [T,F], got per-step shape {input_shape!r}.")
     config = TrainConfig(
@@ -109,7 +154,7 @@ def run_train(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         normalise=not args.no_normalise,
         seed=args.seed,
-        progress=not args.no_progress,
+        progress=not args.no_progress and context.is_main,
         threads=args.threads,
     )
     cell_config = _cell_config(args, input_shape[0], output_size)
@@ -120,7 +165,16 @@ def run_train(args: argparse.Namespace) -> int:
         raise TrainingError(f"Cannot build the cell: {exc}") from None
     if cell.output_size != output_size:
         raise TrainingError(f"The cell outputs {cell.output_size} values but the data has {output_size} targets.")
-    result = fit(SequenceModel(cell), train, config, validation=validation)
+    result: TrainResult
+    if args.stream:
+        result = fit_stream(
+            SequenceModel(cell), shards, config, validation=val_shards, context=context,
+            workers=args.workers, shuffle_buffer=args.shuffle_buffer,
+        )
+    else:
+        result = fit(SequenceModel(cell), train, config, validation=validation, context=context)
+    if not context.is_main:
+        return 0  # rank 0 alone writes the checkpoint and logs
     save_checkpoint(
         args.out,
         cell,
@@ -130,11 +184,14 @@ def run_train(args: argparse.Namespace) -> int:
             "validation_data": None if args.val is None else str(args.val),
             "train_config": config.to_dict(),
             "train_result": result.to_dict(),
+            "processes": context.world_size,
+            "streamed": bool(args.stream),
         },
     )
     monitored = "validation" if result.val_loss else "training"
+    processes = f" on {context.world_size} processes ({context.backend})" if context.distributed else ""
     print(
-        f"trained {cell_config['kind']} for {result.epochs_run} epochs in {result.seconds:.1f} s"
+        f"trained {cell_config['kind']} for {result.epochs_run} epochs in {result.seconds:.1f} s{processes}"
         f"{' (stopped early)' if result.stopped_early else ''}; best {monitored} MSE {result.best_loss:.4g} "
         f"at epoch {result.best_epoch + 1}"
     )

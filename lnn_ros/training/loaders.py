@@ -42,7 +42,20 @@ def formats() -> list[str]:
     return sorted(_LOADERS)
 
 
-def _resolve(format_name: str) -> SequenceLoader:
+BAG_READER = "lnn_ros.bag.dataset:load_sequences"  # named, not imported: bag sits above training
+
+
+def format_of(path: Path) -> str | None:
+    """The registered format of one file, from its suffix (None: unknown, e.g. a bag)."""
+    return _SUFFIXES.get(path.suffix.lower())
+
+
+def resolve_loader(format_name: str) -> SequenceLoader:
+    """The reader of a registered format or of ``package.module:function``.
+
+    Raises:
+        DataError: unknown name, or a reader that cannot be imported.
+    """
     if format_name in _LOADERS:
         return _LOADERS[format_name]
     module_name, _, attribute = format_name.partition(":")
@@ -74,8 +87,11 @@ def load_sequences(path: str | Path, format_name: str | None = None) -> list[Tim
         )
         format_name = _SUFFIXES.get(suffix)
         if format_name is None:
-            raise DataError(f"Cannot tell the format of dataset {str(path)!r}; pass a format (one of {formats()}).")
-    sequences = list(_resolve(format_name)(path))
+            raise DataError(
+                f"Cannot tell the format of dataset {str(path)!r}; pass a format (one of {formats()}, "
+                f"or {BAG_READER!r} for bags)."
+            )
+    sequences = list(resolve_loader(format_name)(path))
     check_sequences(sequences, where=str(path))
     return sequences
 

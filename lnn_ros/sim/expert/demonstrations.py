@@ -22,6 +22,7 @@ import numpy as np
 from lnn_ros.runtime.records import Command, ImageFrame, ImuSample
 from lnn_ros.sim.errors import SimError
 from lnn_ros.sim.expert.expert import ExpertConfig, expert_for
+from lnn_ros.sim.parallel import check_picklable, resolve_workers, run_jobs
 from lnn_ros.sim.world.closed_loop import Controller
 from lnn_ros.sim.world.config import ScenarioVariant, SimConfig, variant_from_name
 from lnn_ros.sim.world.episode import EpisodeResult, Simulator
@@ -178,6 +179,24 @@ def record_demonstration(
     return demo, result
 
 
+class DemoJob(NamedTuple):
+    """One episode of :func:`generate_demonstrations`."""
+
+    path: Path
+    config: SimConfig
+    variant: ScenarioVariant
+    seed: int
+    pilot_factory: PilotFactory | None
+    expert_share: float
+
+
+def record_demo_job(job: DemoJob) -> EpisodeResult:
+    """Record one episode into ``job.path`` (runs in a worker process)."""
+    demo, result = record_demonstration(job.config, job.variant, job.seed, job.pilot_factory, job.expert_share)
+    save_demonstration(job.path, demo)
+    return result
+
+
 def generate_demonstrations(
     out_dir: str | Path,
     n_episodes: int,
@@ -187,10 +206,13 @@ def generate_demonstrations(
     pilot_factory: PilotFactory | None = None,
     expert_share: float = 1.0,
     progress: Callable[[int, EpisodeResult], None] | None = None,
+    workers: int | None = None,
 ) -> list[Path]:
     """Record ``n_episodes`` episodes into ``out_dir/episode_<seed>.npz``.
 
-    Episode i has seed ``first_seed + i`` and variant ``variants[i % len(variants)]``.
+    Episode i has seed ``first_seed + i`` and variant ``variants[i % len(variants)]``. Each
+    file depends only on its episode, so the files are the same however many processes
+    record them.
 
     Args:
         out_dir: folder to write (created).
@@ -200,10 +222,15 @@ def generate_demonstrations(
         first_seed: seed of the first episode.
         pilot_factory: DAgger pilot (see :func:`record_demonstration`).
         expert_share: DAgger beta.
-        progress: called with (index, result) after each episode.
+        progress: called with (index, result) after each episode, in episode order.
+        workers: processes recording episodes (None: one per core; a ``pilot_factory`` that
+            cannot be pickled, e.g. a closure, then records in this process).
 
     Returns:
         The files written, in order.
+
+    Raises:
+        SimError: bad counts or variants, or ``workers`` > 1 with a pilot factory that cannot be pickled.
     """
     if n_episodes < 1:
         raise SimError(f"n_episodes must be >= 1, got {n_episodes!r}.")
@@ -212,14 +239,20 @@ def generate_demonstrations(
     chosen = [variant_from_name(v) for v in variants]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n_episodes):
-        seed = first_seed + i
-        demo, result = record_demonstration(config, chosen[i % len(chosen)], seed, pilot_factory, expert_share)
-        paths.append(save_demonstration(out / f"episode_{seed:06d}.npz", demo))
-        if progress is not None:
-            progress(i, result)
-    return paths
+    jobs = [
+        DemoJob(out / f"episode_{first_seed + i:06d}.npz", config, chosen[i % len(chosen)], first_seed + i, pilot_factory, expert_share)
+        for i in range(n_episodes)
+    ]
+    count = resolve_workers(workers)
+    if pilot_factory is not None and count > 1:
+        try:
+            check_picklable(pilot_factory, "pilot_factory")
+        except SimError:
+            if workers is not None:
+                raise
+            count = 1
+    run_jobs(record_demo_job, jobs, count, progress)
+    return [job.path for job in jobs]
 
 
 def save_demonstration(path: str | Path, demo: Demonstration) -> Path:
