@@ -43,6 +43,7 @@ EXTRAS = {
         "colcon-core",
         "colcon-python-setup-py",
         "colcon-ros",
+        "colcon-bash",
         "ros-ament-package",
     ],
 }
@@ -80,8 +81,9 @@ setup(
     entry_points={
         "console_scripts": [
             "lnn-ros = lnn_ros.cli:main",
-            "lnn_node = lnn_ros.ros.node:main",
-            "sim_drone_node = lnn_ros.sim.sim_node:main",
+            "lnn_node = lnn_ros.ros.entry:lnn_node",
+            "lnn_lifecycle_node = lnn_ros.ros.entry:lnn_lifecycle_node",
+            "sim_drone_node = lnn_ros.ros.entry:sim_drone_node",
         ],
     },
 )

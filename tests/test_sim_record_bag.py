@@ -15,7 +15,7 @@ from lnn_ros.bag.reader import BagReader, MessageOrder
 from lnn_ros.bag.records import TwistSample
 from lnn_ros.bag.topics import BagStream
 from lnn_ros.cli import main
-from lnn_ros.ros.params import NodeParams
+from lnn_ros.ros.node_params import NodeParams
 from lnn_ros.sim.closed_loop import run_closed_loop
 from lnn_ros.sim.episode import Simulator
 from lnn_ros.sim.errors import SimError

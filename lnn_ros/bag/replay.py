@@ -2,7 +2,7 @@
 
 The bag's IMU and camera messages go through :class:`~lnn_ros.runtime.LiveLoop`, the class
 ``lnn_node`` runs per message and per timer tick, built from the node's parameters (its
-defaults or its ``ros2`` parameter file: :meth:`~lnn_ros.ros.params.NodeParams.from_params_file`,
+defaults or its ``ros2`` parameter file: :meth:`~lnn_ros.ros.node_params.NodeParams.from_params_file`,
 so that both run with the same settings) and driven by a
 :class:`~lnn_ros.bag.log_clock.LogClock` on the bag's log time. Hover commands of the failsafe
 ticks are counted, not written: they are the node's fallback output, not the policy's.
@@ -47,7 +47,7 @@ from lnn_ros.bundle.manifest import TWIST_FIELDS
 from lnn_ros.engine import Engine
 from lnn_ros.ros.errors import NodeConfigError
 from lnn_ros.ros.interface import NODE_NAME, check_streams_fed
-from lnn_ros.ros.params import NodeParams
+from lnn_ros.ros.node_params import NodeParams
 from lnn_ros.runtime import Command, LiveLoop, PolicyRunner, Report, Stream
 
 NS_PER_S = 1_000_000_000

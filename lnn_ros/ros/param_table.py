@@ -1,20 +1,27 @@
 """Declared ROS parameters, shared by every lnn_ros node: a table of :class:`ParamSpec` and its checks.
 
 A node keeps one table (``PARAMETERS``, a tuple of :class:`ParamSpec`) and a frozen dataclass
-of the values; :func:`check_values` checks a mapping of values against the table (what a
-parameter file or a replay reads), :func:`declare_and_read` declares the table on a live
-rclpy node, read-only with its ranges in the ``ParameterDescriptor``, and returns what the
-node got (defaults, parameter files, ``-p name:=value``) for the same checks.
+of the values. One code path checks the values wherever they come from:
 
-Only :func:`descriptor` and :func:`declare_and_read` use rclpy, which they import when
-called, so this module (and every parameter table built on it) imports without ROS.
+* :func:`check_values` checks a mapping of values against the table (what a parameter file
+  read by :func:`params_file_values`, or a replay, gives): an unknown name is an error with a
+  "did you mean" (:func:`check_names`), every value is checked by its :class:`ParamSpec`;
+* :func:`declare_and_read` declares the table on a live rclpy node (ranges in the
+  ``ParameterDescriptor``), refuses the same unknown names among the values the node was
+  given (``-p name:=value``, ``--params-file``), and returns what it got for the same checks.
+
+Only :func:`descriptor`, :func:`declare_and_read` and :func:`parameter_overrides` use rclpy,
+which they import when called, so this module (and every parameter table built on it)
+imports without ROS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lnn_ros.errors import LnnRosError
@@ -101,6 +108,39 @@ class ParamSpec:
         return value
 
 
+def check_names(
+    specs: Sequence[ParamSpec],
+    names: Iterable[str],
+    node_name: str,
+    error: type[LnnRosError] = NodeConfigError,
+    also_known: Iterable[str] = (),
+) -> None:
+    """Refuse every name the table does not declare, suggesting the closest declared one.
+
+    Args:
+        specs: the node's parameter table.
+        names: the names given (a parameter file's keys, the node's ``-p`` overrides).
+        node_name: the node, for the message.
+        error: the exception class raised.
+        also_known: names that are not in the table but are fine (rclpy's own, e.g. ``use_sim_time``).
+
+    Raises:
+        NodeConfigError (or ``error``): naming the first unknown parameters and what was meant.
+    """
+    known = [spec.name for spec in specs]
+    unknown = sorted(set(names) - set(known) - set(also_known))
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    raise error(
+        f"Unknown {node_name} parameter{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
+        f"a misspelt parameter would be ignored, so {node_name} refuses to start. Known ones: {known}."
+    )
+
+
 def check_values(
     specs: Sequence[ParamSpec],
     values: Mapping[str, Any],
@@ -116,17 +156,48 @@ def check_values(
         error: the exception class raised.
 
     Raises:
-        NodeConfigError (or ``error``): a name the table does not declare, or the first invalid value.
+        NodeConfigError (or ``error``): a name the table does not declare (:func:`check_names`),
+            or the first invalid value.
     """
-    known = [spec.name for spec in specs]
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise error(f"Unknown {node_name} parameters {unknown}; known ones are {known}.")
+    check_names(specs, values, node_name, error)
     return {spec.name: spec.check(values.get(spec.name, spec.default), error) for spec in specs}
 
 
-def descriptor(spec: ParamSpec) -> ParameterDescriptor:
-    """The read-only ``ParameterDescriptor`` of ``spec``: type, description, range or choices."""
+def params_file_values(path: Path, node_name: str, error: type[LnnRosError] = NodeConfigError) -> dict[str, Any]:
+    """What a ``ros2`` parameter YAML file sets for a node called ``node_name``.
+
+    The file's ``/**``, ``<node_name>`` and ``/<node_name>`` sections (their
+    ``ros__parameters``) apply in that order; the parameters rclpy declares itself
+    (:data:`AUTOMATIC_PARAMETERS`) are left out.
+
+    Raises:
+        NodeConfigError (or ``error``): the file cannot be read or has no section for the node.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise error(f"Cannot read parameter file {str(path)!r}: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise error(f"Parameter file {str(path)!r} must be a mapping of node names, got {type(data).__name__}.")
+    sections = [data.get(key) for key in ("/**", node_name, f"/{node_name}")]
+    found = [s["ros__parameters"] for s in sections if isinstance(s, dict) and isinstance(s.get("ros__parameters"), dict)]
+    if not found:
+        raise error(
+            f"Parameter file {str(path)!r} has no '/**' or {node_name!r} section with ros__parameters; "
+            f"it has {sorted(map(str, data))}."
+        )
+    values: dict[str, Any] = {}
+    for section in found:
+        values.update(section)
+    for name in AUTOMATIC_PARAMETERS:  # read by rclpy, not by the node's own parameters
+        values.pop(name, None)
+    return values
+
+
+def descriptor(spec: ParamSpec, read_only: bool = True) -> ParameterDescriptor:
+    """The ``ParameterDescriptor`` of ``spec``: type, description, range or choices."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
     ros_type = {
@@ -136,7 +207,7 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
         ParamType.STRING: ParameterType.PARAMETER_STRING,
         ParamType.STRING_ARRAY: ParameterType.PARAMETER_STRING_ARRAY,
     }[spec.type]
-    result = ParameterDescriptor(name=spec.name, type=ros_type, description=spec.description, read_only=True)
+    result = ParameterDescriptor(name=spec.name, type=ros_type, description=spec.description, read_only=read_only)
     if spec.choices is not None:
         result.additional_constraints = f"one of {list(spec.choices)}"
     if spec.low is not None and spec.high is not None:
@@ -149,24 +220,50 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return result
 
 
+def parameter_overrides(node: Node) -> list[str] | None:
+    """The names of the parameters ``node`` was given (``-p``, ``--params-file``), or None if unknown.
+
+    rclpy keeps them in ``Node._parameter_overrides`` (Humble through Rolling); it has no public
+    accessor, so an rclpy without the attribute gives None and the caller logs that it cannot check.
+    """
+    overrides = getattr(node, "_parameter_overrides", None)
+    return None if overrides is None else [str(name) for name in overrides]
+
+
 def declare_and_read(
-    node: Node, specs: Sequence[ParamSpec], error: type[LnnRosError] = NodeConfigError
+    node: Node,
+    specs: Sequence[ParamSpec],
+    error: type[LnnRosError] = NodeConfigError,
+    *,
+    read_only: bool = True,
 ) -> dict[str, Any]:
-    """Declare every parameter of ``specs`` on ``node`` (read-only) and return their values by name.
+    """Declare every parameter of ``specs`` on ``node`` and return their values by name.
 
     rclpy itself refuses a value of another type than the declared one and a number outside
-    the declared range (raised here as ``error``); pass what it accepted to the node's
-    ``from_values`` (:func:`check_values`) for the remaining checks (choices, conversions).
+    the declared range (raised here as ``error``); the names the node was given that it does
+    not declare are refused as :func:`check_values` refuses them in a parameter file. Pass
+    what it returns to the node's ``from_values`` (:func:`check_values`) for the remaining checks.
+
+    Args:
+        node: the node to declare on.
+        specs: its parameter table.
+        error: the exception class raised.
+        read_only: declare read-only (a managed node leaves them writable while unconfigured).
 
     Raises:
-        NodeConfigError (or ``error``): a value of the wrong type or out of range.
+        NodeConfigError (or ``error``): an unknown name, a value of the wrong type or out of range.
     """
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
+    overrides = parameter_overrides(node)
+    if overrides is None:
+        node.get_logger().warning("This rclpy does not expose the parameters given; misspelt names are not checked.")
+    else:
+        check_names(specs, overrides, node.get_name(), error, AUTOMATIC_PARAMETERS)
     values = {}
     for spec in specs:
         try:
-            values[spec.name] = node.declare_parameter(spec.name, spec.default, descriptor(spec)).value
+            values[spec.name] = node.declare_parameter(spec.name, spec.default, descriptor(spec, read_only)).value
         except InvalidParameterTypeException as exc:
             raise error(f"Parameter {spec.name!r} must be {spec.type.label}: {exc.args[0]}.") from None
         except InvalidParameterValueException as exc:

@@ -38,7 +38,7 @@ from sensor_msgs.msg import Image, Imu
 
 from lnn_ros.ros.convert import ns_to_stamp, stamp_to_ns
 from lnn_ros.ros.interface import CAMERA_TOPIC, COMMAND_TOPIC, IMU_TOPIC
-from lnn_ros.ros.parameters import declare_and_read
+from lnn_ros.ros.param_table import declare_and_read
 from lnn_ros.ros.process import run_node
 from lnn_ros.sim.config import SimConfig, VehicleModel
 from lnn_ros.sim.episode import Simulator

@@ -1,7 +1,7 @@
 """``sim_drone_node`` parameters: names, types, defaults, ranges, descriptions, without rclpy.
 
-Same layout as :mod:`lnn_ros.ros.params` (the node's table), on the shared
-:mod:`lnn_ros.ros.parameters`: :data:`PARAMETERS` is the one table the simulator node declares
+Same layout as :mod:`lnn_ros.ros.node_params` (the node's table), on the shared
+:mod:`lnn_ros.ros.param_table`: :data:`PARAMETERS` is the one table the simulator node declares
 from (``ParameterDescriptor`` ranges built from it, read-only), :data:`DECLARED_PARAMETERS`
 the names a parameter file may set (and :data:`AUTOMATIC_PARAMETERS` those rclpy declares:
 the simulator *is* the clock, so leave ``use_sim_time`` false for it), and the values are read
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lnn_ros.ros.parameters import AUTOMATIC_PARAMETERS, QOS_RELIABILITY, ParamSpec, ParamType, check_values
+from lnn_ros.ros.param_table import AUTOMATIC_PARAMETERS, QOS_RELIABILITY, ParamSpec, ParamType, check_values
 from lnn_ros.sim.config import ScenarioVariant, VehicleModel
 from lnn_ros.sim.errors import SimError
 

@@ -1,0 +1,210 @@
+"""What ``lnn_node`` does, on any rclpy node: :class:`Flight`, shared by both executables.
+
+``lnn_node`` (:mod:`lnn_ros.ros.node`) builds a :class:`Flight` and starts it at once;
+``lnn_lifecycle_node`` (:mod:`lnn_ros.ros.lifecycle`) builds it on *configure*, starts it on
+*activate*, stops it on *deactivate* and drops it on *cleanup*. There is no second copy of
+the node's behaviour.
+
+Topics (relative names, remappable), created by :meth:`Flight.start`, destroyed by :meth:`Flight.stop`:
+
+* ``imu`` (sensor_msgs/Imu) and ``camera/image_raw`` (sensor_msgs/Image): subscribed only when
+  the bundle reads that stream; QoS keep-last ``input_qos_depth``, ``input_qos_reliability``
+  (best effort by default, i.e. sensor-data QoS);
+* ``cmd_vel`` (geometry_msgs/TwistStamped, reliable, depth 10, ``header.frame_id`` =
+  ``command_frame_id``): one message per policy step (at most ``command_rate_hz`` when set),
+  stamped with the header stamp of the message that produced it, and the zero (hover)
+  command at ``failsafe_rate_hz`` stamped with the node clock while the watchdog is not OK;
+* ``/diagnostics`` (diagnostic_msgs/DiagnosticArray) every ``diagnostics_period_s``;
+* service ``~/reset`` (std_srvs/Trigger): zero the recurrent state.
+
+Threading: one single-threaded executor runs every callback, so messages are handled one at a
+time in the order the executor takes them, exactly like a replay feeds
+:class:`~lnn_ros.runtime.PolicyRunner`. The camera subscription is created before the IMU
+one, so when a frame and an IMU message are both waiting the frame is handled first and the
+IMU step uses it. The encoder runs inline in the frame's callback: it delays at most the one
+IMU step that waits behind it, and in exchange live flight and replay compute the same
+commands. Its cost per frame is reported in /diagnostics (``frame_latency_ms``).
+
+Per message and per failsafe tick the node does exactly what :class:`~lnn_ros.runtime.LiveLoop`
+says (watchdog, reset on recovery, withheld commands, statistics), with the node clock; the
+bag replay runs the same class on the bag's log time.
+"""
+
+from __future__ import annotations
+
+import time
+
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import TwistStamped
+from rclpy.node import Node
+from rclpy.publisher import Publisher
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.service import Service
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
+from sensor_msgs.msg import Image, Imu
+from std_srvs.srv import Trigger
+
+from lnn_ros.bundle import load_bundle
+from lnn_ros.engine import Engine
+from lnn_ros.ros.convert import fill_twist_stamped, image_frame, imu_sample, ns_to_stamp
+from lnn_ros.ros.diagnostics import to_message
+from lnn_ros.ros.interface import CAMERA_TOPIC, COMMAND_TOPIC, DIAGNOSTICS_TOPIC, IMU_TOPIC, RESET_SERVICE, check_streams_fed
+from lnn_ros.ros.node_params import NodeParams
+from lnn_ros.ros.rate_limit import RateLimit
+from lnn_ros.runtime import COMMAND_STREAM, Command, LiveLoop, PolicyRunner, Stream, WatchdogStatus
+
+
+class Flight:
+    """A loaded bundle flown on ``node``: load once, then :meth:`start` / :meth:`stop` any number of times.
+
+    Args:
+        node: the rclpy node (plain or lifecycle) whose publishers, subscriptions and timers these are.
+        params: the node's parameters.
+
+    Raises:
+        NodeConfigError: a bundle this node cannot feed.
+        BundleError, EngineError: the model does not load (the engine runs each graph once on load).
+    """
+
+    def __init__(self, node: Node, params: NodeParams) -> None:
+        self.node = node
+        self.params = params
+        bundle = load_bundle(params.model_path, verify_hashes=params.verify_bundle_hashes)
+        self.runner = PolicyRunner(Engine(bundle, params.engine_config()))
+        check_streams_fed(self.runner.streams, bundle.path)
+        self._clock = node.get_clock()
+        self.loop = LiveLoop(self.runner, params.live_config(), self._now_ns)
+        self._entities: list[Publisher | Subscription | Service] = []
+        self._timers: list[Timer] = []
+        self._reported = WatchdogStatus.WAITING
+        self._recoveries = 0
+        self._rate = RateLimit(params.command_rate_hz)
+        self._cmd = TwistStamped()
+        self._cmd.header.frame_id = params.command_frame_id
+        self._cmd_pub: Publisher | None = None
+        self._diag_pub: Publisher | None = None
+
+    @property
+    def description(self) -> str:
+        """One line naming the bundle, its hash, provider, inputs and driver (for the start-up log)."""
+        bundle, runner = self.runner.engine.bundle, self.runner
+        return (
+            f"bundle {bundle.manifest.name!r} ({bundle.path}, hash {bundle.digest[:12]}) on {runner.engine.provider}; "
+            f"inputs {[s.value for s in runner.streams]}, driver {runner.driver.value}"
+        )
+
+    @property
+    def active(self) -> bool:
+        """Whether :meth:`start` created the topics (and :meth:`stop` has not removed them)."""
+        return self._cmd_pub is not None
+
+    # ------------------------------------------------------------------ start / stop
+    def start(self) -> None:
+        """Reset the state and statistics, then subscribe, publish and start the timers."""
+        node, params = self.node, self.params
+        self.runner.reset()
+        self.loop = LiveLoop(self.runner, params.live_config(), self._now_ns)
+        self._reported = WatchdogStatus.WAITING
+        self._recoveries = 0
+        self._rate.reset()
+        reliability = (
+            ReliabilityPolicy.RELIABLE if params.input_qos_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        )
+        qos_in = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=params.input_qos_depth, reliability=reliability)
+        qos_out = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self._cmd_pub = node.create_publisher(TwistStamped, COMMAND_TOPIC, qos_out)
+        self._diag_pub = node.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, qos_out)
+        self._entities = [self._cmd_pub, self._diag_pub]
+        streams = self.runner.streams
+        # Camera first: when a frame and an IMU message are both ready, the frame is taken first.
+        if Stream.CAMERA in streams:
+            self._entities.append(node.create_subscription(Image, CAMERA_TOPIC, self._on_image, qos_in))
+        if Stream.IMU in streams:
+            self._entities.append(node.create_subscription(Imu, IMU_TOPIC, self._on_imu, qos_in))
+        self._entities.append(node.create_service(Trigger, RESET_SERVICE, self._on_reset))
+        self._timers = [
+            node.create_timer(1.0 / params.failsafe_rate_hz, self._on_failsafe_timer),
+            node.create_timer(params.diagnostics_period_s, self._on_diagnostics_timer),
+        ]
+
+    def stop(self) -> None:
+        """Stop the timers and remove every topic and the service at once: nothing more is published."""
+        node = self.node
+        for timer in self._timers:
+            timer.cancel()
+            node.destroy_timer(timer)
+        for entity in self._entities:
+            if isinstance(entity, Publisher):
+                node.destroy_publisher(entity)
+            elif isinstance(entity, Subscription):
+                node.destroy_subscription(entity)
+            else:
+                node.destroy_service(entity)
+        self._timers, self._entities = [], []
+        self._cmd_pub = self._diag_pub = None
+
+    def _now_ns(self) -> int:
+        return self._clock.now().nanoseconds
+
+    # ------------------------------------------------------------------ inputs
+    def _on_imu(self, msg: Imu) -> None:
+        start = time.perf_counter_ns()
+        self._publish(self.loop.on_imu(imu_sample(msg), start))
+
+    def _on_image(self, msg: Image) -> None:
+        start = time.perf_counter_ns()
+        self._publish(self.loop.on_image(image_frame(msg), start))
+
+    def _publish(self, command: Command | None) -> None:
+        if command is not None and self._cmd_pub is not None and self._rate.passes(command.stamp_ns):
+            self._cmd_pub.publish(fill_twist_stamped(self._cmd, command))
+        recoveries = self.loop.watchdog.recoveries
+        if recoveries != self._recoveries:
+            self._recoveries = recoveries
+            self._reported = WatchdogStatus.OK
+            self._rate.reset()
+            self.node.get_logger().warning("Inputs are back; state reset, flying again from the next message.")
+
+    # ------------------------------------------------------------------ timers and service
+    def _on_failsafe_timer(self) -> None:
+        hover = self.loop.tick()
+        status = self.loop.watchdog.status
+        if status is not self._reported:
+            self._report_transition(status)
+        if hover is not None and self._cmd_pub is not None:
+            self._cmd_pub.publish(fill_twist_stamped(self._cmd, hover))
+
+    def _report_transition(self, status: WatchdogStatus) -> None:
+        self._reported = status
+        stale = ", ".join(self.loop.watchdog.stale_streams())
+        if status is WatchdogStatus.STALE:
+            if stale == COMMAND_STREAM:
+                why = "inputs arrive but the policy produced no command (gap resets / non-finite outputs)"
+            else:
+                why = f"no valid {stale} message"
+            self.node.get_logger().error(
+                f"Failsafe: {why} for over {self.params.stale_timeout_s} s; "
+                f"publishing hover at {self.params.failsafe_rate_hz} Hz."
+            )
+        elif status is WatchdogStatus.OK:
+            self.node.get_logger().info("All inputs arrived; flying.")
+
+    def _on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self.loop.reset()
+        self._rate.reset()
+        response.success = True
+        response.message = "Recurrent state zeroed; the next message restarts the stamp clock."
+        self.node.get_logger().info("State reset by ~/reset.")
+        return response
+
+    def _on_diagnostics_timer(self) -> None:
+        if self._diag_pub is None:
+            return
+        report = self.loop.report()
+        bundle = self.runner.engine.bundle
+        stamp = ns_to_stamp(self._now_ns(), Time())
+        self._diag_pub.publish(
+            to_message(report, name=f"{self.node.get_name()}: policy", hardware_id=bundle.manifest.name, stamp=stamp)
+        )

@@ -1,0 +1,53 @@
+"""Quiet SIGINT / SIGTERM for the node processes, installed before anything heavy is imported.
+
+Python's own SIGINT handler raises ``KeyboardInterrupt`` wherever the main thread happens to
+be: in an import, in rclpy's start-up, in a node's destructor, or (``ros2 launch`` sends a
+second SIGINT after the terminal's) while the simulator writes its summary. Instead,
+:func:`install` makes both signals only *note* that they arrived and, through
+:data:`on_signal`, ask the running process to end (:mod:`lnn_ros.ros.process` sets it to shut
+rclpy's context down). rclpy installs its own handler on top at ``rclpy.init`` and calls the
+one it replaced, so the note is taken in every phase. This module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from types import FrameType
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+_received: list[int] = []
+
+on_signal: Callable[[], None] | None = None
+"""Called (in the main thread) at each signal: how the process asks itself to end."""
+
+
+def _note(signum: int, _frame: FrameType | None) -> None:
+    _received.append(signum)
+    if on_signal is not None:
+        on_signal()
+
+
+def install() -> None:
+    """Note SIGINT and SIGTERM instead of raising (idempotent)."""
+    for sig in SIGNALS:
+        if signal.getsignal(sig) is not _note:
+            signal.signal(sig, _note)
+
+
+def ignore() -> None:
+    """Ignore SIGINT and SIGTERM for the rest of the process (call when ``main`` has returned).
+
+    Python puts the default handlers back while the interpreter shuts down (DDS threads keep
+    it busy for a while); a late signal (the second of ``ros2 launch``'s two SIGINTs, its
+    SIGTERM) would then kill the process by the signal after it had ended cleanly. Python
+    leaves an ignored signal ignored.
+    """
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def received() -> bool:
+    """Whether SIGINT or SIGTERM arrived since :func:`install`."""
+    return bool(_received)
