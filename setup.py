@@ -69,6 +69,9 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
+        # What `ros2 run` / `ros2 launch` start: plain scripts copied as they are (console-script wrappers
+        # written by `setup.py install` import importlib.metadata first, where Ctrl-C would be a traceback).
+        (f"lib/{PACKAGE}", sorted(glob("bin/*"))),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.*")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         *model_data_files(),

@@ -36,7 +36,7 @@ PARAMS = """\
     input_qos_depth: 100
     diagnostics_period_s: 0.1
     stale_timeout_s: 5.0
-    frame_id: "fcu"
+    command_frame_id: "fcu"
 """
 
 

@@ -2,8 +2,9 @@
 
 Every node executable (``lnn_node``, ``lnn_lifecycle_node``, ``sim_drone_node``) is ``run_node(...)``:
 
-* ROS does not start (rcl rejects the command line; rcl prints its own line first): one
-  ``[FATAL] [<node>]: ROS could not start: ...`` line on stderr, exit code 1;
+* ROS does not start (rcl rejects the command line, e.g. a ``--params-file`` that does not exist or
+  does not parse; rcl prints its own ERROR line first): one ``[FATAL] [<node>]: ...`` line on
+  stderr naming the file or quoting rcl, exit code 1;
 * the node cannot be built (an :class:`~lnn_ros.errors.LnnRosError`: an unknown or invalid
   parameter, a model that does not load; or rclpy refusing a value of its own parameters, e.g.
   ``use_sim_time:=1``): one FATAL log line saying why, exit code 1, no traceback;
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import rclpy
@@ -74,6 +76,14 @@ def _shutdown_on_signal() -> None:
     rclpy.try_shutdown()
 
 
+def _init_failure(exc: BaseException, args: list[str]) -> str:
+    """Why ``rclpy.init`` refused ``args``: a ``--params-file`` that does not exist by name, else rcl's message."""
+    for flag, path in zip(args, args[1:]):
+        if flag == "--params-file" and not Path(path).is_file():
+            return f"Parameter file {path!r} does not exist (--params-file); check the path (launch: params_file:=...)."
+    return f"ROS could not start: {one_line(exc)}"
+
+
 def _start_up_message(exc: BaseException) -> str:
     if isinstance(exc, (InvalidParameterTypeException, InvalidParameterValueException)):
         # rclpy's message already names the parameter and the types; say what to do.
@@ -107,7 +117,7 @@ def run_node(
     except Exception as exc:  # rcl rejects the command line (its own error line is printed above)
         if signals.received():
             return 0
-        print(f"[FATAL] [{node_name}]: ROS could not start: {one_line(exc)}", file=sys.stderr)
+        print(f"[FATAL] [{node_name}]: {_init_failure(exc, sys.argv if args is None else args)}", file=sys.stderr)
         return 1
     signals.on_signal = _shutdown_on_signal
     try:
