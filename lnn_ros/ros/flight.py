@@ -83,6 +83,7 @@ class Flight:
         self._rate = RateLimit(params.command_rate_hz)
         self._cmd = TwistStamped()
         self._cmd.header.frame_id = params.command_frame_id
+        self._starts = 0
         self._cmd_pub: Publisher | None = None
         self._diag_pub: Publisher | None = None
 
@@ -102,9 +103,11 @@ class Flight:
 
     # ------------------------------------------------------------------ start / stop
     def start(self) -> None:
-        """Reset the state and statistics, then subscribe, publish and start the timers."""
+        """Fresh state and statistics, then subscribe, publish and start the timers."""
         node, params = self.node, self.params
-        self.runner.reset()
+        if self._starts:  # a re-activation: forget the state of the last flight (counted as an explicit reset)
+            self.runner.reset()
+        self._starts += 1
         self.loop = LiveLoop(self.runner, params.live_config(), self._now_ns)
         self._reported = WatchdogStatus.WAITING
         self._recoveries = 0

@@ -265,7 +265,10 @@ def declare_and_read(
         try:
             values[spec.name] = node.declare_parameter(spec.name, spec.default, descriptor(spec, read_only)).value
         except InvalidParameterTypeException as exc:
-            raise error(f"Parameter {spec.name!r} must be {spec.type.label}: {exc.args[0]}.") from None
+            hint = ""
+            if spec.type is ParamType.STRING:
+                hint = f" A value that looks like a number needs quotes (-p '{spec.name}:=\"2024\"') or type=\"str\" in a launch file."
+            raise error(f"Parameter {spec.name!r} must be {spec.type.label}: {exc.args[0]}.{hint}") from None
         except InvalidParameterValueException as exc:
             raise error(f"Parameter {spec.name!r} is invalid: {exc.args[0]}.") from None
     return values

@@ -132,6 +132,11 @@ def run_node(
                 rclpy.logging.get_logger(node_name).fatal(_start_up_message(exc))
                 return 1
             raise
+        if signals.received() or not rclpy.ok():  # a signal while the node was being built
+            if finish is not None:
+                finish(node)
+            node.destroy_node()
+            return 0
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         code = 0
