@@ -32,24 +32,26 @@ OPTIONAL_MODULES = {
 """Modules a test file may need that a robot install (ROS + onnxruntime, no torch) may lack, with what installs them."""
 
 
-def _module_files(name: str) -> list[Path]:
+@cache
+def _module_files(name: str) -> tuple[Path, ...]:
     """The files importing ``name`` runs: a test helper, or an lnn_ros module with its packages' __init__."""
     helper = TESTS / f"{name}.py"
     if "." not in name and helper.is_file():
-        return [helper]
+        return (helper,)
     parts = name.split(".")
     if parts[0] != "lnn_ros":
-        return []
+        return ()
     files = []
     for depth in range(1, len(parts) + 1):
         base = REPO.joinpath(*parts[:depth])
         for candidate in (base / "__init__.py", base.with_suffix(".py")):
             if candidate.is_file():
                 files.append(candidate)
-    return files
+    return tuple(files)
 
 
-def _imports(path: Path) -> list[str]:
+@cache
+def _imports(path: Path) -> tuple[str, ...]:
     """Module names imported at module level by ``path`` (``from a import b`` gives ``a`` and ``a.b``)."""
     names: list[str] = []
     statements = list(ast.parse(path.read_text()).body)
@@ -63,7 +65,7 @@ def _imports(path: Path) -> list[str]:
             names += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names += [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
-    return names
+    return tuple(names)
 
 
 @cache
