@@ -45,6 +45,8 @@ from lnn_ros.engine import Engine
 from lnn_ros.ros.node_params import DECLARED_PARAMETERS, PARAMETERS
 from lnn_ros.runtime import Command, ImageFrame, ImuSample, PolicyRunner
 
+pytestmark = pytest.mark.ros
+
 NODE_EXE = Path(sys.executable).with_name("lnn_node")
 REPO = Path(__file__).resolve().parent.parent
 MS = 1_000_000
