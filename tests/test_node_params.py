@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,6 +15,7 @@ import lnn_ros.ros.node_params
 import lnn_ros.sim.sim_params
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.replay import ReplayConfig, replay_bag
+from lnn_ros.ros.entry import SIM_INSTALL
 from lnn_ros.ros.errors import NodeConfigError
 from lnn_ros.ros.interface import check_streams_fed
 from lnn_ros.ros.node_params import NodeParams
@@ -242,3 +245,16 @@ def test_tensorrt_engine_cache_and_fp16_reach_the_provider_options() -> None:
     assert session.provider_options("CPUExecutionProvider") == {}
     plain = NodeParams.from_values({"model_path": "/b"}).engine_config().session
     assert plain.provider_options("TensorrtExecutionProvider") == {"trt_fp16_enable": "False"}
+
+
+def test_an_executable_whose_module_is_missing_says_what_to_install_in_one_line() -> None:
+    """What sim_drone_node does on a robot install without rotorpy (run in a subprocess: it installs signal handlers)."""
+    code = (
+        "import sys; from lnn_ros.ros import entry; "
+        "sys.exit(entry._run('lnn_ros_test_no_such_module', 'sim_drone_node', entry.SIM_INSTALL))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"[FATAL] [sim_drone_node]: Python module 'lnn_ros_test_no_such_module' is not installed; {SIM_INSTALL}."
+    ]

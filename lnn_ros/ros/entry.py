@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from lnn_ros.ros import signals
 
-SIM_INSTALL = "pip install 'lnn_ros[sim]' (rotorpy==3.0.0 and scipy), or on a robot: pip install rotorpy==3.0.0 scipy"
+SIM_INSTALL = "pip install 'lnn_ros[sim]' (rotorpy==3.0.0 and scipy); on a robot: pip install rotorpy==3.0.0 and apt/rosdep python3-scipy"
 
 
 def _run(module: str, node_name: str, install_hint: str | None = None) -> int:
