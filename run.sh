@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's two commands:
 #   ./run.sh demo   fly the simulated drone with the shipped liquid policy through the real ROS 2 node
-#   ./run.sh test   run the test suite
+#   ./run.sh test   run the checks (import contracts, ruff, mypy) and the test suite
+#   ./run.sh check  only the checks
 # Both create .venv on first use and install the project with every extra into it
 # (torch pinned to the CPU build, ROS 2 from PyPI wheels), so a fresh machine needs only Python >= 3.10.
 set -euo pipefail
@@ -25,12 +26,19 @@ ensure_venv() {
       fi
     fi
   fi
-  if [ ! -f "$STAMP" ] || [ setup.py -nt "$STAMP" ]; then
+  if [ ! -f "$STAMP" ] || [ setup.py -nt "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || [ package.xml -nt "$STAMP" ]; then
     echo "run.sh: installing lnn_ros and its dependencies into $VENV (first run takes about a minute)..." >&2
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     "$VENV/bin/python" -m pip install --quiet -e ".[all]"
     touch "$STAMP"
   fi
+}
+
+run_checks() {
+  # The layering (pyproject.toml [tool.importlinter]), lint and types: seconds once mypy's cache is warm.
+  "$VENV/bin/lint-imports" --no-cache
+  "$VENV/bin/ruff" check .
+  "$VENV/bin/mypy"
 }
 
 cmd=${1:-}
@@ -40,13 +48,19 @@ case "$cmd" in
     ensure_venv
     exec "$VENV/bin/lnn-ros" demo "$@"
     ;;
+  check)
+    ensure_venv
+    run_checks
+    ;;
   test)
     ensure_venv
+    run_checks
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)
     echo "usage: ./run.sh demo [options]   fly the simulated drone with the shipped policy" >&2
-    echo "       ./run.sh test [pytest options]   run the tests" >&2
+    echo "       ./run.sh test [pytest options]   run the checks and the tests" >&2
+    echo "       ./run.sh check                   run the checks only (import contracts, ruff, mypy)" >&2
     exit 2
     ;;
 esac

@@ -17,14 +17,17 @@ from lnn_ros import __version__
 from lnn_ros.errors import LnnRosError
 
 # Modules with a ``register(subparsers)`` function, in the order their commands are listed.
+# The last three are applications beside the library (examples/, benchmarks/, tools/), listed
+# by name only: the library never imports them, and an install without them lacks those commands.
 COMMAND_MODULES = (
-    "lnn_ros.sim.cli",  # demo, sim-eval, ...
-    "lnn_ros.training.cli",  # train, example
+    "lnn_ros.sim.cli",  # demo, sim ...
+    "lnn_ros.training.cli",  # train
     "lnn_ros.onnx_export.cli",  # export
-    "lnn_ros.bundle.cli",  # info
-    "lnn_ros.engine.bench",  # bench
-    "lnn_ros.bag.cli",  # replay, play, bag-to-dataset
-    "lnn_ros.arm.cli",  # verify-arm
+    "lnn_ros.engine.cli",  # info (loads and runs a bundle)
+    "lnn_ros.bag.cli",  # replay, play, bag-to-dataset, bag-info
+    "lnn_ros_examples.sine",  # example
+    "lnn_ros_benchmarks.engine",  # bench
+    "lnn_ros_tools.arm.cli",  # verify-arm
 )
 
 

@@ -210,3 +210,16 @@ def ros_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     new = _shm_files() - before
     leaked = sorted(new - _shm_files_in_use()) if new else []
     assert not leaked, f"Fast DDS shared-memory files left behind by processes that have exited: {leaked}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark by what a test uses, so ``-m "not ros and not arm"`` selects the fast suite without a list to keep.
+
+    ``ros``: the test starts rclpy processes (it takes the ``ros_env`` fixture); ``arm``: it runs under
+    aarch64 emulation (``test_arm_*.py``). ``slow`` is set by hand on the few long tests.
+    """
+    for item in items:
+        if "ros_env" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ros)
+        if item.path.name.startswith("test_arm_"):
+            item.add_marker(pytest.mark.arm)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from lnn_ros.arm import ArmCpu, ArmSetupError, Emulation, ensure_emulation
-from lnn_ros.arm import apt, emulation as emulation_module
+from lnn_ros_tools.arm import ArmCpu, ArmSetupError, Emulation, apt, ensure_emulation
+from lnn_ros_tools.arm import emulation as emulation_module
 
 pytestmark = pytest.mark.timeout(900)  # the first run on a machine sets the emulation up (~35 s)
 
@@ -125,7 +125,7 @@ def test_setup_without_apt_says_what_is_missing(tmp_path: Path, monkeypatch: pyt
 def test_setup_not_as_root_says_how_to_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(emulation_module.os, "geteuid", lambda: 1000)
     monkeypatch.setattr(apt, "run_tool", lambda command, **kwargs: "i386\n")  # arm64 not yet added
-    with pytest.raises(ArmSetupError, match=r"needs root.*uid 1000.*sudo scripts/setup_arm_emulation.sh"):
+    with pytest.raises(ArmSetupError, match=r"needs root.*uid 1000.*sudo tools/arm/setup_emulation.sh"):
         apt.ensure_arm64_lists("python3-minimal:arm64")
 
 
@@ -187,7 +187,7 @@ def test_real_sysroot_holds_only_arm64_runtime_packages(emulation: Emulation) ->
 
 def test_setup_script_is_a_thin_idempotent_wrapper(emulation: Emulation) -> None:
     env = dict(os.environ, PYTHON=sys.executable)
-    done = subprocess.run(["bash", str(REPO / "scripts" / "setup_arm_emulation.sh"), "--cache-dir",
+    done = subprocess.run(["bash", str(REPO / "tools" / "arm" / "setup_emulation.sh"), "--cache-dir",
                            str(emulation.cache_dir)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"aarch64 emulation in {emulation.cache_dir}:" in done.stdout

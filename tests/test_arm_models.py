@@ -10,11 +10,10 @@ import os
 from pathlib import Path
 
 import pytest
-
 from bundle_factory import make_imu_bundle, make_imu_camera_bundle, make_vector_bundle
 
-from lnn_ros.arm import ArmSetupError, ensure_emulation, verify_bundles
 from lnn_ros.bundle import load_bundle
+from lnn_ros_tools.arm import ArmSetupError, ensure_emulation, verify_bundles
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted(p.parent for p in (REPO / "models").glob("*/manifest.yaml"))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from lnn_ros.arm import (
+from lnn_ros_tools.arm import (
     ArmSetupError,
     ArmVerifyError,
     Emulation,

@@ -15,15 +15,15 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from lnn_ros.bag import messages
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.reader import BagReader, MessageOrder
-from lnn_ros.bag.records import TwistSample
-from lnn_ros.bag.topics import BagStream, BagTopics
+from lnn_ros.bag.topics import BagTopics
 from lnn_ros.bag.writer import BagWriter
 from lnn_ros.cli import main
 from lnn_ros.runtime import ImuSample
+from lnn_ros.runtime.records import Command, Stream
 
 MS = 1_000_000
 T0 = 5_000 * 1_000_000_000
-IMU_ONLY = [BagStream.IMU]
+IMU_ONLY = [Stream.IMU]
 
 
 def imu(stamp_ns: int) -> ImuSample:
@@ -53,13 +53,13 @@ def test_missing_topic_names_the_topic_the_file_and_what_is_there(tmp_path: Path
 
 def test_wrong_type_is_an_error_for_a_required_stream_and_a_warning_for_an_optional_one(tmp_path: Path) -> None:
     with BagWriter(tmp_path / "bag") as bag:
-        bag.write_twist("/imu", TwistSample(T0, np.zeros(6)))
+        bag.write_twist("/imu", Command(T0, np.zeros(6)))
         bag.write_imu("/cmd_vel", imu(T0))
     with pytest.raises(BagError, match="has type 'geometry_msgs/msg/TwistStamped' but the imu stream needs 'sensor_msgs/msg/Imu'"):
         BagReader(tmp_path / "bag", required=IMU_ONLY).open()
     topics = BagTopics(imu="/cmd_vel", command="/cmd_vel")  # an IMU topic, also named as the optional command stream
     with BagReader(tmp_path / "bag", topics, required=IMU_ONLY) as reader:
-        assert [m.stream for m in reader.messages()] == [BagStream.IMU]
+        assert [m.stream for m in reader.messages()] == [Stream.IMU]
         (warning,) = reader.warnings.lines()
     assert "Topic '/cmd_vel'" in warning and "the command stream needs 'geometry_msgs/msg/TwistStamped', so it is not read" in warning
 

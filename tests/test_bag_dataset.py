@@ -3,24 +3,21 @@ the .npz output read back by the training loader, and training from a bag throug
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from bundle_factory import make_imu_camera_bundle
+from fixture_paths import FIXTURE
 
 from lnn_ros.bag.dataset import DatasetConfig, bags_to_dataset, load_sequences, save_dataset_npz
 from lnn_ros.bag.errors import BagError
-from lnn_ros.bag.records import TwistSample
 from lnn_ros.bag.writer import BagWriter
 from lnn_ros.bundle import load_bundle
 from lnn_ros.cli import main
+from lnn_ros.runtime.records import Command
 from lnn_ros.training.loaders import load_sequences as training_load
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-sys.path.insert(0, str(FIXTURES))
-from synthetic_flight import FIXTURE, START_NS, command_at, frame_at, imu_at  # noqa: E402
+from lnn_ros_tools.synthetic.flight import START_NS, command_at, frame_at, imu_at
 
 MS = 1_000_000
 NS = 1_000_000_000
@@ -43,7 +40,7 @@ def test_fixture_becomes_one_sequence_with_the_valid_command_as_target() -> None
         np.testing.assert_allclose(sequence.x[i], np.concatenate([sample.angular_velocity, sample.linear_acceleration]), rtol=1e-6)
         valid = START_NS + (stamps[i] - START_NS) // (20 * MS) * (20 * MS)  # 50 Hz commands on the same grid
         command = command_at(int(valid), (valid - START_NS) / NS)
-        np.testing.assert_allclose(sequence.y[i], command.twist[[0, 1, 2, 5]], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(sequence.y[i], command.heading_array(), rtol=1e-6, atol=1e-7)
 
 
 def test_camera_dataset_uses_the_newest_frame_at_or_before_each_imu_stamp() -> None:
@@ -71,7 +68,7 @@ def write_gappy_bag(path: Path) -> Path:
         for i in range(150):
             stamp = start + i * 20 * MS
             if not 110 <= i < 150 or i == 149:  # silent from 2.2 s to 2.98 s
-                bag.write_twist("/cmd_vel", TwistSample(stamp, np.full(6, float(i))))
+                bag.write_twist("/cmd_vel", Command(stamp, np.full(6, float(i))))
     return path
 
 
@@ -112,17 +109,18 @@ def test_config_from_a_bundle_manifest_and_bad_configs(tmp_path: Path) -> None:
     with BagWriter(tmp_path / "no_overlap") as bag:
         bag.write_imu("/imu", imu_at(10 * NS, 0.0))
         bag.write_imu("/imu", imu_at(10 * NS + 5 * MS, 0.0))
-        bag.write_twist("/cmd_vel", TwistSample(20 * NS, np.zeros(6)))
+        bag.write_twist("/cmd_vel", Command(20 * NS, np.zeros(6)))
     with pytest.raises(BagError, match="No training sequence of at least 2 steps is left"):
         bags_to_dataset([tmp_path / "no_overlap"])
 
 
 def record_simulated_flight(path: Path, seconds: float = 2.0) -> tuple[Path, dict[int, np.ndarray]]:
     """Fly the simulator's expert and record IMU, camera and the expert's commands (stamped like the IMU)."""
-    from lnn_ros.sim.config import SimConfig
-    from lnn_ros.sim.episode import Simulator
-    from lnn_ros.sim.expert import expert_controller
-    from lnn_ros.sim.records import ImuSample as SimImu
+    from lnn_ros.runtime.records import Command
+    from lnn_ros.runtime.records import ImuSample as SimImu
+    from lnn_ros.sim.expert.expert import expert_controller
+    from lnn_ros.sim.world.config import SimConfig
+    from lnn_ros.sim.world.episode import Simulator
 
     sim = Simulator(SimConfig(seed=4, duration_s=seconds), "nominal")
     expert = expert_controller(sim)
@@ -137,7 +135,7 @@ def record_simulated_flight(path: Path, seconds: float = 2.0) -> tuple[Path, dic
             if command is not None:
                 sim.set_command(command, event.stamp_ns)
                 twist = np.array([command.vx_mps, command.vy_mps, command.vz_mps, 0.0, 0.0, command.yaw_rate_rps])
-                bag.write_twist("/cmd_vel", TwistSample(event.stamp_ns, twist))
+                bag.write_twist("/cmd_vel", Command(event.stamp_ns, twist))
                 commands[event.stamp_ns] = twist
     return path, commands
 

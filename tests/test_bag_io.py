@@ -10,17 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixture_paths import FIXTURE
+
 from lnn_ros.bag import cdr, messages
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.reader import BagReader, MessageOrder
-from lnn_ros.bag.records import TwistSample
-from lnn_ros.bag.topics import BagStream, BagTopics
+from lnn_ros.bag.topics import BagTopics
 from lnn_ros.bag.writer import BagStorage, BagWriter
 from lnn_ros.runtime import ImageFrame, ImuSample
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-sys.path.insert(0, str(FIXTURES))
-from synthetic_flight import FIXTURE, write_flight  # noqa: E402
+from lnn_ros.runtime import messages as to_record
+from lnn_ros.runtime.records import Command, Stream
+from lnn_ros_tools.synthetic.flight import write_flight
 
 MS = 1_000_000
 T0 = 1_000_000 * 1_000_000_000  # 1e6 s
@@ -39,8 +39,8 @@ def frame(i: int, encoding: str = "rgb8", pad: int = 0) -> ImageFrame:
     return ImageFrame(T0 + i * 33 * MS + 1, 3, 4, encoding, step, data)
 
 
-def twist(i: int) -> TwistSample:
-    return TwistSample(T0 + i * 20 * MS, np.random.default_rng(200 + i).normal(size=6))
+def twist(i: int) -> Command:
+    return Command(T0 + i * 20 * MS, np.random.default_rng(200 + i).normal(size=6))
 
 
 def write_all(path: Path, storage: str) -> list[tuple[str, int, object]]:
@@ -53,7 +53,7 @@ def write_all(path: Path, storage: str) -> list[tuple[str, int, object]]:
         for topic, log_time, record in entries:
             if isinstance(record, ImuSample):
                 bag.write_imu(topic, record, log_time)
-            elif isinstance(record, TwistSample):
+            elif isinstance(record, Command):
                 bag.write_twist(topic, record, log_time)
             else:
                 bag.write_image(topic, record, log_time)
@@ -81,7 +81,7 @@ def test_round_trip_in_every_format(tmp_path: Path, storage: str) -> None:
         got = list(reader.messages())
         assert not reader.warnings
     assert [m.log_time_ns for m in got] == [e[1] for e in entries]
-    kinds = {"/imu": BagStream.IMU, "/camera/image_raw": BagStream.CAMERA, "/cmd_vel": BagStream.COMMAND}
+    kinds = {"/imu": Stream.IMU, "/camera/image_raw": Stream.CAMERA, "/cmd_vel": Stream.COMMAND}
     assert [m.stream for m in got] == [kinds[e[0]] for e in entries]
     for message, (_, _, record) in zip(got, entries):
         assert_same_record(message.record, record)
@@ -95,7 +95,7 @@ def test_unstamped_twist_takes_the_log_time(tmp_path: Path) -> None:
             angular=store.types["geometry_msgs/msg/Vector3"](x=4.0, y=5.0, z=6.0),
         )
         bag.write_message("/cmd_vel", "geometry_msgs/msg/Twist", body, 123 * MS)
-    with BagReader(tmp_path / "bag", BagTopics(command_type="geometry_msgs/Twist"), streams=[BagStream.COMMAND]) as reader:
+    with BagReader(tmp_path / "bag", BagTopics(command_type="geometry_msgs/Twist"), streams=[Stream.COMMAND]) as reader:
         (message,) = list(reader.messages())
     assert message.record.stamp_ns == 123 * MS
     np.testing.assert_array_equal(message.record.twist, [1, 2, 3, 4, 5, 6])
@@ -223,7 +223,7 @@ def test_rclpy_serialised_messages_decode_the_same_and_vice_versa(tmp_path: Path
     np.testing.assert_array_equal(command.twist, [0.5, 0, 0, 0, 0, -0.25])
     # rosbags' generic decoder agrees with the direct one on rclpy's bytes.
     generic = store.deserialize_cdr(raw["imu"], "sensor_msgs/msg/Imu")
-    assert_same_record(messages.imu_sample(generic, messages.stamp_ns(generic.header)), imu)
+    assert_same_record(to_record.imu_sample(generic, to_record.stamp_ns(generic.header)), imu)
 
 
 # ---------------------------------------------------------------------- the committed fixture
@@ -243,21 +243,21 @@ def test_fixture_bag_is_small_and_equals_its_generator(tmp_path: Path) -> None:
 def test_writer_rejects_unwritable_records(tmp_path: Path) -> None:
     with BagWriter(tmp_path / "bag", BagStorage.SQLITE3) as bag:
         with pytest.raises(BagError, match="0 .. 2\\*\\*31 - 1 seconds"):
-            bag.write_twist("/cmd_vel", TwistSample(-1, np.zeros(6)))
+            bag.write_twist("/cmd_vel", Command(-1, np.zeros(6)))
         with pytest.raises(BagError, match="needs 6 values"):
-            bag.write_twist("/cmd_vel", TwistSample(1, np.zeros(4)))
+            bag.write_twist("/cmd_vel", Command(1, np.zeros(4)))
         bag.write_imu("/imu", sample(0))
         with pytest.raises(BagError, match="already holds sensor_msgs/msg/Imu"):
             bag.write_twist("/imu", twist(0))
     with BagReader(tmp_path / "bag") as reader:  # what was accepted before the errors is readable
-        assert [m.stream for m in reader.messages()] == [BagStream.IMU]
+        assert [m.stream for m in reader.messages()] == [Stream.IMU]
 
 
 def test_importing_the_packages_loads_no_heavy_library() -> None:
     """``lnn_ros.bag`` and ``lnn_ros.runtime`` load their names on first use (the CLI imports them on every call)."""
     heavy = ("rosbags", "onnxruntime", "rclpy", "matplotlib", "torch")
     code = (
-        "import sys, lnn_ros.bag, lnn_ros.runtime, lnn_ros.runtime.records, lnn_ros.sim.records\n"
+        "import sys, lnn_ros.bag, lnn_ros.runtime, lnn_ros.runtime.records, lnn_ros.runtime.records\n"
         f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
         "lnn_ros.bag.BagWriter, lnn_ros.runtime.LiveLoop\n"
         f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"

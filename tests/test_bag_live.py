@@ -22,11 +22,10 @@ from rosbags.highlevel import AnyReader
 
 from lnn_ros.bag.reader import BagReader
 from lnn_ros.bag.replay import ReplayConfig, replay_bag
-from lnn_ros.bag.topics import BagStream
+from lnn_ros.runtime.records import Stream
+from lnn_ros_tools.synthetic.flight import START_NS
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-sys.path.insert(0, str(FIXTURES))
-from synthetic_flight import START_NS  # noqa: E402
 
 IMU_MESSAGES = 80
 PARAMS = """\
@@ -41,7 +40,7 @@ PARAMS = """\
 
 
 def commands_in(bag: Path) -> list[tuple[int, np.ndarray]]:
-    with BagReader(bag, streams=[BagStream.COMMAND]) as reader:
+    with BagReader(bag, streams=[Stream.COMMAND]) as reader:
         return [(m.record.stamp_ns, m.record.twist) for m in reader.messages()]
 
 

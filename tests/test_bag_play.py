@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixture_paths import FIXTURE
 
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.play import Item, PlayConfig, play_bag, play_messages
 from lnn_ros.bag.reader import BagReader
+from lnn_ros_tools.synthetic.flight import START_NS, write_flight
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-sys.path.insert(0, str(FIXTURES))
-from synthetic_flight import FIXTURE, START_NS, write_flight  # noqa: E402
 
 MS = 1_000_000
 
@@ -33,7 +33,7 @@ class FakeTime:
         return self.now
 
     def sleep(self, seconds: float) -> None:
-        self.now += int(round(seconds * 1e9))
+        self.now += round(seconds * 1e9)
 
 
 class FakeSink:
@@ -162,4 +162,4 @@ def test_play_publishes_the_bags_bytes_on_live_topics(tmp_path: Path, ros_env: d
     assert recorded["/drone/imu"] == original["/imu"]
     assert recorded["/camera/image_raw"] == original["/camera/image_raw"]
     clock_ns = [int.from_bytes(r[4:8], "little") * 10**9 + int.from_bytes(r[8:12], "little") for r in recorded["/clock"]]
-    assert np.all(np.diff(clock_ns) > 0) and START_NS <= clock_ns[0] and clock_ns[-1] <= START_NS + 2 * 10**9
+    assert np.all(np.diff(clock_ns) > 0) and clock_ns[0] >= START_NS and clock_ns[-1] <= START_NS + 2 * 10**9

@@ -12,6 +12,7 @@ import yaml
 import lnn_ros.cells as cells_package
 from lnn_ros.cells import (
     CELL_KINDS,
+    NCP,
     AutoNCP,
     CellConfigError,
     CfCCell,
@@ -19,7 +20,6 @@ from lnn_ros.cells import (
     LSTMCell,
     LTCCell,
     MLPCell,
-    NCP,
     RecurrentCell,
     SequenceModel,
     WiredCfCCell,
@@ -86,7 +86,7 @@ def test_no_elapsed_time_keeps_the_state_and_the_output(name: str, dt_value: flo
 @pytest.mark.parametrize("name", STATEFUL)
 def test_mixed_batch_keeps_only_the_rows_without_elapsed_time(name: str) -> None:
     cell = make(name, torch.float64)
-    x, dt_s, hidden = inputs(cell, 4, 1, torch.float64)
+    x, _dt_s, hidden = inputs(cell, 4, 1, torch.float64)
     dt_mixed = torch.tensor([[0.0], [0.4], [-1.0], [1.2]], dtype=torch.float64)
     _, h = cell(x[:, 0], hidden, dt_mixed)
     _, h_moving = cell(x[:, 0], hidden, dt_mixed.clamp(min=0.1))

@@ -11,8 +11,8 @@ from collections.abc import Callable
 import pytest
 import torch
 from ncps import wirings as ncps_wirings
-from ncps.torch import CfC as NcpsCfC
 from ncps.torch import LTC as NcpsLTC
+from ncps.torch import CfC as NcpsCfC
 
 from lnn_ros.cells import NCP, AutoNCP, CfCCell, FullyConnected, LTCCell, RecurrentCell, SequenceModel, WiredCfCCell
 

@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lnn_ros.runtime.records import Command
 from lnn_ros.sim import SimConfig, Simulator, run_closed_loop
 from lnn_ros.sim.errors import SimError
-from lnn_ros.sim.expert import expert_controller
-from lnn_ros.sim.flight_log import (
-    CommandRecord,
+from lnn_ros.sim.expert.expert import expert_controller
+from lnn_ros.sim.plot import plot_flight
+from lnn_ros.sim.ros.flight_log import (
+    CommandArrival,
     LatencyLog,
     flight_record,
     flight_result,
@@ -21,14 +23,13 @@ from lnn_ros.sim.flight_log import (
     save_record,
     write_json,
 )
-from lnn_ros.sim.flight_plot import plot_flight
 
 MS = 1_000_000
 START = 5_000 * MS  # wall clock of sim time 0
 
 
-def command(stamp_ms: float, arrival_ms: float, twist: tuple[float, ...] = (0.5, 0.0, 0.0, 0.1)) -> CommandRecord:
-    return CommandRecord(round(stamp_ms * MS), START + round(arrival_ms * MS), round(arrival_ms * MS), twist)  # type: ignore[arg-type]
+def command(stamp_ms: float, arrival_ms: float, twist: tuple[float, ...] = (0.5, 0.0, 0.0, 0.1)) -> CommandArrival:
+    return CommandArrival(Command.heading(round(stamp_ms * MS), *twist), START + round(arrival_ms * MS), round(arrival_ms * MS))
 
 
 def test_latency_deadlines_and_hover_commands_are_counted_as_documented() -> None:
@@ -48,7 +49,7 @@ def test_latency_deadlines_and_hover_commands_are_counted_as_documented() -> Non
     assert summary["commands_matched"] == 3
     assert summary["hover_commands"] == 1
     assert summary["unmatched_commands"] == 2  # stamp 0 and the duplicate
-    assert summary["latency_ms"]["count"] == 3
+    assert summary["latency_ms"]["samples"] == 3
     assert summary["latency_ms"]["max"] == pytest.approx(7.0)
     assert summary["latency_ms"]["p50"] == pytest.approx(1.0)
     assert summary["stamp_to_arrival_ms"]["max"] == pytest.approx(7.2)

@@ -39,7 +39,7 @@ def test_demo_flies_toward_the_target_over_ros(ros_env: dict[str, str], tmp_path
     assert result.png_path is not None and result.png_path.stat().st_size > 10_000
     # The loop closed: most IMU samples got their command back, each with a measured latency.
     assert summary["commands_matched"] > 0.5 * summary["imu_published"] > 100, summary
-    assert summary["latency_ms"]["count"] == summary["commands_matched"]
+    assert summary["latency_ms"]["samples"] == summary["commands_matched"]
     assert summary["latency_ms"]["p50"] is not None and summary["deadline"]["checked"] > 0
     # The policy flew toward the target.
     flight = summary["flight"]

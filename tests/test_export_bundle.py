@@ -14,7 +14,7 @@ from bundle_factory import FactoryBundle, make_imu_camera_bundle, make_vector_bu
 
 from lnn_ros.bundle import DtLimits, FeatureSpec, OutputSpec, load_bundle
 from lnn_ros.cells import build_cell
-from lnn_ros.engine import Engine, EngineConfig, StepStatus
+from lnn_ros.engine import Engine, EngineConfig, Outcome
 from lnn_ros.errors import BundleError
 from lnn_ros.onnx_export import ExportError, export_bundle, export_bundle_with_report
 
@@ -68,9 +68,9 @@ def test_engine_equals_torch_step_by_step(vector_bundle: FactoryBundle) -> None:
     for i, stamp_ns in enumerate(stamps_ns):
         result = engine.step(raw[i], int(stamp_ns))
         if i == 0:
-            assert result.status is StepStatus.INITIALISED and result.output is None
+            assert result.outcome is Outcome.INITIALISED and result.output is None
             continue
-        assert result.status is StepStatus.STEPPED
+        assert result.outcome is Outcome.STEPPED
         dt_s = (stamps_ns[i] - stamps_ns[i - 1]) / 1e9
         x = torch.from_numpy((raw[i] - mean) / std)[None]
         with torch.no_grad():

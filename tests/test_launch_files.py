@@ -39,9 +39,9 @@ import pytest
 import yaml
 from ros2_launch import LAUNCH_TESTS, colcon_install, ensure_launcher, launch_env
 
-from lnn_ros.ros.node_params import DECLARED_PARAMETERS, PARAMETERS, NodeParams
-from lnn_ros.ros.param_table import params_file_values
-from lnn_ros.sim import sim_params
+from lnn_ros.node_spec.param_table import params_file_values
+from lnn_ros.node_spec.params import DECLARED_PARAMETERS, PARAMETERS, NodeParams
+from lnn_ros.sim.ros import params as sim_params
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "models"

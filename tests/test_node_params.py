@@ -11,31 +11,32 @@ from types import ModuleType
 
 import pytest
 
-import lnn_ros.ros.node_params
-import lnn_ros.sim.sim_params
+import lnn_ros.node_spec.params
+import lnn_ros.sim.ros.params
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.replay import ReplayConfig, replay_bag
+from lnn_ros.node_spec.errors import NodeConfigError
+from lnn_ros.node_spec.interface import check_streams_fed
+from lnn_ros.node_spec.param_table import ParamSpec, ParamType, check_values
+from lnn_ros.node_spec.params import NodeParams
 from lnn_ros.ros.entry import SIM_INSTALL
-from lnn_ros.ros.errors import NodeConfigError
-from lnn_ros.ros.interface import check_streams_fed
-from lnn_ros.ros.node_params import NodeParams
-from lnn_ros.ros.param_table import ParamSpec, ParamType, check_values
 from lnn_ros.ros.rate_limit import RateLimit
 from lnn_ros.runtime import Stream, Summary, WatchdogStatus
-from lnn_ros.runtime.report import DROP_COUNTERS, Level, build_report
+from lnn_ros.runtime.counters import DROPPED_NAMES
+from lnn_ros.runtime.report import Level, build_report
 from lnn_ros.sim.errors import SimError
 
 REPO = Path(__file__).resolve().parent.parent
 TABLES: dict[str, tuple[ModuleType, type]] = {  # node -> (parameter module, its dataclass)
-    "lnn_node": (lnn_ros.ros.node_params, NodeParams),
-    "sim_drone_node": (lnn_ros.sim.sim_params, lnn_ros.sim.sim_params.SimNodeParams),
+    "lnn_node": (lnn_ros.node_spec.params, NodeParams),
+    "sim_drone_node": (lnn_ros.sim.ros.params, lnn_ros.sim.ros.params.SimNodeParams),
 }
 
 
 @pytest.mark.parametrize("node", list(TABLES))
 def test_table_and_dataclass_agree(node: str) -> None:
     table, params_class = TABLES[node]
-    assert table.DECLARED_PARAMETERS == tuple(f.name for f in dataclasses.fields(params_class))
+    assert tuple(f.name for f in dataclasses.fields(params_class)) == table.DECLARED_PARAMETERS
     assert table.AUTOMATIC_PARAMETERS == ("use_sim_time",)
     assert not set(table.DECLARED_PARAMETERS) & set(table.AUTOMATIC_PARAMETERS)
     for spec in table.PARAMETERS:
@@ -175,7 +176,7 @@ def _report(status: WatchdogStatus, counters: dict[str, int], camera: bool = Tru
 
 
 def test_report_levels_and_values() -> None:
-    counters = {name: 1 for name in DROP_COUNTERS} | {"explicit_resets": 2, "gap_reset": 1, "steps": 9}
+    counters = {name: 1 for name in DROPPED_NAMES} | {"explicit_resets": 2, "imu_gap_reset": 1, "imu_stepped": 9}
     ok = _report(WatchdogStatus.OK, counters)
     values = dict(ok.values)
     assert (ok.level, ok.message) == (Level.OK, "flying")
@@ -184,7 +185,7 @@ def test_report_levels_and_values() -> None:
     assert values["frame_latency_ms.p99"] == "3.000"
     assert "frame_latency_ms.p50" not in dict(_report(WatchdogStatus.OK, counters, camera=False).values)
     assert values["imu.rate_hz"] == "199.50" and values["camera.rate_hz"] == "30.00"
-    assert values["dropped"] == str(len(DROP_COUNTERS)) and values["resets"] == "3" and values["steps"] == "9"
+    assert values["dropped"] == str(len(DROPPED_NAMES)) and values["resets"] == "3" and values["imu_stepped"] == "9"
     assert (values["failsafe"], values["bundle_hash"], values["execution_provider"]) == ("false", "abc", "CPUExecutionProvider")
     assert len(values) == len(ok.values)  # no key twice
     waiting = _report(WatchdogStatus.WAITING, counters)
@@ -196,11 +197,11 @@ def test_report_levels_and_values() -> None:
 
 def test_simulator_parameter_values_are_checked() -> None:
     with pytest.raises(SimError, match="variant"):
-        lnn_ros.sim.sim_params.SimNodeParams.from_values({"variant": "foggy"})
+        lnn_ros.sim.ros.params.SimNodeParams.from_values({"variant": "foggy"})
     with pytest.raises(SimError, match="deadline_ms"):
-        lnn_ros.sim.sim_params.SimNodeParams.from_values({"deadline_ms": 0.0})
+        lnn_ros.sim.ros.params.SimNodeParams.from_values({"deadline_ms": 0.0})
     with pytest.raises(SimError, match=r"Unknown sim_drone_node parameter 'deadline' \(did you mean 'deadline_ms'\?\)"):
-        lnn_ros.sim.sim_params.SimNodeParams.from_values({"deadline": 5.0})
+        lnn_ros.sim.ros.params.SimNodeParams.from_values({"deadline": 5.0})
 
 
 # ---------------------------------------------------------------------- command_rate_hz

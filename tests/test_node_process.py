@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
-from bundle_factory import NARROW_LIMIT, make_vector_bundle
-from bundle_factory import camera_bundle, imu_bundle, narrow_bundle  # noqa: F401 (module-scoped fixtures)
+from bundle_factory import NARROW_LIMIT, camera_bundle, imu_bundle, make_vector_bundle, narrow_bundle  # noqa: F401 (module-scoped fixtures)
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
@@ -42,10 +41,8 @@ from std_srvs.srv import Trigger
 
 from lnn_ros.bundle import load_bundle
 from lnn_ros.engine import Engine
-from lnn_ros.ros.node_params import DECLARED_PARAMETERS, PARAMETERS
+from lnn_ros.node_spec.params import DECLARED_PARAMETERS, PARAMETERS
 from lnn_ros.runtime import Command, ImageFrame, ImuSample, PolicyRunner
-
-pytestmark = pytest.mark.ros
 
 NODE_EXE = Path(sys.executable).with_name("lnn_node")
 REPO = Path(__file__).resolve().parent.parent
@@ -290,7 +287,7 @@ def test_irregular_imu_and_camera_streams_match_offline_runner(
 ) -> None:
     messages = irregular_stream(seed=11, seconds=1.0)
     expected, runner = offline(camera_bundle, messages)
-    assert len(expected) > 150 and runner.counters.waiting_for_camera > 0
+    assert len(expected) > 150 and runner.counters_dict()["camera_waiting"] > 0
     with node_process(ros_env, tmp_path / "node.log", camera_bundle, command_frame_id="fc_body", **RELIABLE, **FAST_DIAGNOSTICS):
         driver.wait_for_node(("imu", "camera"))
         driver.play(messages, expected)
@@ -300,7 +297,7 @@ def test_irregular_imu_and_camera_streams_match_offline_runner(
         assert len(driver.commands_with({m.stamp_ns for m in messages})) == len(expected)  # no extra commands
         values = driver.wait_for_diagnostics(lambda v: v.get("state") == "ok", "state ok")
         counters = runner.counters_dict()
-        for name in ("imu_received", "camera_received", "frames_encoded", "waiting_for_camera", "steps", "initialised"):
+        for name in ("imu_received", "camera_received", "camera_encoded", "camera_waiting", "imu_stepped", "imu_initialised"):
             assert int(values[name]) == counters[name], name
         assert int(values["commands_published"]) == len(expected)
         assert values["bundle_hash"] == load_bundle(camera_bundle).digest
@@ -355,22 +352,22 @@ def test_bad_messages_are_counted_and_never_fly(
         )
         assert process.poll() is None, "lnn_node died"
         expected_counts = {
-            "waiting_for_camera": 3,
-            "wrong_encoding": 2,
-            "wrong_size": 1,
-            "malformed": 1,
+            "camera_waiting": 3,
+            "camera_wrong_encoding": 2,
+            "camera_wrong_size": 1,
+            "camera_malformed": 1,
             "camera_duplicate": 1,
             "camera_out_of_order": 1,
-            "nonfinite_input": 1,
-            "duplicate": 1,
-            "out_of_order": 1,
-            "gap_reset": 1,
-            "frames_encoded": 1,
+            "imu_nonfinite_input": 1,
+            "imu_duplicate": 1,
+            "imu_out_of_order": 1,
+            "imu_gap_reset": 1,
+            "camera_encoded": 1,
         }
         for name, count in expected_counts.items():
             assert int(values[name]) == count == counters[name], name
         assert int(values["outputs_clamped"]) == counters["outputs_clamped"]
-        assert int(values["dropped"]) == sum(expected_counts[n] for n in expected_counts if n not in ("waiting_for_camera", "gap_reset", "frames_encoded"))
+        assert int(values["dropped"]) == sum(expected_counts[n] for n in expected_counts if n not in ("camera_waiting", "imu_gap_reset", "camera_encoded"))
         assert int(values["resets"]) == 1  # the gap reset
 
         received = driver.commands_with({m.stamp_ns for m in messages})

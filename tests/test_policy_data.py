@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 
+from lnn_ros.runtime.records import ImageFrame, ImuSample
 from lnn_ros.sim import SimConfig, record_demonstration
-from lnn_ros.sim.demos import Demonstration
 from lnn_ros.sim.errors import SimError
-from lnn_ros.sim.noisy_expert import NoisyExpert
-from lnn_ros.sim.policy_data import FRAME_COLUMN, DtRule, build_dataset, demo_events, held_frames, step_dt
-from lnn_ros.sim.records import ImageFrame, ImuSample
+from lnn_ros.sim.expert.demonstrations import Demonstration
+from lnn_ros.sim.expert.noisy import NoisyExpert
+from lnn_ros_examples.drone_policy.data import FRAME_COLUMN, DtRule, build_dataset, demo_events, held_frames, step_dt
 
 MS = 1_000_000
 RULE = DtRule(max_dt_s=0.05, max_gap_s=0.5)

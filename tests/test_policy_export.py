@@ -17,12 +17,20 @@ import torch
 
 from lnn_ros.bundle import load_bundle
 from lnn_ros.sim import SimConfig, record_demonstration
-from lnn_ros.sim.noisy_expert import NoisyExpert
-from lnn_ros.sim.policy import ImageEncoder, PolicyArch
-from lnn_ros.sim.policy_data import FRAME_COLUMN, build_dataset
-from lnn_ros.sim.policy_eval import replay_commands
-from lnn_ros.sim.train_policy import DT_RULE, OUTPUT_SPECS, export_policy, new_policy, rollout, train_config_with, train_policy
+from lnn_ros.sim.expert.noisy import NoisyExpert
 from lnn_ros.training.data import TimedSequence
+from lnn_ros_examples.drone_policy.data import FRAME_COLUMN, build_dataset
+from lnn_ros_examples.drone_policy.evaluate import replay_commands
+from lnn_ros_examples.drone_policy.model import ImageEncoder, PolicyArch
+from lnn_ros_examples.drone_policy.train import (
+    DT_RULE,
+    OUTPUT_SPECS,
+    export_policy,
+    new_policy,
+    rollout,
+    train_config_with,
+    train_policy,
+)
 
 LOW = np.array([o.min for o in OUTPUT_SPECS])
 HIGH = np.array([o.max for o in OUTPUT_SPECS])

@@ -15,8 +15,8 @@ from lnn_ros.bundle import load_bundle
 from lnn_ros.sim import SimConfig, Simulator, record_demonstration, run_closed_loop
 from lnn_ros.sim.demo import shipped_model
 from lnn_ros.sim.pilot import BundlePilot
-from lnn_ros.sim.policy_eval import EVAL_FIRST_SEED, OFFLINE_FIRST_SEED, replay_commands
-from lnn_ros.sim.policy_recipe import LAST_TRAINING_SEED
+from lnn_ros_examples.drone_policy.evaluate import EVAL_FIRST_SEED, OFFLINE_FIRST_SEED, replay_commands
+from lnn_ros_examples.drone_policy.recipe import LAST_TRAINING_SEED
 
 KINDS = ("cfc", "lstm", "mlp")
 TWIST = {"vx": ("linear.x", "m/s", 2.0), "vy": ("linear.y", "m/s", 2.0), "vz": ("linear.z", "m/s", 2.0),

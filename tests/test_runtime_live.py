@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bundle_factory import CAMERA
-from bundle_factory import camera_bundle, imu_bundle  # noqa: F401 (module-scoped fixtures)
+from bundle_factory import CAMERA, camera_bundle, imu_bundle  # noqa: F401 (module-scoped fixtures)
 
-from lnn_ros.engine import Engine
-from lnn_ros.runtime import ImageFrame, ImuSample, LiveConfig, LiveLoop, Outcome, PolicyRunner, WatchdogStatus
+from lnn_ros.engine import Engine, Outcome
+from lnn_ros.runtime import ImageFrame, ImuSample, LiveConfig, LiveLoop, PolicyRunner, WatchdogStatus
 from lnn_ros.runtime.report import Level
 
 MS = 1_000_000
@@ -85,7 +84,7 @@ def test_hover_until_inputs_then_fly_then_hover_then_reset(imu_bundle: Path) -> 
     values = dict(loop.report().values)
     assert values["state"] == "ok" and values["recoveries"] == "1" and values["explicit_resets"] == "1"
     assert values["commands_published"] == str(loop.commands_published) == str(19 + 8)
-    assert values["hover_published"] == "2" and values["nonfinite_input"] == "1"
+    assert values["hover_published"] == "2" and values["imu_nonfinite_input"] == "1"
     assert float(values["message_age_ms.p50"]) > 0 and float(values["step_latency_ms.p50"]) > 0
     assert float(values["imu.rate_hz"]) == pytest.approx(31.0)  # all 31 IMU messages came within the last second
 
@@ -107,7 +106,7 @@ def test_inputs_that_produce_no_command_end_in_failsafe(imu_bundle: Path) -> Non
     assert loop.watchdog.status is WatchdogStatus.STALE and loop.watchdog.stale_streams() == ["command"]
     report = loop.report()
     assert report.level is Level.ERROR and "no command" in report.message
-    assert dict(report.values)["stale_streams"] == "command" and dict(report.values)["gap_reset"] == "30"
+    assert dict(report.values)["stale_streams"] == "command" and dict(report.values)["imu_gap_reset"] == "30"
 
     # Contiguous stamps again: the first command ends the failsafe (withheld, state reset).
     resumed = [imu(gaps[-1].stamp_ns + k * 10 * MS, rng) for k in range(1, 12)]
@@ -129,7 +128,7 @@ def test_a_graph_returning_nan_is_no_sign_of_life(imu_bundle: Path) -> None:
         assert loop.on_imu(imu(T0 + k * 10 * MS, rng)) is None
         assert runner.last_outcome is Outcome.NONFINITE_OUTPUT
         loop.tick()
-    assert runner.engine.counters.nonfinite_output == 25
+    assert runner.counters_dict()["imu_nonfinite_output"] == 25
     assert loop.watchdog.status is WatchdogStatus.STALE and loop.watchdog.stale_streams() == ["command"]
     assert loop.tick() is not None
 
@@ -145,7 +144,7 @@ def test_flying_after_waiting_starts_from_a_reset_state(camera_bundle: Path) -> 
     clock.now_ns += 500 * MS  # the camera goes silent; the IMU starts half a second later
     steps = [imu(T0 + 500 * MS + k * 10 * MS, rng) for k in range(30)]
     assert play(loop, clock, steps) == []
-    assert loop.watchdog.status is WatchdogStatus.WAITING and loop.runner.engine.counters.steps == 29
+    assert loop.watchdog.status is WatchdogStatus.WAITING and loop.runner.counters_dict()["imu_stepped"] == 29
     frame = image(steps[-1].stamp_ns + 2 * MS, rng)
     clock.now_ns += 5 * MS
     assert loop.on_image(frame) is None and loop.watchdog.status is WatchdogStatus.OK

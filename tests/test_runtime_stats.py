@@ -14,13 +14,13 @@ MS = 1_000_000
 
 def test_percentiles_cover_only_the_last_samples() -> None:
     window = RollingWindow(100)
-    assert all(math.isnan(v) for v in window.summary()[1:]) and window.summary().count == 0
+    assert all(math.isnan(v) for v in window.summary()[1:]) and window.summary().samples == 0
     samples = np.random.default_rng(0).exponential(1e-3, 250)
     for value in samples:
         window.add(float(value))
     summary = window.summary()
     last = samples[-100:]
-    assert summary.count == 250
+    assert summary.samples == 250
     assert summary.p50 == pytest.approx(np.percentile(last, 50))
     assert summary.p99 == pytest.approx(np.percentile(last, 99))
     assert summary.max == pytest.approx(last.max())

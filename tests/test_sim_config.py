@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from lnn_ros.sim.config import VARIANTS, ScenarioVariant, SimConfig, variant_from_name, variant_spec
 from lnn_ros.sim.errors import SimError
+from lnn_ros.sim.world.config import VARIANTS, ScenarioVariant, SimConfig, variant_from_name, variant_spec
 
 
 def test_every_variant_has_a_spec_and_a_name_round_trip() -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lnn_ros.sim.config import SimConfig
-from lnn_ros.sim.demos import (
+from lnn_ros.runtime.records import Command, ImageFrame
+from lnn_ros.sim.errors import SimError
+from lnn_ros.sim.expert.demonstrations import (
     Demonstration,
     generate_demonstrations,
     load_demonstration,
@@ -17,8 +18,7 @@ from lnn_ros.sim.demos import (
     record_demonstration,
     save_demonstration,
 )
-from lnn_ros.sim.errors import SimError
-from lnn_ros.sim.records import ImageFrame, VelocityCommand
+from lnn_ros.sim.world.config import SimConfig
 
 CONFIG = SimConfig(duration_s=1.5)
 
@@ -42,10 +42,10 @@ def test_expert_demo_has_aligned_streams_and_labels() -> None:
 def test_dagger_pilot_flies_while_the_expert_labels() -> None:
     seen: list[str] = []
 
-    def hover_pilot_factory(sim):  # noqa: ANN001, ANN202 - any controller factory
-        def pilot(event):  # noqa: ANN001, ANN202
+    def hover_pilot_factory(sim):
+        def pilot(event):
             seen.append(type(event).__name__)
-            return VelocityCommand(0.0, 0.0, 0.0, 0.0) if isinstance(event, ImageFrame) else None
+            return Command.heading(event.stamp_ns, 0.0, 0.0, 0.0, 0.0) if isinstance(event, ImageFrame) else None
 
         return pilot
 

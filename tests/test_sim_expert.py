@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from lnn_ros.sim.closed_loop import fly_expert, run_closed_loop
-from lnn_ros.sim.config import SimConfig, VehicleModel
-from lnn_ros.sim.episode import Simulator, VehicleState
 from lnn_ros.sim.errors import SimError
-from lnn_ros.sim.expert import Expert, ExpertConfig, expert_controller
-from lnn_ros.sim.frames import quat_from_yaw
+from lnn_ros.sim.expert.expert import Expert, ExpertConfig, expert_controller
+from lnn_ros.sim.world.closed_loop import fly_expert, run_closed_loop
+from lnn_ros.sim.world.config import SimConfig, VehicleModel
+from lnn_ros.sim.world.episode import Simulator, VehicleState
+from lnn_ros.sim.world.frames import quat_from_yaw
 
 CONFIG = SimConfig(duration_s=6.0)
 
@@ -24,14 +24,14 @@ def _state(position: tuple[float, float, float], yaw: float) -> VehicleState:
 
 def test_expert_commands_are_saturated_and_turn_toward_the_target() -> None:
     expert = Expert(np.array([10.0, 10.0, 1.0]), camera_pitch_rad=0.0, config=ExpertConfig())
-    command = expert.command(_state((0.0, 0.0, 1.0), yaw=0.0))  # target 45 degrees to the left
+    command = expert.command(_state((0.0, 0.0, 1.0), yaw=0.0), 0)  # target 45 degrees to the left
     assert math.hypot(command.vx_mps, command.vy_mps) <= 2.0 + 1e-9
     assert command.yaw_rate_rps == pytest.approx(1.5)
     assert command.vy_mps > 0  # left, in the heading frame
-    behind = expert.command(_state((0.0, 0.0, 1.0), yaw=-math.pi * 0.75))  # target behind: turn, barely move
+    behind = expert.command(_state((0.0, 0.0, 1.0), yaw=-math.pi * 0.75), 0)  # target behind: turn, barely move
     assert math.hypot(behind.vx_mps, behind.vy_mps) <= 0.2 * 2.0 + 1e-9
-    at_standoff = expert.command(_state((10.0 - 0.7, 10.0, 1.0), yaw=0.0))
-    assert np.allclose(at_standoff[:3], 0.0, atol=1e-9)
+    at_standoff = expert.command(_state((10.0 - 0.7, 10.0, 1.0), yaw=0.0), 0)
+    assert np.allclose(at_standoff.heading_array()[:3], 0.0, atol=1e-9)
     with pytest.raises(SimError, match="standoff_m"):
         ExpertConfig(standoff_m=0.0)
 

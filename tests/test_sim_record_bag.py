@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -12,17 +13,15 @@ from rosbags.highlevel import AnyReader
 
 from lnn_ros.bag.messages import default_typestore
 from lnn_ros.bag.reader import BagReader, MessageOrder
-from lnn_ros.bag.records import TwistSample
-from lnn_ros.bag.topics import BagStream
 from lnn_ros.cli import main
-from lnn_ros.ros.node_params import NodeParams
-from lnn_ros.sim.closed_loop import run_closed_loop
-from lnn_ros.sim.episode import Simulator
+from lnn_ros.node_spec.params import NodeParams
+from lnn_ros.runtime.records import Command, ImageFrame, ImuSample, SensorRecord, Stream
 from lnn_ros.sim.errors import SimError
-from lnn_ros.sim.expert import expert_controller
-from lnn_ros.sim.record_bag import RecordBagConfig, RecordBagResult, command_twist, record_expert_bag
-from lnn_ros.sim.records import ImageFrame, ImuSample, SensorEvent, VelocityCommand
-from lnn_ros.sim.sim_params import SimNodeParams
+from lnn_ros.sim.expert.expert import expert_controller
+from lnn_ros.sim.record_bag import RecordBagConfig, RecordBagResult, record_expert_bag
+from lnn_ros.sim.ros.params import SimNodeParams
+from lnn_ros.sim.world.closed_loop import run_closed_loop
+from lnn_ros.sim.world.episode import Simulator
 
 REPO = Path(__file__).resolve().parent.parent
 SECONDS = 2.0
@@ -34,14 +33,14 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> RecordBagResult:
     return record_expert_bag(tmp_path_factory.mktemp("record") / "flight", RecordBagConfig(seed=SEED, duration_s=SECONDS))
 
 
-def _reference_flight(config: RecordBagConfig) -> tuple[list[SensorEvent], dict[int, VelocityCommand]]:
+def _reference_flight(config: RecordBagConfig) -> tuple[list[SensorRecord], dict[int, Command]]:
     """The same episode flown by the expert in closed loop, without a bag: every event and command."""
     sim = Simulator(config.sim_config(), config.variant, config.seed)
     expert = expert_controller(sim)
-    events: list[SensorEvent] = []
-    commands: dict[int, VelocityCommand] = {}
+    events: list[SensorRecord] = []
+    commands: dict[int, Command] = {}
 
-    def controller(event: SensorEvent) -> VelocityCommand | None:
+    def controller(event: SensorRecord) -> Command | None:
         events.append(event)
         command = expert(event)
         if command is not None:
@@ -53,46 +52,46 @@ def _reference_flight(config: RecordBagConfig) -> tuple[list[SensorEvent], dict[
 
 
 def test_bag_holds_the_episodes_sensors_and_the_experts_commands_at_their_stamps(recorded: RecordBagResult) -> None:
-    streams = [BagStream.IMU, BagStream.CAMERA, BagStream.COMMAND]
+    streams = [Stream.IMU, Stream.CAMERA, Stream.COMMAND]
     with BagReader(recorded.path, streams=streams, required=streams, strict=True) as reader:
         info = reader.info
         messages = list(reader.messages(MessageOrder.LOG))
         assert not reader.warnings
     by_stream = {stream: [m for m in messages if m.stream is stream] for stream in streams}
     counts = {stream: len(found) for stream, found in by_stream.items()}
-    assert recorded.counts == {"/imu": counts[BagStream.IMU], "/camera/image_raw": counts[BagStream.CAMERA],
-                               "/cmd_vel": counts[BagStream.COMMAND]}
+    assert recorded.counts == {"/imu": counts[Stream.IMU], "/camera/image_raw": counts[Stream.CAMERA],
+                               "/cmd_vel": counts[Stream.COMMAND]}
     assert info.message_count == len(messages) and recorded.duration_s == SECONDS and SECONDS - 0.05 < info.duration_s <= SECONDS
     # Log time = header stamp for every message, and the bag is in time order.
     assert all(m.log_time_ns == m.record.stamp_ns for m in messages)
-    assert all(a.log_time_ns <= b.log_time_ns for a, b in zip(messages, messages[1:]))
+    assert all(a.log_time_ns <= b.log_time_ns for a, b in itertools.pairwise(messages))
     # ~200 Hz IMU (jitter and a few drops) and ~30 Hz camera of 64x48 rgb8 frames.
     rates = {stream: (len(found) - 1) / info.duration_s for stream, found in by_stream.items()}
     print(f"\nrecorded {SECONDS} s: " + ", ".join(f"{s.value} {counts[s]} ({rates[s]:.1f} Hz)" for s in streams))
-    assert 180.0 < rates[BagStream.IMU] < 210.0 and 27.0 < rates[BagStream.CAMERA] < 33.0, rates
-    frame = by_stream[BagStream.CAMERA][0].record
+    assert 180.0 < rates[Stream.IMU] < 210.0 and 27.0 < rates[Stream.CAMERA] < 33.0, rates
+    frame = by_stream[Stream.CAMERA][0].record
     assert isinstance(frame, ImageFrame) and (frame.width, frame.height, frame.encoding) == (64, 48, "rgb8")
     # One command per IMU sample, stamped with that sample's stamp, as lnn_node stamps its commands.
-    imu_stamps = [m.record.stamp_ns for m in by_stream[BagStream.IMU]]
-    assert [m.record.stamp_ns for m in by_stream[BagStream.COMMAND]] == imu_stamps
+    imu_stamps = [m.record.stamp_ns for m in by_stream[Stream.IMU]]
+    assert [m.record.stamp_ns for m in by_stream[Stream.COMMAND]] == imu_stamps
 
     # Exactly the episode the expert flies in closed loop: the same sensor data and the same commands.
     events, commands = _reference_flight(RecordBagConfig(seed=SEED, duration_s=SECONDS))
     imu_events = [e for e in events if isinstance(e, ImuSample)]
     frames = [e for e in events if isinstance(e, ImageFrame)]
-    assert [e.stamp_ns for e in imu_events] == imu_stamps and len(frames) == counts[BagStream.CAMERA]
-    for message, event in zip(by_stream[BagStream.IMU], imu_events):
+    assert [e.stamp_ns for e in imu_events] == imu_stamps and len(frames) == counts[Stream.CAMERA]
+    for message, event in zip(by_stream[Stream.IMU], imu_events):
         sample = message.record
         assert isinstance(sample, ImuSample)
         np.testing.assert_array_equal(sample.angular_velocity, event.angular_velocity)
         np.testing.assert_array_equal(sample.linear_acceleration, event.linear_acceleration)
         np.testing.assert_array_equal(sample.orientation, event.orientation)
-    assert all(m.record.data == f.data for m, f in zip(by_stream[BagStream.CAMERA], frames))  # type: ignore[union-attr]
-    for message in by_stream[BagStream.COMMAND]:
+    assert all(m.record.data == f.data for m, f in zip(by_stream[Stream.CAMERA], frames))  # type: ignore[union-attr]
+    for message in by_stream[Stream.COMMAND]:
         twist = message.record
-        assert isinstance(twist, TwistSample)
-        np.testing.assert_array_equal(twist.twist, command_twist(commands[twist.stamp_ns]))
-    flown = np.array([c.as_array() for c in commands.values()])
+        assert isinstance(twist, Command)
+        np.testing.assert_array_equal(twist.twist, commands[twist.stamp_ns].twist)
+    flown = np.array([c.heading_array() for c in commands.values()])
     assert np.abs(flown[:, 0]).max() > 0.1  # the expert really flies (toward the target), not a hover
 
 
@@ -134,8 +133,8 @@ def test_cli_records_a_sqlite3_bag_and_refuses_bad_requests(tmp_path: Path, caps
     printed = capsys.readouterr().out
     assert code == 0 and "seed 3 wind" in printed and "/imu " in printed and "/cmd_vel " in printed, printed
     assert [p.suffix for p in out.iterdir() if p.name != "metadata.yaml"] == [".db3"]
-    with BagReader(out, streams=[BagStream.IMU, BagStream.COMMAND]) as reader:
-        assert reader.expected_count([BagStream.IMU]) == reader.expected_count([BagStream.COMMAND]) > 80
+    with BagReader(out, streams=[Stream.IMU, Stream.COMMAND]) as reader:
+        assert reader.expected_count([Stream.IMU]) == reader.expected_count([Stream.COMMAND]) > 80
     assert main(["sim", "record-bag", str(out), "--duration", "0.5"]) == 1
     assert "exists already" in capsys.readouterr().err
     assert main(["sim", "record-bag", str(tmp_path / "foggy"), "--variant", "foggy"]) == 1

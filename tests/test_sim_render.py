@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from lnn_ros.sim.config import VARIANTS, ScenarioVariant, SimConfig
-from lnn_ros.sim.frames import quat_from_yaw, quat_to_matrix
-from lnn_ros.sim.render import LABEL_GROUND, LABEL_SKY, LABEL_TARGET, Renderer
-from lnn_ros.sim.world import TARGET_COLOR, Lighting, Pillar, Scene, Sphere, sample_scene
+from lnn_ros.sim.world.config import VARIANTS, ScenarioVariant, SimConfig
+from lnn_ros.sim.world.frames import quat_from_yaw, quat_to_matrix
+from lnn_ros.sim.world.render import LABEL_GROUND, LABEL_SKY, LABEL_TARGET, Renderer
+from lnn_ros.sim.world.scene import TARGET_COLOR, Lighting, Pillar, Scene, Sphere, sample_scene
 
 CONFIG = SimConfig()
 

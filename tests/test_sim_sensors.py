@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from lnn_ros.sim.config import SimConfig
-from lnn_ros.sim.episode import Simulator
-from lnn_ros.sim.records import ImageFrame, ImuSample
-from lnn_ros.sim.sensors import StreamClock, StreamTiming
+from lnn_ros.runtime.records import ImageFrame, ImuSample
+from lnn_ros.sim.world.config import SimConfig
+from lnn_ros.sim.world.episode import Simulator
+from lnn_ros.sim.world.sensors import StreamClock, StreamTiming
 
 
 def _stamps(timing: StreamTiming, count: int, seed: int = 0) -> tuple[np.ndarray, StreamClock]:

@@ -79,7 +79,7 @@ def test_example_command_trains_exports_and_compares(tmp_path: Path, capsys: pyt
 
 def test_sine_example_learns_and_the_engine_agrees(tmp_path: Path) -> None:
     """A shortened run of the shipped recipe already fits cos(t) well (the full one reaches ~0.01)."""
-    from lnn_ros.training.example import SineExampleConfig, run_sine_example
+    from lnn_ros_examples.sine import SineExampleConfig, run_sine_example
 
     config = SineExampleConfig(out_dir=tmp_path / "sine", epochs=30, train_sequences=32, progress=False)
     result = run_sine_example(config)

@@ -39,7 +39,7 @@ def test_constant_feature_gets_unit_std() -> None:
 def test_windows_pad_with_zero_dt_and_mask_padding_and_burn_in() -> None:
     windows = make_windows([sequence(10), sequence(3)], window_steps=4, burn_in_steps=1)
     # 10 samples -> windows at 0, 4, 8 (the last one 2 long); 3 samples -> one window.
-    assert windows.x.shape == (4, 4, 2) and windows.y.shape == (4, 4, 1) and windows.count == 4
+    assert windows.x.shape == (4, 4, 2) and windows.y.shape == (4, 4, 1) and windows.n_windows == 4
     np.testing.assert_array_equal(windows.mask, [[0, 1, 1, 1], [0, 1, 1, 1], [0, 1, 0, 0], [0, 1, 1, 0]])
     np.testing.assert_array_equal(windows.dt_s[2], np.array([0.1, 0.1, 0.0, 0.0], dtype=np.float32))
     np.testing.assert_array_equal(windows.x[1, 0], sequence(10).x[4])

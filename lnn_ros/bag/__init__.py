@@ -19,8 +19,8 @@ __all__, __getattr__ = lazy_exports(
     __name__,
     {
         "errors": ("BagError",),
-        "topics": ("BagStream", "BagTopics"),
-        "records": ("BagMessage", "TwistSample"),
+        "topics": ("BAG_STREAMS", "BagTopics"),
+        "records": ("BagMessage", "Record"),
         "reader": ("BagInfo", "BagReader", "BagWarnings", "MessageOrder"),
         "writer": ("BagStorage", "BagWriter"),
         "replay": ("ReplayConfig", "ReplayResult", "replay_bag"),

@@ -25,10 +25,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lnn_ros.bag.records import TwistSample
-from lnn_ros.runtime.records import ImageFrame, ImuSample
+from lnn_ros.runtime.records import Command, ImageFrame, ImuSample
+from lnn_ros.units import NS_PER_S
 
-NS_PER_S = 1_000_000_000
 CDR_LE = b"\x00\x01\x00\x00"
 _HEADER = struct.Struct("<iII")  # sec, nanosec, frame_id length
 _U32 = struct.Struct("<I")
@@ -88,13 +87,13 @@ def decode_image(raw: bytes | memoryview) -> ImageFrame | None:
     return ImageFrame(stamp, height, width, encoding, step, memoryview(raw)[start : start + size])
 
 
-def decode_twist_stamped(raw: bytes | memoryview) -> TwistSample | None:
-    """CDR ``geometry_msgs/TwistStamped`` -> :class:`TwistSample` (None if not CDR LE)."""
+def decode_twist_stamped(raw: bytes | memoryview) -> Command | None:
+    """CDR ``geometry_msgs/TwistStamped`` -> :class:`Command` (None if not CDR LE)."""
     body = _stamped_doubles(raw, 6)
     if body is None:
         return None
     stamp, values = body
-    return TwistSample(stamp, values.astype(np.float64))
+    return Command(stamp, tuple(values.tolist()))
 
 
 def _header_bytes(stamp_ns: int, frame_id: str) -> bytes:

@@ -9,15 +9,16 @@ import argparse
 from pathlib import Path
 
 from lnn_ros.bag.errors import BagError
-from lnn_ros.bag.topics import BagStream, BagTopics
+from lnn_ros.bag.topics import BAG_STREAMS, BagTopics
+from lnn_ros.runtime.records import Stream
 
 
-def _add_topic_options(parser: argparse.ArgumentParser, streams: tuple[BagStream, ...] = tuple(BagStream)) -> None:
+def _add_topic_options(parser: argparse.ArgumentParser, streams: tuple[Stream, ...] = BAG_STREAMS) -> None:
     defaults = BagTopics()
     helps = {
-        BagStream.IMU: "IMU topic",
-        BagStream.CAMERA: "camera topic",
-        BagStream.COMMAND: "recorded commands of a pilot or an expert",
+        Stream.IMU: "IMU topic",
+        Stream.CAMERA: "camera topic",
+        Stream.COMMAND: "recorded commands of a pilot or an expert",
     }
     group = parser.add_argument_group("topics (matched with or without the leading slash)")
     for stream in streams:
@@ -30,7 +31,7 @@ def _add_topic_options(parser: argparse.ArgumentParser, streams: tuple[BagStream
 
 def _topics(args: argparse.Namespace) -> BagTopics:
     values = {}
-    for stream in BagStream:
+    for stream in BAG_STREAMS:
         for suffix in ("topic", "type"):
             value = getattr(args, f"{stream.value}_{suffix}", None)
             if value is not None:
@@ -243,7 +244,7 @@ def run_bag_info(args: argparse.Namespace) -> int:
         print(f"bag      {info.path} ({kind}), {info.message_count} messages over {info.duration_s:.2f} s")
         for topic in info.topics.values():
             print(f"topic    {topic.name}  {topic.msgtype}  {topic.count}")
-        for stream in BagStream:
+        for stream in BAG_STREAMS:
             found = reader.topic(stream) if reader.has(stream) else "not found"
             print(f"stream   {stream.value}: {found}")
         for warning in reader.warnings.lines():

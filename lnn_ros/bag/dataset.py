@@ -34,15 +34,14 @@ import numpy as np
 
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.reader import BagReader, MessageOrder
-from lnn_ros.bag.records import TwistSample
-from lnn_ros.bag.topics import BagStream, BagTopics
+from lnn_ros.bag.topics import BagTopics
 from lnn_ros.bundle.manifest import IMAGE_ENCODINGS, IMU_FIELDS, TWIST_FIELDS, Manifest
-from lnn_ros.runtime.records import ImageFrame, ImuSample
+from lnn_ros.runtime.records import Command, ImageFrame, ImuSample, Stream
+from lnn_ros.units import NS_PER_S
 
 if TYPE_CHECKING:
     from lnn_ros.training.data import TimedSequence
 
-NS_PER_S = 1_000_000_000
 DEFAULT_IMU_FIELDS = IMU_FIELDS[:6]  # angular velocity and linear acceleration
 DEFAULT_TARGETS = ("linear.x", "linear.y", "linear.z", "angular.z")
 
@@ -147,17 +146,17 @@ class BagDataset:
 class _Streams(NamedTuple):
     imu: list[ImuSample]
     frames: list[ImageFrame]
-    commands: list[TwistSample]
+    commands: list[Command]
 
 
 def _read_streams(path: Path, config: DatasetConfig, warnings: list[str]) -> _Streams:
-    required = [BagStream.IMU, BagStream.COMMAND] + ([BagStream.CAMERA] if config.camera else [])
+    required = [Stream.IMU, Stream.COMMAND] + ([Stream.CAMERA] if config.camera else [])
     streams = _Streams([], [], [])
     with BagReader(path, config.topics, streams=required, required=required, strict=config.strict) as reader:
         for message in reader.messages(MessageOrder.LOG):
-            if message.stream is BagStream.IMU:
+            if message.stream is Stream.IMU:
                 streams.imu.append(message.record)  # type: ignore[arg-type]
-            elif message.stream is BagStream.CAMERA:
+            elif message.stream is Stream.CAMERA:
                 streams.frames.append(message.record)  # type: ignore[arg-type]
             else:
                 streams.commands.append(message.record)  # type: ignore[arg-type]
@@ -375,5 +374,5 @@ def save_dataset_npz(dataset: BagDataset, path: str | Path) -> Path:
     if dataset.frame_encoding is not None:
         arrays["frame_encoding"] = np.array(dataset.frame_encoding)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **arrays)
+    np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     return path

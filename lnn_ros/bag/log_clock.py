@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from enum import Enum
 
-NS_PER_S = 1_000_000_000
+from lnn_ros.units import NS_PER_S
 
 
 class Timer(Enum):
@@ -34,8 +34,8 @@ class LogClock:
 
     def __init__(self, failsafe_rate_hz: float, diagnostics_period_s: float) -> None:
         self._now_ns = 0
-        self._failsafe_period_ns = int(round(NS_PER_S / failsafe_rate_hz))
-        self._diagnostics_period_ns = int(round(diagnostics_period_s * NS_PER_S))
+        self._failsafe_period_ns = round(NS_PER_S / failsafe_rate_hz)
+        self._diagnostics_period_ns = round(diagnostics_period_s * NS_PER_S)
         self._next_failsafe_ns: int | None = None
         self._next_diagnostics_ns: int | None = None
 

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lnn_ros.bag.errors import BagError
-from lnn_ros.bag.records import TwistSample
 from lnn_ros.bag.topics import (
     DIAGNOSTIC_ARRAY_TYPE,
     IMAGE_TYPE,
@@ -22,11 +21,11 @@ from lnn_ros.bag.topics import (
     TWIST_STAMPED_TYPE,
 )
 from lnn_ros.runtime.records import ImageFrame, ImuSample
+from lnn_ros.units import NS_PER_S
 
 if TYPE_CHECKING:
     from rosbags.typesys.store import Typestore
 
-NS_PER_S = 1_000_000_000
 _INT32_MAX = 2**31 - 1
 
 
@@ -36,46 +35,6 @@ def default_typestore() -> Typestore:
     from rosbags.typesys import Stores, get_typestore
 
     return get_typestore(Stores.ROS2_HUMBLE)
-
-
-def stamp_ns(header: Any) -> int:
-    """``std_msgs/Header`` stamp as integer nanoseconds."""
-    return int(header.stamp.sec) * NS_PER_S + int(header.stamp.nanosec)
-
-
-def _xyz(vector: Any) -> np.ndarray:
-    return np.array((vector.x, vector.y, vector.z), dtype=np.float64)
-
-
-# ---------------------------------------------------------------- messages -> records
-def imu_sample(msg: Any, stamp: int) -> ImuSample:
-    """``sensor_msgs/Imu`` -> :class:`ImuSample` (orientation as x, y, z, w)."""
-    q = msg.orientation
-    return ImuSample(
-        stamp_ns=stamp,
-        angular_velocity=_xyz(msg.angular_velocity),
-        linear_acceleration=_xyz(msg.linear_acceleration),
-        orientation=np.array((q.x, q.y, q.z, q.w), dtype=np.float64),
-    )
-
-
-def image_frame(msg: Any, stamp: int) -> ImageFrame:
-    """``sensor_msgs/Image`` -> :class:`ImageFrame` sharing the decoded message's pixel buffer."""
-    return ImageFrame(
-        stamp_ns=stamp,
-        height=int(msg.height),
-        width=int(msg.width),
-        encoding=str(msg.encoding),
-        step=int(msg.step),
-        data=memoryview(np.ascontiguousarray(msg.data, dtype=np.uint8)),
-    )
-
-
-def twist_sample(msg: Any, stamp: int) -> TwistSample:
-    """``geometry_msgs/TwistStamped`` or ``Twist`` -> :class:`TwistSample`."""
-    twist = getattr(msg, "twist", msg)
-    values = np.concatenate((_xyz(twist.linear), _xyz(twist.angular)))
-    return TwistSample(stamp_ns=stamp, twist=values)
 
 
 # ---------------------------------------------------------------- records -> messages
@@ -95,7 +54,7 @@ def _header(stamp: int, frame_id: str, typestore: Typestore) -> Any:
     )
 
 
-def _vector3(values: Sequence[float], typestore: Typestore) -> Any:
+def _vector3(values: Sequence[float] | np.ndarray, typestore: Typestore) -> Any:
     return typestore.types["geometry_msgs/msg/Vector3"](x=float(values[0]), y=float(values[1]), z=float(values[2]))
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-NS_PER_S = 1_000_000_000
+from lnn_ros.units import NS_PER_S
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def pair_by_stamp(
     index = np.searchsorted(recorded_ns, prediction_ns, side="right") - 1
     if max_age_s is not None and len(recorded_ns):
         age_ns = prediction_ns - recorded_ns[np.maximum(index, 0)]
-        index[age_ns > int(round(max_age_s * NS_PER_S))] = -1
+        index[age_ns > round(max_age_s * NS_PER_S)] = -1
     return index
 
 

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.reader import BagWarnings, describe_error, open_any_reader
 from lnn_ros.bag.topics import CLOCK_TYPE, absolute_topic, topic_key
+from lnn_ros.units import NS_PER_S
 
 if TYPE_CHECKING:
     from rosbags.highlevel import AnyReader
     from rosbags.interfaces import Connection
 
-NS_PER_S = 1_000_000_000
 RELIABILITIES = ("reliable", "best_effort")
 
 
@@ -163,7 +163,7 @@ def play_messages(
     publishers: dict[str, Callable[[bytes], None] | None] = {}
     names: dict[str, str] = {}
     threshold_ns = int(config.late_threshold_s * NS_PER_S)
-    clock_period_ns = int(round(NS_PER_S / config.clock_hz)) if config.clock_hz > 0 else 0
+    clock_period_ns = round(NS_PER_S / config.clock_hz) if config.clock_hz > 0 else 0
     start_wall = now_ns()
     next_clock = start_wall
     last_log = origin_ns
@@ -345,11 +345,12 @@ def play_bag(path: str | Path, config: PlayConfig = PlayConfig(), sink: Sink | N
     try:
         connections = _selected(reader, config)
         start_ns = reader.start_time if reader.message_count else 0
-        origin_ns = start_ns + int(round(config.start_offset_s * NS_PER_S))
-        stop_ns = None if config.duration_s is None else origin_ns + int(round(config.duration_s * NS_PER_S))
+        origin_ns = start_ns + round(config.start_offset_s * NS_PER_S)
+        stop_ns = None if config.duration_s is None else origin_ns + round(config.duration_s * NS_PER_S)
         if sink is None:
             own_sink = _RosSink(config)
-        cached = _Cached(own_sink if sink is None else sink)
+            sink = own_sink
+        cached = _Cached(sink)
         for connection in connections:  # create publishers up front so discovery runs during the delay
             try:
                 cached.publisher(config.published_name(connection.topic), connection.msgtype)

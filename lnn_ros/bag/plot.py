@@ -7,16 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from lnn_ros.bag.records import TwistSample
-from lnn_ros.runtime import Command
-
-NS_PER_S = 1_000_000_000
+from lnn_ros.runtime.records import Command
+from lnn_ros.units import NS_PER_S
 
 
 def plot_commands(
     path: Path,
     published: Sequence[tuple[Command, int]],
-    recorded: Sequence[TwistSample],
+    recorded: Sequence[Command],
     axes: Sequence[tuple[str, str, int]],
     title: str = "",
 ) -> Path:

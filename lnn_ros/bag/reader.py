@@ -32,14 +32,16 @@ from typing import TYPE_CHECKING, Any
 from lnn_ros.bag import cdr, messages
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.records import BagMessage, Record
-from lnn_ros.bag.topics import TWIST_TYPE, BagTopics, BagStream, topic_key
+from lnn_ros.bag.topics import BAG_STREAMS, TWIST_TYPE, BagTopics, topic_key
+from lnn_ros.runtime import messages as to_record
+from lnn_ros.runtime.records import Stream
+from lnn_ros.units import NS_PER_S
 
 if TYPE_CHECKING:
     from rosbags.highlevel import AnyReader
     from rosbags.interfaces import Connection
     from rosbags.typesys.store import Typestore
 
-NS_PER_S = 1_000_000_000
 STORAGE_SUFFIXES = (".mcap", ".db3")
 
 
@@ -103,7 +105,7 @@ class BagInfo:
 class _Decoder:
     """Turns one connection's raw bytes into a record: the direct CDR codec, else rosbags."""
 
-    def __init__(self, stream: BagStream, msgtype: str, typestore: Typestore, is_ros1: bool) -> None:
+    def __init__(self, stream: Stream, msgtype: str, typestore: Typestore, is_ros1: bool) -> None:
         self.stream = stream
         self.msgtype = msgtype
         self._deserialize: Callable[[bytes, str], Any] = (
@@ -113,15 +115,16 @@ class _Decoder:
         self._fast: Callable[[bytes], Record | None] | None = None
         if not is_ros1 and not self._unstamped:
             self._fast = {
-                BagStream.IMU: cdr.decode_imu,
-                BagStream.CAMERA: cdr.decode_image,
-                BagStream.COMMAND: cdr.decode_twist_stamped,
+                Stream.IMU: cdr.decode_imu,
+                Stream.CAMERA: cdr.decode_image,
+                Stream.COMMAND: cdr.decode_twist_stamped,
             }[stream]
-        self._convert = {
-            BagStream.IMU: messages.imu_sample,
-            BagStream.CAMERA: messages.image_frame,
-            BagStream.COMMAND: messages.twist_sample,
-        }[stream]
+        converters: dict[Stream, Callable[[Any, int], Record]] = {
+            Stream.IMU: to_record.imu_sample,
+            Stream.CAMERA: to_record.image_frame,
+            Stream.COMMAND: to_record.command,
+        }
+        self._convert = converters[stream]
 
     def __call__(self, raw: bytes, log_time_ns: int) -> Record:
         if self._fast is not None:
@@ -129,7 +132,7 @@ class _Decoder:
             if record is not None:
                 return record
         msg = self._deserialize(raw, self.msgtype)
-        stamp = log_time_ns if self._unstamped else messages.stamp_ns(msg.header)
+        stamp = log_time_ns if self._unstamped else to_record.stamp_ns(msg.header)
         return self._convert(msg, stamp)
 
 
@@ -197,8 +200,8 @@ class BagReader:
         path: str | Path,
         topics: BagTopics = BagTopics(),
         *,
-        streams: Iterable[BagStream] = tuple(BagStream),
-        required: Iterable[BagStream] = (),
+        streams: Iterable[Stream] = BAG_STREAMS,
+        required: Iterable[Stream] = (),
         strict: bool = False,
     ) -> None:
         self.path = Path(path)
@@ -207,9 +210,9 @@ class BagReader:
         self.streams = tuple(dict.fromkeys((*streams, *self.required)))
         self.strict = strict
         self.warnings = BagWarnings()
-        self.read_counts: dict[BagStream, int] = {}
+        self.read_counts: dict[Stream, int] = {}
         self._reader: AnyReader | None = None
-        self._connections: dict[BagStream, list[Connection]] = {}
+        self._connections: dict[Stream, list[Connection]] = {}
         self._decoders: dict[int, _Decoder] = {}
         self._info: BagInfo | None = None
 
@@ -253,16 +256,16 @@ class BagReader:
             raise BagError(f"Bag {str(self.path)!r} is not open; use BagReader as a context manager.")
         return self._info
 
-    def has(self, stream: BagStream) -> bool:
+    def has(self, stream: Stream) -> bool:
         """Whether the bag holds ``stream``'s topic (with a usable type)."""
         return bool(self._connections.get(stream))
 
-    def topic(self, stream: BagStream) -> str:
+    def topic(self, stream: Stream) -> str:
         """The bag's name of ``stream``'s topic (configured name if the bag lacks it)."""
         connections = self._connections.get(stream)
         return connections[0].topic if connections else self.topics.spec(stream).topic
 
-    def expected_count(self, streams: Iterable[BagStream] | None = None) -> int:
+    def expected_count(self, streams: Iterable[Stream] | None = None) -> int:
         """Messages the bag's index lists for ``streams`` (default: the streams read)."""
         chosen = self.streams if streams is None else tuple(streams)
         return sum(c.msgcount for s in chosen for c in self._connections.get(s, []))
@@ -354,7 +357,7 @@ class BagReader:
             raise BagError(f"The reorder window must be >= 0 s, got {reorder_window_s!r}.")
         decoded = self._decoded()
         if order is MessageOrder.STAMP:
-            decoded = _stamp_ordered(decoded, int(round(reorder_window_s * NS_PER_S)))
+            decoded = _stamp_ordered(decoded, round(reorder_window_s * NS_PER_S))
         yield from self._checked(decoded, order, reorder_window_s)
 
     def _raw(self) -> Iterator[tuple[Connection, int, bytes]]:
@@ -416,11 +419,11 @@ class BagReader:
                 )
 
     def _checked(self, decoded: Iterator[BagMessage], order: MessageOrder, window_s: float) -> Iterator[BagMessage]:
-        last: dict[BagStream, int] = {}
-        older: dict[BagStream, int] = {}
-        repeated: dict[BagStream, int] = {}
+        last: dict[Stream, int] = {}
+        older: dict[Stream, int] = {}
+        repeated: dict[Stream, int] = {}
         for message in decoded:
-            if message.stream is BagStream.COMMAND:  # recorded commands are paired by stamp, in any order
+            if message.stream is Stream.COMMAND:  # recorded commands are paired by stamp, in any order
                 yield message
                 continue
             stamp = message.record.stamp_ns

@@ -1,29 +1,12 @@
-"""Plain records the bag subsystem adds to the runtime's ``ImuSample`` / ``ImageFrame``."""
+"""One decoded bag message: the runtime's record with its stream and log time."""
 
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
-import numpy as np
+from lnn_ros.runtime.records import Command, ImageFrame, ImuSample, Stream
 
-from lnn_ros.bag.topics import BagStream
-from lnn_ros.runtime.records import ImageFrame, ImuSample
-
-
-class TwistSample(NamedTuple):
-    """One recorded velocity command (a pilot's or an expert's ``cmd_vel``).
-
-    Attributes:
-        stamp_ns: header stamp (log time for an unstamped ``Twist``), integer nanoseconds.
-        twist: ``linear.x, linear.y, linear.z, angular.x, angular.y, angular.z`` as float64,
-            shape (6,), in the order of :data:`lnn_ros.bundle.manifest.TWIST_FIELDS`.
-    """
-
-    stamp_ns: int
-    twist: np.ndarray
-
-
-Record = Union[ImuSample, ImageFrame, TwistSample]
+Record = ImuSample | ImageFrame | Command
 
 
 class BagMessage(NamedTuple):
@@ -35,6 +18,6 @@ class BagMessage(NamedTuple):
         record: the decoded record; its ``stamp_ns`` is the header stamp.
     """
 
-    stream: BagStream
+    stream: Stream
     log_time_ns: int
     record: Record

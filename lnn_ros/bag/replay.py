@@ -2,7 +2,7 @@
 
 The bag's IMU and camera messages go through :class:`~lnn_ros.runtime.LiveLoop`, the class
 ``lnn_node`` runs per message and per timer tick, built from the node's parameters (its
-defaults or its ``ros2`` parameter file: :meth:`~lnn_ros.ros.node_params.NodeParams.from_params_file`,
+defaults or its ``ros2`` parameter file: :meth:`~lnn_ros.node_spec.params.NodeParams.from_params_file`,
 so that both run with the same settings) and driven by a
 :class:`~lnn_ros.bag.log_clock.LogClock` on the bag's log time. Hover commands of the failsafe
 ticks are counted, not written: they are the node's fallback output, not the policy's.
@@ -39,18 +39,14 @@ from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.log_clock import LogClock, Timer
 from lnn_ros.bag.metrics import CommandMetrics, command_metrics
 from lnn_ros.bag.reader import BagReader, MessageOrder
-from lnn_ros.bag.records import TwistSample
-from lnn_ros.bag.topics import BagStream, BagTopics
+from lnn_ros.bag.topics import BagTopics
 from lnn_ros.bag.writer import BagWriter
-from lnn_ros.bundle import load_bundle
 from lnn_ros.bundle.manifest import TWIST_FIELDS
-from lnn_ros.engine import Engine
-from lnn_ros.ros.errors import NodeConfigError
-from lnn_ros.ros.interface import NODE_NAME, check_streams_fed
-from lnn_ros.ros.node_params import NodeParams
-from lnn_ros.runtime import Command, LiveLoop, PolicyRunner, Report, Stream
+from lnn_ros.node_spec.errors import NodeConfigError
+from lnn_ros.node_spec.interface import NODE_NAME
+from lnn_ros.node_spec.params import NodeParams
+from lnn_ros.runtime import Command, Report, Stream
 
-NS_PER_S = 1_000_000_000
 COMMANDS_BAG = "commands"
 COMMANDS_CSV = "commands.csv"
 METRICS_JSON = "metrics.json"
@@ -154,14 +150,13 @@ def replay_bag(
         params = NodeParams.from_params_file(config.params_file, model_path=str(bundle_path))
     except NodeConfigError as exc:
         raise BagError(str(exc)) from None
-    loaded = load_bundle(bundle_path, verify_hashes=params.verify_bundle_hashes)
-    runner = PolicyRunner(Engine(loaded, params.engine_config()))
+    clock = LogClock(params.failsafe_rate_hz, params.diagnostics_period_s)
     try:
-        check_streams_fed(runner.streams, loaded.path)
+        live = params.build_loop(clock.now_ns)
     except NodeConfigError as exc:
         raise BagError(str(exc)) from None
-    clock = LogClock(params.failsafe_rate_hz, params.diagnostics_period_s)
-    live = LiveLoop(runner, params.live_config(), clock.now_ns)
+    runner = live.runner
+    loaded = runner.engine.bundle
     diagnostics_count = 0
 
     def write_diagnostics(report: Report) -> None:
@@ -177,10 +172,10 @@ def replay_bag(
         )
         diagnostics_count += 1
 
-    streams = [s for s in (BagStream.IMU, BagStream.CAMERA) if Stream(s.value) in runner.streams]
-    reader = BagReader(bag, config.topics, streams=[*streams, BagStream.COMMAND], required=streams, strict=config.strict)
+    streams = [s for s in (Stream.IMU, Stream.CAMERA) if s in runner.streams]
+    reader = BagReader(bag, config.topics, streams=[*streams, Stream.COMMAND], required=streams, strict=config.strict)
     published: list[tuple[Command, int]] = []
-    recorded: list[TwistSample] = []
+    recorded: list[Command] = []
     count = 0
     with reader:  # opened (topics checked) before anything is written
         _prepare_out_dir(out_dir)
@@ -195,7 +190,7 @@ def replay_bag(
                     count += 1
                     if count % _PROGRESS_EVERY == 0:
                         progress.update(_PROGRESS_EVERY)
-                    if message.stream is BagStream.COMMAND:
+                    if message.stream is Stream.COMMAND:
                         recorded.append(message.record)  # type: ignore[arg-type]
                         continue
                     for timer in clock.advance(message.log_time_ns):
@@ -203,7 +198,7 @@ def replay_bag(
                             live.tick()  # the node would publish hover now; counted, not written
                         else:
                             write_diagnostics(live.report())
-                    if message.stream is BagStream.IMU:
+                    if message.stream is Stream.IMU:
                         command = live.on_imu(message.record)  # type: ignore[arg-type]
                     else:
                         command = live.on_image(message.record)  # type: ignore[arg-type]
@@ -279,7 +274,7 @@ def _write_csv(
     published: list[tuple[Command, int]],
     output_names: list[str],
     axes: list[tuple[str, str, int]],
-    recorded: list[TwistSample],
+    recorded: list[Command],
     pairs: np.ndarray | None,
 ) -> None:
     with path.open("w", newline="") as stream:

@@ -9,9 +9,9 @@ slash. Type names are ROS 2 style (``sensor_msgs/msg/Imu``); the ROS 1 form
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 from lnn_ros.bag.errors import BagError
+from lnn_ros.runtime.records import Stream
 
 IMU_TYPE = "sensor_msgs/msg/Imu"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -21,19 +21,16 @@ DIAGNOSTIC_ARRAY_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 CLOCK_TYPE = "rosgraph_msgs/msg/Clock"
 
 
-class BagStream(Enum):
-    """The streams a bag can hold for lnn_ros (values are :class:`BagTopics` field names)."""
-
-    IMU = "imu"
-    CAMERA = "camera"
-    COMMAND = "command"  # recorded commands of a pilot or an expert (the training target)
+BAG_STREAMS = (Stream.IMU, Stream.CAMERA, Stream.COMMAND)
+"""The streams a bag can hold for lnn_ros (their values are :class:`BagTopics` field names);
+``command`` holds recorded commands of a pilot or an expert (the training target)."""
 
 
-SUPPORTED_TYPES: dict[BagStream, tuple[str, ...]] = {
-    BagStream.IMU: (IMU_TYPE,),
-    BagStream.CAMERA: (IMAGE_TYPE,),
+SUPPORTED_TYPES: dict[Stream, tuple[str, ...]] = {
+    Stream.IMU: (IMU_TYPE,),
+    Stream.CAMERA: (IMAGE_TYPE,),
     # An unstamped Twist takes its log time (arrival time) as its stamp.
-    BagStream.COMMAND: (TWIST_STAMPED_TYPE, TWIST_TYPE),
+    Stream.COMMAND: (TWIST_STAMPED_TYPE, TWIST_TYPE),
 }
 
 
@@ -59,7 +56,7 @@ def absolute_topic(name: str) -> str:
 class TopicSpec:
     """One stream's topic name and expected message type."""
 
-    stream: BagStream
+    stream: Stream
     topic: str
     msgtype: str
 
@@ -85,7 +82,7 @@ class BagTopics:
     command_type: str = TWIST_STAMPED_TYPE
 
     def __post_init__(self) -> None:
-        for stream in BagStream:
+        for stream in BAG_STREAMS:
             topic = getattr(self, stream.value)
             if not isinstance(topic, str) or not topic_key(topic):
                 raise BagError(f"The {stream.value} topic must be a non-empty name such as '/imu', got {topic!r}.")
@@ -98,6 +95,6 @@ class BagTopics:
                 )
             object.__setattr__(self, attr, msgtype)
 
-    def spec(self, stream: BagStream) -> TopicSpec:
+    def spec(self, stream: Stream) -> TopicSpec:
         """Topic name and type of ``stream``."""
         return TopicSpec(stream, getattr(self, stream.value), getattr(self, f"{stream.value}_type"))

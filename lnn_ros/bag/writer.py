@@ -6,7 +6,7 @@ build their bags with it::
     with BagWriter(tmp_path / "flight") as bag:
         bag.write_imu("/imu", sample)
         bag.write_image("/camera/image_raw", frame)
-        bag.write_twist("/cmd_vel", command)   # anything with .stamp_ns and a 6-value .twist
+        bag.write_twist("/cmd_vel", command)   # a Command
 
 Messages are serialised with rosbags' ROS 2 Humble type store, i.e. byte for byte what rclpy
 publishes. The log time defaults to the header stamp (a recorder with zero latency).
@@ -15,10 +15,11 @@ rosbag2 bags are written in metadata version 8 (the QoS layout ROS 2 Humble read
 
 from __future__ import annotations
 
+import contextlib
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from lnn_ros.bag import cdr, messages
 from lnn_ros.bag.errors import BagError
@@ -29,10 +30,9 @@ from lnn_ros.bag.topics import (
     TWIST_STAMPED_TYPE,
     absolute_topic,
 )
-from lnn_ros.runtime.records import ImageFrame, ImuSample
+from lnn_ros.runtime.records import Command, ImageFrame, ImuSample
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
 
     from rosbags.interfaces import Connection
     from rosbags.typesys.store import Typestore
@@ -44,16 +44,6 @@ class BagStorage(Enum):
     MCAP = "mcap"  # rosbag2 directory with one .mcap file (embeds message definitions)
     SQLITE3 = "sqlite3"  # rosbag2 directory with one .db3 file (the Humble default)
     ROS1 = "ros1"  # a single ROS 1 ``.bag`` file
-
-
-class StampedTwist(Protocol):
-    """Anything with a stamp and six twist values (``TwistSample``, the runtime's ``Command``)."""
-
-    @property
-    def stamp_ns(self) -> int: ...
-
-    @property
-    def twist(self) -> Sequence[float]: ...
 
 
 class BagWriter:
@@ -127,10 +117,8 @@ class BagWriter:
         if exc_type is None:
             self.close()
         else:  # keep what was written readable: a partial bag is better than a broken one
-            try:
+            with contextlib.suppress(BagError):
                 self.close()
-            except BagError:
-                pass
 
     # ------------------------------------------------------------------ writing
     def _connection(self, topic: str, msgtype: str) -> Connection:
@@ -176,9 +164,9 @@ class BagWriter:
         self.write_message(topic, IMAGE_TYPE, message, frame.stamp_ns if log_time_ns is None else log_time_ns)
 
     def write_twist(
-        self, topic: str, record: StampedTwist, log_time_ns: int | None = None, frame_id: str = "base_link"
+        self, topic: str, record: Command, log_time_ns: int | None = None, frame_id: str = "base_link"
     ) -> None:
-        """Write a stamped twist (``TwistSample`` or ``Command``) as ``geometry_msgs/TwistStamped``."""
+        """Write a :class:`Command` as ``geometry_msgs/TwistStamped``."""
         if len(record.twist) != 6:
             raise BagError(f"A twist needs 6 values (linear xyz, angular xyz), got {len(record.twist)}: {record.twist!r}.")
         messages.check_stamp(record.stamp_ns)

@@ -21,6 +21,7 @@ from lnn_ros.cells.wiring import NCP, AutoNCP, FullyConnected, Wiring, wiring_fr
 
 __all__ = [
     "CELL_KINDS",
+    "NCP",
     "AutoNCP",
     "CellConfigError",
     "CfCCell",
@@ -28,7 +29,6 @@ __all__ = [
     "LSTMCell",
     "LTCCell",
     "MLPCell",
-    "NCP",
     "RecurrentCell",
     "SequenceModel",
     "WiredCfCCell",

@@ -95,7 +95,7 @@ class WiredCfCCell(RecurrentCell):
         inputs = x
         updated = []
         for layer, state in zip(self.layers, states):
-            inputs = layer.update(inputs, state, step.dt_s)
+            inputs = layer.update(inputs, state, step.dt_s)  # type: ignore[operator]  # ModuleList items are Modules
             updated.append(inputs)
         hidden_new = torch.where(step.advance, torch.cat(updated, dim=1), hidden)
         motor = hidden_new[:, self._motor_start : self._motor_start + self.motor_size]

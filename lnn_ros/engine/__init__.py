@@ -5,17 +5,18 @@ rules for first / duplicate / out-of-order / gap / non-finite inputs and explici
 The ROS node, the bag replay and the simulator all step through this one class.
 """
 
-from lnn_ros.engine.clock import StampClock, StepStatus
+from lnn_ros.engine.clock import StampClock
 from lnn_ros.engine.engine import Engine, EngineConfig, EngineCounters, StepResult
+from lnn_ros.engine.outcome import Outcome
 from lnn_ros.engine.session import SessionConfig, open_session
 
 __all__ = [
     "Engine",
     "EngineConfig",
     "EngineCounters",
+    "Outcome",
     "SessionConfig",
     "StampClock",
     "StepResult",
-    "StepStatus",
     "open_session",
 ]

@@ -10,7 +10,7 @@ its outputs on every call.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,10 +19,10 @@ import onnxruntime as ort
 
 from lnn_ros.bundle import Bundle, load_bundle
 from lnn_ros.bundle.store import check_graph_io
-from lnn_ros.engine.clock import StampClock, StepStatus
+from lnn_ros.engine.clock import StampClock
+from lnn_ros.engine.outcome import Outcome
 from lnn_ros.engine.session import SessionConfig, open_session
 from lnn_ros.errors import EngineError
-
 
 
 @dataclass(frozen=True)
@@ -46,44 +46,27 @@ class EngineConfig:
 
 @dataclass
 class EngineCounters:
-    """How many inputs ended each way, plus resets; all start at 0."""
+    """The engine's own events that are not the fate of a message (those are :class:`Outcome` s,
+    counted per stream by the runtime); all start at 0."""
 
-    steps: int = 0
-    initialised: int = 0
-    duplicate: int = 0
-    out_of_order: int = 0
-    gap_reset: int = 0
-    nonfinite_input: int = 0
-    nonfinite_output: int = 0
-    dt_clamped: int = 0
-    outputs_clamped: int = 0
-    explicit_resets: int = 0
+    dt_clamped: int = 0  # a step's Δt above max_dt_s (within the gap) was clamped to it
+    outputs_clamped: int = 0  # a step's output left the manifest's [min, max] and was clamped
+    explicit_resets: int = 0  # reset() calls
 
     def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return asdict(self)
 
 
 class StepResult(NamedTuple):
-    """The outcome of :meth:`Engine.step`.
+    """What :meth:`Engine.step` did with one input.
 
     ``output`` is the engine's own buffer (overwritten by the next step): copy it to keep it.
-    It is ``None`` unless ``status`` is ``STEPPED``.
+    It is ``None`` unless ``outcome`` is ``STEPPED``.
     """
 
-    status: StepStatus
+    outcome: Outcome
     output: np.ndarray | None
     dt_s: float
-
-
-_STATUS_COUNTER = {
-    StepStatus.STEPPED: "steps",
-    StepStatus.INITIALISED: "initialised",
-    StepStatus.DUPLICATE: "duplicate",
-    StepStatus.OUT_OF_ORDER: "out_of_order",
-    StepStatus.GAP_RESET: "gap_reset",
-    StepStatus.NONFINITE_INPUT: "nonfinite_input",
-    StepStatus.NONFINITE_OUTPUT: "nonfinite_output",
-}
 
 
 class Engine:
@@ -159,7 +142,8 @@ class Engine:
     @property
     def hidden(self) -> np.ndarray:
         """A copy of the current hidden state [H]."""
-        return self._hidden[0].copy()
+        hidden: np.ndarray = self._hidden[0].copy()
+        return hidden
 
     def set_hidden(self, hidden: np.ndarray) -> None:
         """Overwrite the hidden state (e.g. to resume a rollout); shape [H]."""
@@ -178,20 +162,18 @@ class Engine:
     def step(self, features: np.ndarray, stamp_ns: int) -> StepResult:
         """Feed one raw (un-normalised) feature vector [F] stamped ``stamp_ns``.
 
-        Returns the status, the clamped output [O] (only when stepped) and the Δt used.
+        Returns the outcome, the clamped output [O] (only when stepped) and the Δt used.
         """
         x = self._x[0]
         np.subtract(features, self._mean, out=x)
         np.multiply(x, self._inv_std, out=x)
         if not math.isfinite(x.sum()):  # NaN or Inf anywhere makes the sum non-finite
-            self._count(StepStatus.NONFINITE_INPUT)
-            return StepResult(StepStatus.NONFINITE_INPUT, None, 0.0)
-        status, dt_s = self.clock.advance(stamp_ns)
-        if status is StepStatus.GAP_RESET:
+            return StepResult(Outcome.NONFINITE_INPUT, None, 0.0)
+        outcome, dt_s = self.clock.advance(stamp_ns)
+        if outcome is Outcome.GAP_RESET:
             self._zero_state()
-        if status is not StepStatus.STEPPED:
-            self._count(status)
-            return StepResult(status, None, dt_s)
+        if outcome is not Outcome.STEPPED:
+            return StepResult(outcome, None, dt_s)
         if dt_s > self.max_dt_s:
             dt_s = self.max_dt_s
             self.counters.dt_clamped += 1
@@ -202,17 +184,11 @@ class Engine:
         if not all(low <= v <= high for v, low, high in zip(values, self._low_list, self._high_list)):
             if not all(math.isfinite(v) for v in values):
                 self._zero_state()
-                self._count(StepStatus.NONFINITE_OUTPUT)
-                return StepResult(StepStatus.NONFINITE_OUTPUT, None, dt_s)
+                return StepResult(Outcome.NONFINITE_OUTPUT, None, dt_s)
             if self.config.clamp_outputs:
                 self.counters.outputs_clamped += 1
                 np.clip(self._output, self._low, self._high, out=self._output)
-        self.counters.steps += 1
-        return StepResult(StepStatus.STEPPED, self._output, dt_s)
-
-    def _count(self, status: StepStatus) -> None:
-        name = _STATUS_COUNTER[status]
-        setattr(self.counters, name, getattr(self.counters, name) + 1)
+        return StepResult(Outcome.STEPPED, self._output, dt_s)
 
     def _run(self) -> None:
         if self._binding is not None:
@@ -228,4 +204,5 @@ class Engine:
         if self.encoder_session is None:
             raise EngineError(f"Bundle {self.manifest.name!r} has no encoder graph; it takes no camera input.")
         (embedding,) = self.encoder_session.run(None, {"image": image})
-        return embedding[0]
+        first: np.ndarray = embedding[0]
+        return first

@@ -38,7 +38,7 @@ from lnn_ros.bundle import (
 )
 from lnn_ros.bundle.manifest import MANIFEST_NAME
 from lnn_ros.cells import RecurrentCell
-from lnn_ros.engine import Engine, EngineConfig, StepStatus
+from lnn_ros.engine import Engine, EngineConfig, Outcome
 from lnn_ros.errors import BundleError
 from lnn_ros.onnx_export.checks import OPSET
 from lnn_ros.onnx_export.errors import ExportError, ParityError
@@ -119,9 +119,9 @@ def _engine_error(folder: Path, cell: RecurrentCell, encoder: nn.Module | None, 
         for i, stamp_ns in enumerate(stamps_ns):
             raw = generator.standard_normal(cell.input_size).astype(np.float32) * std + mean
             result = engine.step(raw, int(stamp_ns))
-            expected = StepStatus.INITIALISED if i == 0 else StepStatus.STEPPED
-            if result.status is not expected:
-                raise ExportError(f"The engine check step {i} ended {result.status.value!r}, expected {expected.value!r}.")
+            expected = Outcome.INITIALISED if i == 0 else Outcome.STEPPED
+            if result.outcome is not expected:
+                raise ExportError(f"The engine check step {i} ended {result.outcome.value!r}, expected {expected.value!r}.")
             x = torch.from_numpy((raw - mean) * inv_std).unsqueeze(0)
             y, hidden = cell(x, hidden, torch.full((1, 1), result.dt_s))  # Δt = 0 at the first input
             if result.output is not None:

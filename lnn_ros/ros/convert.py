@@ -1,19 +1,17 @@
-"""ROS messages <-> runtime records, doing no per-message work that can be avoided.
+"""rclpy messages <-> records: the stamp conversions and the command message the node fills in place.
 
-Image pixels are passed on as a ``memoryview`` of the message's buffer (no copy); the
-decoder reads them through numpy views.
+Message -> record conversion is :mod:`lnn_ros.runtime.messages`, shared with the bag tools.
 """
 
 from __future__ import annotations
 
-import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TwistStamped
 from sensor_msgs.msg import Image, Imu
 
+from lnn_ros.runtime import messages
 from lnn_ros.runtime.records import Command, ImageFrame, ImuSample
-
-NS_PER_S = 1_000_000_000
+from lnn_ros.units import NS_PER_S
 
 
 def stamp_to_ns(stamp: Time) -> int:
@@ -29,20 +27,12 @@ def ns_to_stamp(stamp_ns: int, out: Time) -> Time:
 
 def imu_sample(msg: Imu) -> ImuSample:
     """``sensor_msgs/Imu`` -> :class:`ImuSample` (orientation as x, y, z, w)."""
-    w, a, q = msg.angular_velocity, msg.linear_acceleration, msg.orientation
-    return ImuSample(
-        stamp_to_ns(msg.header.stamp),
-        np.array((w.x, w.y, w.z)),
-        np.array((a.x, a.y, a.z)),
-        np.array((q.x, q.y, q.z, q.w)),
-    )
+    return messages.imu_sample(msg, stamp_to_ns(msg.header.stamp))
 
 
 def image_frame(msg: Image) -> ImageFrame:
     """``sensor_msgs/Image`` -> :class:`ImageFrame` sharing the message's pixel buffer."""
-    return ImageFrame(
-        stamp_to_ns(msg.header.stamp), msg.height, msg.width, msg.encoding, msg.step, memoryview(msg.data)
-    )
+    return messages.image_frame(msg, stamp_to_ns(msg.header.stamp))
 
 
 def fill_twist_stamped(msg: TwistStamped, command: Command) -> TwistStamped:

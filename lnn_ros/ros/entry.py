@@ -49,4 +49,4 @@ def lnn_lifecycle_node() -> int:
 
 def sim_drone_node() -> int:
     """``sim_drone_node``: the simulated drone."""
-    return _run("lnn_ros.sim.sim_node", "sim_drone_node", SIM_INSTALL)
+    return _run("lnn_ros.sim.ros.node", "sim_drone_node", SIM_INSTALL)

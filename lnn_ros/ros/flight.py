@@ -46,14 +46,13 @@ from rclpy.timer import Timer
 from sensor_msgs.msg import Image, Imu
 from std_srvs.srv import Trigger
 
-from lnn_ros.bundle import load_bundle
-from lnn_ros.engine import Engine
+from lnn_ros.node_spec.interface import CAMERA_TOPIC, COMMAND_TOPIC, DIAGNOSTICS_TOPIC, IMU_TOPIC, RESET_SERVICE
+from lnn_ros.node_spec.params import NodeParams
 from lnn_ros.ros.convert import fill_twist_stamped, image_frame, imu_sample, ns_to_stamp
 from lnn_ros.ros.diagnostics import to_message
-from lnn_ros.ros.interface import CAMERA_TOPIC, COMMAND_TOPIC, DIAGNOSTICS_TOPIC, IMU_TOPIC, RESET_SERVICE, check_streams_fed
-from lnn_ros.ros.node_params import NodeParams
 from lnn_ros.ros.rate_limit import RateLimit
-from lnn_ros.runtime import COMMAND_STREAM, Command, LiveLoop, PolicyRunner, Stream, WatchdogStatus
+from lnn_ros.runtime import Command, Stream, WatchdogStatus
+from lnn_ros.runtime.live import LiveLoop
 
 
 class Flight:
@@ -71,11 +70,9 @@ class Flight:
     def __init__(self, node: Node, params: NodeParams) -> None:
         self.node = node
         self.params = params
-        bundle = load_bundle(params.model_path, verify_hashes=params.verify_bundle_hashes)
-        self.runner = PolicyRunner(Engine(bundle, params.engine_config()))
-        check_streams_fed(self.runner.streams, bundle.path)
-        self._clock = node.get_clock()
-        self.loop = LiveLoop(self.runner, params.live_config(), self._now_ns)
+        self._node_clock = node.get_clock()
+        self.loop = params.build_loop(self._now_ns)
+        self.runner = self.loop.runner
         self._entities: list[Publisher | Subscription | Service] = []
         self._timers: list[Timer] = []
         self._reported = WatchdogStatus.WAITING
@@ -149,7 +146,7 @@ class Flight:
         self._cmd_pub = self._diag_pub = None
 
     def _now_ns(self) -> int:
-        return self._clock.now().nanoseconds
+        return self._node_clock.now().nanoseconds
 
     # ------------------------------------------------------------------ inputs
     def _on_imu(self, msg: Imu) -> None:
@@ -183,7 +180,7 @@ class Flight:
         self._reported = status
         stale = ", ".join(self.loop.watchdog.stale_streams())
         if status is WatchdogStatus.STALE:
-            if stale == COMMAND_STREAM:
+            if stale == Stream.COMMAND.value:
                 why = "inputs arrive but the policy produced no command (gap resets / non-finite outputs)"
             else:
                 why = f"no valid {stale} message"

@@ -35,10 +35,10 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 
 from lnn_ros.errors import LnnRosError
+from lnn_ros.node_spec.interface import NODE_NAME
+from lnn_ros.node_spec.params import AUTOSTART, PARAMETERS, NodeParams
+from lnn_ros.ros.declare import declare_and_read
 from lnn_ros.ros.flight import Flight
-from lnn_ros.ros.interface import NODE_NAME
-from lnn_ros.ros.node_params import AUTOSTART, PARAMETERS, NodeParams
-from lnn_ros.ros.param_table import declare_and_read
 from lnn_ros.ros.process import one_line, run_node
 
 __all__ = ["NODE_NAME", "LnnLifecycleNode", "main"]

@@ -1,6 +1,6 @@
 """``lnn_node``: the ROS 2 node that flies a bundle from start-up until it is stopped.
 
-A thin adapter: it declares the parameters (read-only, :mod:`lnn_ros.ros.node_params`), reads
+A thin adapter: it declares the parameters (read-only, :mod:`lnn_ros.node_spec.params`), reads
 them once, then builds and starts a :class:`~lnn_ros.ros.flight.Flight`, which holds
 everything the node does (topics, QoS, threading and timers are described there).
 ``lnn_lifecycle_node`` (:mod:`lnn_ros.ros.lifecycle`) runs the same :class:`Flight` under the
@@ -13,10 +13,10 @@ import sys
 
 from rclpy.node import Node
 
+from lnn_ros.node_spec.interface import NODE_NAME
+from lnn_ros.node_spec.params import PARAMETERS, NodeParams
+from lnn_ros.ros.declare import declare_and_read
 from lnn_ros.ros.flight import Flight
-from lnn_ros.ros.interface import NODE_NAME
-from lnn_ros.ros.node_params import PARAMETERS, NodeParams
-from lnn_ros.ros.param_table import declare_and_read
 from lnn_ros.ros.process import run_node, spin_until_shutdown
 
 __all__ = ["NODE_NAME", "LnnNode", "declare_parameters", "main", "spin_until_shutdown"]

@@ -12,13 +12,14 @@ from lnn_ros._lazy import lazy_exports
 __all__, __getattr__ = lazy_exports(
     __name__,
     {
+        "factory": ("build_live_loop", "build_runner"),
         "image": ("DecodeResult", "ImageDecoder", "ImageStatus"),
         "live": ("LiveConfig", "LiveLoop"),
-        "outcome": ("Outcome",),
-        "policy": ("PolicyConfig", "PolicyError", "PolicyRunner", "RunnerCounters", "used_streams"),
-        "records": ("ZERO_TWIST", "Command", "ImageFrame", "ImuSample", "Stream", "Twist"),
+        "counters": ("Counters", "counter_name"),
+        "policy": ("Outcome", "PolicyConfig", "PolicyError", "PolicyRunner", "used_streams"),
+        "records": ("ZERO_TWIST", "Command", "ImageFrame", "ImuSample", "SensorRecord", "Stream", "Twist"),
         "report": ("Level", "Report", "build_report"),
         "stats": ("RateMeter", "RollingWindow", "Summary"),
-        "watchdog": ("COMMAND_STREAM", "Watchdog", "WatchdogStatus"),
+        "watchdog": ("Watchdog", "WatchdogStatus"),
     },
 )

@@ -10,7 +10,7 @@ bag's log time; both therefore make the same decisions. Per message:
 * an invalid outcome (NaN, stale stamp, wrong image) stops there and does not count as a sign
   of life;
 * a valid one feeds its stream to the :class:`~lnn_ros.runtime.Watchdog`, and a computed
-  command (published or not) feeds the ``"command"`` pseudo-stream (:data:`COMMAND_STREAM`):
+  command (published or not) feeds the watchdog's ``command`` stream (``Stream.COMMAND``):
   inputs that keep coming without commands (every stamp a gap reset, a graph returning NaN)
   end in failsafe once flying, reported as ``stale: command``;
 * whenever the watchdog enters OK and the state is not a fresh one (the end of a stale
@@ -29,14 +29,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lnn_ros.engine.outcome import Outcome
 from lnn_ros.runtime.policy import PolicyRunner
 from lnn_ros.runtime.records import Command, ImageFrame, ImuSample, Stream
 from lnn_ros.runtime.report import Report, build_report
 from lnn_ros.runtime.stats import RateMeter, RollingWindow
-from lnn_ros.runtime.watchdog import COMMAND_STREAM, Watchdog, WatchdogStatus
+from lnn_ros.runtime.watchdog import Watchdog, WatchdogStatus
+from lnn_ros.units import NS_PER_S
 
-NS_PER_S = 1_000_000_000
-
+_ENCODED = (Stream.CAMERA, Outcome.ENCODED)
 
 @dataclass(frozen=True)
 class LiveConfig:
@@ -67,7 +68,7 @@ class LiveLoop:
         self.config = config
         self._now_ns = now_ns
         streams = runner.streams
-        self.watchdog = Watchdog([s.value for s in streams], config.stale_timeout_s, now_ns, output=COMMAND_STREAM)
+        self.watchdog = Watchdog([s.value for s in streams], config.stale_timeout_s, now_ns, output=Stream.COMMAND.value)
         window = config.stats_window
         self.latency_s = RollingWindow(window)
         self.frame_latency_s = RollingWindow(window)
@@ -90,9 +91,10 @@ class LiveLoop:
     def on_image(self, frame: ImageFrame, start_ns: int | None = None) -> Command | None:
         """Handle one camera frame; returns the command to publish (camera-driven bundles only)."""
         start = time.perf_counter_ns() if start_ns is None else start_ns
-        encoded = self.runner.counters.frames_encoded
+        counters = self.runner.counters
+        encoded = counters[_ENCODED]
         command = self.runner.on_image(frame)
-        if self.runner.counters.frames_encoded != encoded:
+        if counters[_ENCODED] != encoded:
             self.frame_latency_s.add((time.perf_counter_ns() - start) / NS_PER_S)
         return self._handle(Stream.CAMERA, command, start)
 
@@ -109,7 +111,7 @@ class LiveLoop:
         was_ok = watchdog.status is WatchdogStatus.OK
         recovered = watchdog.feed(stream.value, now)
         if command is not None:
-            recovered = watchdog.feed(COMMAND_STREAM, now) or recovered
+            recovered = watchdog.feed(Stream.COMMAND.value, now) or recovered
         if not was_ok and watchdog.status is WatchdogStatus.OK and (recovered or runner.has_state):
             runner.reset()  # fly from a zero state, not one built while the watchdog was not OK
             self.commands_withheld += command is not None

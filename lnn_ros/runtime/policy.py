@@ -13,10 +13,10 @@ Fusion rule (the node, the bag replay and the simulator all use this one class):
   per step. A step uses the newest held value received *before* it (by call order, not by
   stamp), which is what the sensors had delivered when the step was computed.
 * No step is taken until every held stream has delivered a first valid value: driver
-  messages before that are counted (``waiting_for_camera`` / ``waiting_for_imu`` /
-  ``waiting_for_vector``) and leave the engine untouched (its stamp clock is not started).
-* Held stamps follow the engine's rule (:class:`~lnn_ros.engine.clock.StampClock`), with the
-  engine's ``max_gap_s``: a held message whose stamp equals the held one's is dropped
+  messages before that are counted (``camera_waiting`` / ``imu_waiting`` /
+  ``vector_waiting``) and leave the engine untouched (its stamp clock is not started).
+* Held stamps follow the engine's rule: each held stream has its own
+  :class:`~lnn_ros.engine.clock.StampClock` with the engine's ``max_gap_s``: a held message whose stamp equals the held one's is dropped
   (``<stream>_duplicate``), one up to ``max_gap_s`` older is dropped (``<stream>_out_of_order``),
   and one more than ``max_gap_s`` older is a restarted clock (a restarted camera driver, a
   looped bag, recovery from one frame stamped far ahead): it replaces the held value and stamp
@@ -24,8 +24,8 @@ Fusion rule (the node, the bag replay and the simulator all use this one class):
   stamp. When the camera drives, a frame is dropped before decoding by the same rule against
   the engine's last stamp, and a larger jump back goes to the engine (a ``gap_reset``).
 * A held message with NaN/Inf in a used field (or an embedding with NaN/Inf) is dropped
-  (``<stream>_nonfinite``); a camera frame with the wrong encoding, size or layout is dropped
-  (``wrong_encoding`` / ``wrong_size`` / ``malformed``). Dropped messages never touch the held
+  (``<stream>_nonfinite_input``); a camera frame with the wrong encoding, size or layout is dropped
+  (``camera_wrong_encoding`` / ``camera_wrong_size`` / ``camera_malformed``). Dropped messages never touch the held
   value or the state.
 * :meth:`PolicyRunner.reset` zeroes the recurrent state and forgets every stamp (the next
   driver message only initialises the clock). Held values are inputs, not state: they are
@@ -40,26 +40,18 @@ the same messages in the same order gives the same commands (bit for bit on one 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
 from lnn_ros.bundle.manifest import IMU_FIELDS, TWIST_FIELDS, Manifest
-from lnn_ros.engine import Engine, StepStatus
+from lnn_ros.engine import Engine, Outcome, StampClock
 from lnn_ros.errors import LnnRosError
+from lnn_ros.runtime.counters import Counters
 from lnn_ros.runtime.image import ImageDecoder, ImageStatus
-from lnn_ros.runtime.outcome import Outcome
 from lnn_ros.runtime.records import Command, ImageFrame, ImuSample, Stream, Twist
+from lnn_ros.units import NS_PER_S
 
-_STEP_OUTCOME = {
-    StepStatus.STEPPED: Outcome.STEPPED,
-    StepStatus.INITIALISED: Outcome.INITIALISED,
-    StepStatus.DUPLICATE: Outcome.DUPLICATE,
-    StepStatus.OUT_OF_ORDER: Outcome.OUT_OF_ORDER,
-    StepStatus.GAP_RESET: Outcome.GAP_RESET,
-    StepStatus.NONFINITE_INPUT: Outcome.NONFINITE_INPUT,
-    StepStatus.NONFINITE_OUTPUT: Outcome.NONFINITE_OUTPUT,
-}
 _IMAGE_OUTCOME = {
     ImageStatus.WRONG_ENCODING: Outcome.WRONG_ENCODING,
     ImageStatus.WRONG_SIZE: Outcome.WRONG_SIZE,
@@ -83,68 +75,16 @@ class PolicyConfig:
     driver: Stream | None = None
 
 
-@dataclass
-class RunnerCounters:
-    """Messages per stream and how the ones that did not step ended; all start at 0.
-
-    The engine's own counters (steps, duplicate, out_of_order, gap_reset, nonfinite_input, ...)
-    describe the driver stream; these describe everything around it.
-    """
-
-    imu_received: int = 0
-    camera_received: int = 0
-    vector_received: int = 0
-    commands: int = 0
-    frames_encoded: int = 0
-    wrong_encoding: int = 0
-    wrong_size: int = 0
-    malformed: int = 0
-    imu_duplicate: int = 0
-    imu_out_of_order: int = 0
-    imu_nonfinite: int = 0
-    camera_duplicate: int = 0
-    camera_out_of_order: int = 0
-    camera_nonfinite: int = 0
-    vector_duplicate: int = 0
-    vector_out_of_order: int = 0
-    vector_nonfinite: int = 0
-    imu_clock_restart: int = 0
-    camera_clock_restart: int = 0
-    vector_clock_restart: int = 0
-    waiting_for_imu: int = 0
-    waiting_for_camera: int = 0
-    waiting_for_vector: int = 0
-    unused: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
 class _Slot:
     """Where one stream's values go in the feature vector, and its held-value bookkeeping."""
 
-    def __init__(self, stream: Stream, source: np.ndarray, target: np.ndarray) -> None:
+    def __init__(self, stream: Stream, source: np.ndarray, target: np.ndarray, clock: StampClock) -> None:
         self.stream = stream
         self.source = source  # indices into the stream's raw values
         self.target = target  # indices into the feature vector
         self.values = np.zeros(len(source), dtype=np.float32)
-        self.last_stamp_ns: int | None = None
+        self.clock = clock  # the engine's own clock for the driver, one of its own for a held stream
         self.has_value = False
-
-
-def stale_stamp(last_ns: int | None, stamp_ns: int, max_gap_ns: int) -> Outcome | None:
-    """The engine's stamp rule: DUPLICATE (Δ = 0), OUT_OF_ORDER (-max_gap <= Δ < 0), else None (accept).
-
-    A jump back by more than ``max_gap_ns`` is a restarted clock and is accepted, like a gap.
-    """
-    if last_ns is None:
-        return None
-    delta_ns = stamp_ns - last_ns
-    if delta_ns == 0:
-        return Outcome.DUPLICATE
-    if -max_gap_ns <= delta_ns < 0:
-        return Outcome.OUT_OF_ORDER
-    return None
 
 
 def used_streams(manifest: Manifest) -> tuple[Stream, ...]:
@@ -184,7 +124,7 @@ class PolicyRunner:
         if not self.streams:
             raise PolicyError(f"Bundle {manifest.name!r} has no input features; nothing can step it.")
         if config.driver is None:
-            driver = next(s for s in (Stream.IMU, Stream.VECTOR, Stream.CAMERA) if s in self.streams)
+            driver: Stream = next(s for s in (Stream.IMU, Stream.VECTOR, Stream.CAMERA) if s in self.streams)
         elif config.driver not in self.streams:
             raise PolicyError(
                 f"PolicyConfig.driver is {config.driver.value!r} but bundle {manifest.name!r} only uses "
@@ -193,10 +133,10 @@ class PolicyRunner:
         else:
             driver = config.driver
         self.driver = driver
-        self.counters = RunnerCounters()
+        self.counters = Counters()
         self.last_outcome = Outcome.UNUSED
         self.has_state = False
-        self._max_gap_ns = engine.clock.max_gap_ns
+        max_gap_s = engine.clock.max_gap_ns / NS_PER_S
 
         self._features = np.zeros(manifest.model.input_size, dtype=np.float32)
         self._imu_raw = np.zeros(len(IMU_FIELDS), dtype=np.float64)
@@ -208,7 +148,8 @@ class PolicyRunner:
                 if f.source == stream.value
             ]
             source, target = (np.array(column, dtype=np.intp) for column in zip(*pairs))
-            self._slots[stream] = _Slot(stream, source, target)
+            clock = engine.clock if stream is driver else StampClock(max_gap_s)
+            self._slots[stream] = _Slot(stream, source, target, clock)
         self._held = tuple(self._slots[s] for s in self.streams if s is not driver)
         self._decoder = ImageDecoder(manifest.camera) if manifest.camera is not None else None
         self._twist_map = tuple(
@@ -220,10 +161,10 @@ class PolicyRunner:
     # ------------------------------------------------------------------ inputs
     def on_imu(self, sample: ImuSample) -> Command | None:
         """Feed one IMU sample; returns a command when it stepped the policy."""
-        self.counters.imu_received += 1
+        self.counters.add(Stream.IMU, Outcome.RECEIVED)
         slot = self._slots.get(Stream.IMU)
         if slot is None:
-            return self._unused()
+            return self._unused(Stream.IMU)
         raw = self._imu_raw
         raw[0:3] = sample.angular_velocity
         raw[3:6] = sample.linear_acceleration
@@ -233,10 +174,10 @@ class PolicyRunner:
 
     def on_vector(self, values: np.ndarray, stamp_ns: int) -> Command | None:
         """Feed the caller's vector (``vector`` features index into it); returns a command when it stepped."""
-        self.counters.vector_received += 1
+        self.counters.add(Stream.VECTOR, Outcome.RECEIVED)
         slot = self._slots.get(Stream.VECTOR)
         if slot is None:
-            return self._unused()
+            return self._unused(Stream.VECTOR)
         vector = np.asarray(values)
         if vector.shape != (self.manifest.vector_size,):
             raise PolicyError(
@@ -248,23 +189,18 @@ class PolicyRunner:
 
     def on_image(self, frame: ImageFrame) -> Command | None:
         """Feed one camera frame: decoded and encoded once; returns a command only if the camera drives."""
-        self.counters.camera_received += 1
+        self.counters.add(Stream.CAMERA, Outcome.RECEIVED)
         slot = self._slots.get(Stream.CAMERA)
         if slot is None or self._decoder is None:
-            return self._unused()
-        last = self.engine.clock.last_stamp_ns if self.driver is Stream.CAMERA else slot.last_stamp_ns
-        stale = stale_stamp(last, frame.stamp_ns, self._max_gap_ns)
-        if stale is not None:  # checked before decoding: a stale frame is never encoded
+            return self._unused(Stream.CAMERA)
+        stale = slot.clock.classify(frame.stamp_ns)
+        if stale is Outcome.DUPLICATE or stale is Outcome.OUT_OF_ORDER:  # before decoding: never encoded
             return self._drop(Stream.CAMERA, stale)
         decoded = self._decoder.decode(frame)
         if decoded.image is None:
-            outcome = _IMAGE_OUTCOME[decoded.status]
-            counter = outcome.value
-            setattr(self.counters, counter, getattr(self.counters, counter) + 1)
-            self.last_outcome = outcome
-            return None
+            return self._drop(Stream.CAMERA, _IMAGE_OUTCOME[decoded.status])
         embedding = self.engine.encode(decoded.image)
-        self.counters.frames_encoded += 1
+        self.counters.add(Stream.CAMERA, Outcome.ENCODED)
         np.take(embedding, slot.source, out=slot.values)
         return self._accept(slot, frame.stamp_ns)
 
@@ -273,8 +209,8 @@ class PolicyRunner:
         """Zero the recurrent state and forget every stamp; held values are kept."""
         self.engine.reset()
         self.has_state = False
-        for slot in self._slots.values():
-            slot.last_stamp_ns = None
+        for slot in self._held:
+            slot.clock.forget()
 
     def hover_command(self, stamp_ns: int) -> Command:
         """The failsafe command: every output 0.0 clamped into its manifest ``[min, max]``.
@@ -282,7 +218,7 @@ class PolicyRunner:
         Zero twist for the usual limits (``min <= 0 <= max``); an output whose range excludes 0
         gets the bound nearest to 0, so hover never asks for what the policy may not command.
         """
-        return Command(stamp_ns, self._hover_values.copy(), self._hover_twist)
+        return Command(stamp_ns, self._hover_twist, self._hover_values.copy())
 
     @property
     def ready(self) -> bool:
@@ -290,7 +226,7 @@ class PolicyRunner:
         return all(slot.has_value for slot in self._held)
 
     def counters_dict(self) -> dict[str, int]:
-        """The runner's counters merged with the engine's (names do not overlap)."""
+        """The runner's ``<stream>_<outcome>`` counters and the engine's own (names do not overlap)."""
         merged = self.counters.as_dict()
         merged.update(self.engine.counters.as_dict())
         return merged
@@ -299,41 +235,42 @@ class PolicyRunner:
     def _accept(self, slot: _Slot, stamp_ns: int) -> Command | None:
         if slot.stream is self.driver:
             return self._step(slot, stamp_ns)
-        last = slot.last_stamp_ns
-        stale = stale_stamp(last, stamp_ns, self._max_gap_ns)
-        if stale is not None:
-            return self._drop(slot.stream, stale)
         if not np.isfinite(slot.values).all():
             return self._drop(slot.stream, Outcome.NONFINITE_INPUT)
+        clock = slot.clock
+        last = clock.last_stamp_ns
+        outcome, _ = clock.advance(stamp_ns)
+        if outcome is Outcome.DUPLICATE or outcome is Outcome.OUT_OF_ORDER:
+            return self._drop(slot.stream, outcome)
         if last is not None and stamp_ns < last:  # a jump back beyond max_gap_s: restarted clock
-            counter = f"{slot.stream.value}_clock_restart"
-            setattr(self.counters, counter, getattr(self.counters, counter) + 1)
+            outcome = Outcome.CLOCK_RESTART
+            self.counters.add(slot.stream, outcome)
+        else:
+            outcome = Outcome.HELD
         self._features[slot.target] = slot.values
-        slot.last_stamp_ns = stamp_ns
         slot.has_value = True
-        self.last_outcome = Outcome.HELD
+        self.last_outcome = outcome
         return None
 
     def _step(self, slot: _Slot, stamp_ns: int) -> Command | None:
         for held in self._held:
             if not held.has_value:
-                counter = f"waiting_for_{held.stream.value}"
-                setattr(self.counters, counter, getattr(self.counters, counter) + 1)
+                self.counters.add(held.stream, Outcome.WAITING)
                 self.last_outcome = Outcome.WAITING
                 return None
         features = self._features
         features[slot.target] = slot.values
         result = self.engine.step(features, stamp_ns)
-        status = result.status
-        self.last_outcome = _STEP_OUTCOME[status]
+        outcome = result.outcome
+        self.last_outcome = outcome
+        self.counters.add(slot.stream, outcome)
         if result.output is None:
-            if status is StepStatus.GAP_RESET or status is StepStatus.NONFINITE_OUTPUT:
+            if outcome is Outcome.GAP_RESET or outcome is Outcome.NONFINITE_OUTPUT:
                 self.has_state = False  # the engine zeroed the state
             return None
         self.has_state = True
         values = result.output.copy()
-        self.counters.commands += 1
-        return Command(stamp_ns, values, self._twist(values))
+        return Command(stamp_ns, self._twist(values), values)
 
     def _twist(self, values: np.ndarray) -> Twist:
         twist = [0.0] * len(TWIST_FIELDS)
@@ -341,14 +278,14 @@ class PolicyRunner:
             twist[twist_index] = float(values[output_index])
         return tuple(twist)  # type: ignore[return-value]
 
-    def _drop(self, stream: Stream, outcome: Outcome) -> None:
-        suffix = {Outcome.DUPLICATE: "duplicate", Outcome.OUT_OF_ORDER: "out_of_order"}.get(outcome, "nonfinite")
-        counter = f"{stream.value}_{suffix}"
-        setattr(self.counters, counter, getattr(self.counters, counter) + 1)
+    def _drop(self, stream: Stream, outcome: Outcome) -> Command | None:
+        """Count a dropped message; returns None (no command) so callers can ``return self._drop(...)``."""
+        self.counters.add(stream, outcome)
         self.last_outcome = outcome
         return None
 
-    def _unused(self) -> None:
-        self.counters.unused += 1
+    def _unused(self, stream: Stream) -> Command | None:
+        """Count a message of a stream the bundle does not read; returns None (no command)."""
+        self.counters.add(stream, Outcome.UNUSED)
         self.last_outcome = Outcome.UNUSED
         return None

@@ -1,8 +1,9 @@
-"""Plain records passed into and out of the runtime (the shapes a ROS adapter or a bag reader fills).
+"""The records of lnn_ros: one per idea, shared by the node, the bag tools and the simulator.
 
 ``ImuSample`` mirrors ``sensor_msgs/Imu``, ``ImageFrame`` mirrors ``sensor_msgs/Image`` and
-``Command`` is what becomes a ``geometry_msgs/TwistStamped``. The simulator produces the same two
-input records (:mod:`lnn_ros.sim.records` re-exports them), so its events go to a runner as is.
+``Command`` is a ``geometry_msgs/TwistStamped``: what a policy outputs, what a bag records as a
+pilot's or an expert's ``cmd_vel``, and what the simulator flies (through its heading-frame
+view). ``Stream`` names the streams those records travel on.
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ ZERO_TWIST: Twist = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 class Stream(Enum):
-    """An input stream of a policy."""
+    """A stream of records: a policy's inputs, and the commands that come out (or were recorded).
+
+    The values are the names used in counters, diagnostics and :class:`~lnn_ros.bag.BagTopics`.
+    """
 
     IMU = "imu"
     CAMERA = "camera"
-    VECTOR = "vector"
+    VECTOR = "vector"  # a caller-supplied feature vector (no ROS message type)
+    COMMAND = "command"  # commands: the policy's output, or a pilot's / expert's recorded cmd_vel
 
 
 class ImuSample(NamedTuple):
@@ -87,15 +92,59 @@ class ImageFrame(NamedTuple):
 
 
 class Command(NamedTuple):
-    """One policy output, ready to publish.
+    """One velocity command: a ``geometry_msgs/TwistStamped`` as plain data.
 
     Attributes:
-        stamp_ns: stamp of the sensor message whose step produced it.
-        values: the clamped model outputs, shape (O,), in manifest order (a copy).
-        twist: the outputs mapped to Twist fields by the manifest's ``twist_field``
-            (linear x, y, z, angular x, y, z); fields no output maps to are 0.0.
+        stamp_ns: header stamp, integer nanoseconds. A policy's command carries the stamp of the
+            sensor message whose step produced it; a recorded one its message's header stamp
+            (log time for an unstamped ``Twist``).
+        twist: linear x, y, z (m/s) then angular x, y, z (rad/s), in the command frame.
+        values: the clamped model outputs in manifest order (shape (O,), a copy) when a policy
+            produced the command; ``None`` for recorded, expert or hand-made commands.
+
+    The simulator flies commands in the heading frame (x forward along the current yaw, y left,
+    z up): :meth:`heading` builds one from the four set-points a flight controller's offboard
+    mode takes, and :attr:`vx_mps` ... :attr:`yaw_rate_rps` read them back.
     """
 
     stamp_ns: int
-    values: np.ndarray
     twist: Twist
+    values: np.ndarray | None = None
+
+    @classmethod
+    def heading(cls, stamp_ns: int, vx_mps: float, vy_mps: float, vz_mps: float, yaw_rate_rps: float) -> Command:
+        """A heading-frame set-point: linear x, y, z and angular z; angular x, y are 0."""
+        return cls(stamp_ns, (float(vx_mps), float(vy_mps), float(vz_mps), 0.0, 0.0, float(yaw_rate_rps)))
+
+    @property
+    def vx_mps(self) -> float:
+        """Forward speed (linear x), m/s."""
+        return self.twist[0]
+
+    @property
+    def vy_mps(self) -> float:
+        """Leftward speed (linear y), m/s."""
+        return self.twist[1]
+
+    @property
+    def vz_mps(self) -> float:
+        """Upward speed (linear z), m/s."""
+        return self.twist[2]
+
+    @property
+    def yaw_rate_rps(self) -> float:
+        """Yaw rate (angular z, counter-clockwise seen from above), rad/s."""
+        return self.twist[5]
+
+    def heading_array(self) -> np.ndarray:
+        """``[vx, vy, vz, yaw_rate]`` as float64, shape (4,)."""
+        twist = self.twist
+        return np.array((twist[0], twist[1], twist[2], twist[5]), dtype=np.float64)
+
+    def twist_array(self) -> np.ndarray:
+        """The six twist values as float64, shape (6,)."""
+        return np.array(self.twist, dtype=np.float64)
+
+
+SensorRecord = ImuSample | ImageFrame
+"""A sensor message: what the simulator emits and a bag's sensor topics hold."""

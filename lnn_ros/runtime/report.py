@@ -13,8 +13,9 @@ values are strings, numbers in plain decimal):
 * ``message_age_ms.p50/p99``: node clock - header stamp of the message, at step time;
 * ``<stream>.rate_hz``: received messages per second over the last period;
 * ``dropped``: total messages received but not used (sum of the per-reason counts);
-* every runner and engine counter by name (``duplicate``, ``out_of_order``,
-  ``nonfinite_input``, ``wrong_encoding``, ``wrong_size``, ``gap_reset``, ``explicit_resets``, ...);
+* every non-zero ``<stream>_<outcome>`` counter (:mod:`lnn_ros.runtime.counters`: ``imu_received``,
+  ``imu_stepped``, ``imu_duplicate``, ``camera_out_of_order``, ``camera_wrong_size``, ...) and the
+  engine's own (``dt_clamped``, ``outputs_clamped``, ``explicit_resets``);
 * ``resets``: explicit resets (service and watchdog recoveries) + gap resets + non-finite output resets;
 * ``commands_published``, ``hover_published``, ``bundle``, ``bundle_hash``, ``execution_provider``.
 """
@@ -25,25 +26,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
+from lnn_ros.runtime.counters import DROPPED_NAMES, RESET_NAMES
+from lnn_ros.runtime.records import Stream
 from lnn_ros.runtime.stats import Summary
-from lnn_ros.runtime.watchdog import COMMAND_STREAM, WatchdogStatus
+from lnn_ros.runtime.watchdog import WatchdogStatus
 
-DROP_COUNTERS = (
-    "duplicate",
-    "out_of_order",
-    "nonfinite_input",
-    "imu_duplicate",
-    "imu_out_of_order",
-    "imu_nonfinite",
-    "camera_duplicate",
-    "camera_out_of_order",
-    "camera_nonfinite",
-    "wrong_encoding",
-    "wrong_size",
-    "malformed",
-)
-RESET_COUNTERS = ("explicit_resets", "gap_reset", "nonfinite_output")
-
+COMMAND = Stream.COMMAND.value
 
 class Level(IntEnum):
     """``DiagnosticStatus.level`` values."""
@@ -88,8 +76,8 @@ def build_report(
         level, message = Level.OK, "flying"
     elif status is WatchdogStatus.WAITING:
         level, message = Level.WARN, f"failsafe (hover): waiting for {', '.join(stale_streams)}"
-    elif list(stale_streams) == [COMMAND_STREAM]:
-        level, message = Level.ERROR, f"failsafe (hover): inputs arrive but no {COMMAND_STREAM} is produced"
+    elif list(stale_streams) == [COMMAND]:
+        level, message = Level.ERROR, f"failsafe (hover): inputs arrive but no {COMMAND} is produced"
     else:
         level, message = Level.ERROR, f"failsafe (hover): stale input {', '.join(stale_streams)}"
     values: list[tuple[str, str]] = [
@@ -109,8 +97,8 @@ def build_report(
         ("message_age_ms.p99", _ms(age_s.p99)),
     ]
     values += [(f"{stream}.rate_hz", f"{rate:.2f}") for stream, rate in rates_hz.items()]
-    values.append(("dropped", str(sum(counters.get(name, 0) for name in DROP_COUNTERS))))
-    values.append(("resets", str(sum(counters.get(name, 0) for name in RESET_COUNTERS))))
+    values.append(("dropped", str(sum(counters.get(name, 0) for name in DROPPED_NAMES))))
+    values.append(("resets", str(sum(counters.get(name, 0) for name in RESET_NAMES))))
     values += [(name, str(count)) for name, count in counters.items()]
     values += [
         ("commands_published", str(commands_published)),

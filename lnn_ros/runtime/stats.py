@@ -10,13 +10,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-NS_PER_S = 1_000_000_000
+from lnn_ros.units import NS_PER_S
 
 
 class Summary(NamedTuple):
     """Percentiles of the samples in the window (NaN when it is empty)."""
 
-    count: int  # samples ever recorded
+    samples: int  # samples ever recorded
     p50: float
     p99: float
     max: float

@@ -13,8 +13,8 @@ States:
   or (``output``) inputs kept coming but the policy produced nothing for that long (e.g. a
   driver whose every stamp is a gap reset, or a graph that only outputs NaN/Inf).
 
-The optional ``output`` pseudo-stream (:class:`~lnn_ros.runtime.LiveLoop` calls it
-``"command"`` and feeds it whenever the policy computes a command) is not needed to leave
+The optional ``output`` stream (:class:`~lnn_ros.runtime.LiveLoop` uses ``Stream.COMMAND``'s
+name, ``"command"``, and feeds it whenever the policy computes a command) is not needed to leave
 WAITING, so the node hovers from the start until the inputs are there; every entry into OK
 starts its timer at the entry time; from then on it is required like an input, to stay OK and
 to leave STALE. :meth:`Watchdog.stale_streams` names it only when every input is fresh, so the
@@ -36,9 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from enum import Enum
 
-NS_PER_S = 1_000_000_000
-COMMAND_STREAM = "command"
-"""The name :class:`~lnn_ros.runtime.LiveLoop` gives the output pseudo-stream (fed per computed command)."""
+from lnn_ros.units import NS_PER_S
 
 
 class WatchdogStatus(Enum):
@@ -75,7 +73,7 @@ class Watchdog:
             raise ValueError(f"Watchdog output {output!r} is also an input stream {list(names)}; give it another name.")
         self.streams = names
         self.output = output
-        self.timeout_ns = int(round(stale_timeout_s * NS_PER_S))
+        self.timeout_ns = round(stale_timeout_s * NS_PER_S)
         self._now_ns = now_ns
         self._last_ns: dict[str, int | None] = {name: None for name in names}
         if output is not None:
@@ -125,9 +123,13 @@ class Watchdog:
         now = self._now_ns() if now_ns is None else now_ns
         stale = [name for name in self.streams if self._stale(self._last_ns[name], now)]
         output = self.output
-        if not stale and output is not None and self.status is not WatchdogStatus.WAITING:
-            if self._stale(self._last_ns[output], now):
-                stale.append(output)
+        if (
+            not stale
+            and output is not None
+            and self.status is not WatchdogStatus.WAITING
+            and self._stale(self._last_ns[output], now)
+        ):
+            stale.append(output)
         return stale
 
     def silence_s(self, stream: str, now_ns: int | None = None) -> float | None:

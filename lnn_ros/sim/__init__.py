@@ -1,5 +1,11 @@
 """Simulated camera drone for lnn_ros: rotorpy physics, a numpy ray-cast camera, an expert.
 
+Grouped by job: :mod:`~lnn_ros.sim.world` (vehicle physics, wind, sensors, renderer, the
+episode loop), :mod:`~lnn_ros.sim.expert` (the privileged expert and its demonstrations),
+:mod:`~lnn_ros.sim.ros` (``sim_drone_node``), and beside them ``demo`` (``lnn-ros demo``),
+``pilot`` (a bundle flying the simulator through the runtime), ``evaluate``, ``plot`` and
+``record_bag``.
+
 ROS-free and torch-free (numpy, scipy, rotorpy). Drive a :class:`Simulator` with any
 ``controller(event) -> command | None`` through :func:`run_closed_loop`, record expert
 demonstrations with :func:`generate_demonstrations` (or a rosbag2 bag with
@@ -16,8 +22,8 @@ from lnn_ros._lazy import lazy_exports
 __all__, __getattr__ = lazy_exports(
     __name__,
     {
-        "closed_loop": ("Controller", "fly_expert", "run_closed_loop"),
-        "config": (
+        "world.closed_loop": ("Controller", "fly_expert", "run_closed_loop"),
+        "world.config": (
             "VARIANTS",
             "CameraIntrinsics",
             "Integrator",
@@ -28,7 +34,8 @@ __all__, __getattr__ = lazy_exports(
             "variant_from_name",
             "variant_spec",
         ),
-        "demos": (
+        "world.episode": ("EpisodeResult", "Simulator", "Trajectory", "VehicleState"),
+        "expert.demonstrations": (
             "Demonstration",
             "generate_demonstrations",
             "load_demonstration",
@@ -36,12 +43,11 @@ __all__, __getattr__ = lazy_exports(
             "record_demonstration",
             "save_demonstration",
         ),
-        "episode": ("EpisodeResult", "Simulator", "Trajectory", "VehicleState"),
+        "expert.expert": ("Expert", "ExpertConfig", "expert_controller", "expert_for"),
         "errors": ("SimError",),
         "evaluate": ("VariantStats", "evaluate", "format_stats"),
-        "expert": ("Expert", "ExpertConfig", "expert_controller", "expert_for"),
-        "plot": ("plot_episode",),
-        "records": ("HOVER", "ImageFrame", "ImuSample", "SensorEvent", "VelocityCommand"),
+        "pilot": ("BundlePilot", "runner_controller"),
+        "plot": ("plot_episode", "plot_flight"),
         "record_bag": ("RecordBagConfig", "RecordBagResult", "record_expert_bag"),
     },
 )

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 from pathlib import Path
 
-from lnn_ros.sim.config import ScenarioVariant, SimConfig, VehicleModel, variant_from_name
 from lnn_ros.sim.errors import SimError
 from lnn_ros.sim.record_bag import RECORD_SEED, STORAGES
+from lnn_ros.sim.world.config import ScenarioVariant, SimConfig, VehicleModel, variant_from_name
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -54,31 +55,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     record.add_argument("--storage", choices=STORAGES, default=STORAGES[0], help=f"rosbag2 storage (default {STORAGES[0]})")
     record.set_defaults(func=_run_record_bag)
 
-    from lnn_ros.sim import policy_recipe
-
-    train = commands.add_parser(
-        "train-policy",
-        help="regenerate models/drone_{cfc,lstm,mlp}: record demonstrations, train, export (same as export/drone_policy.py)",
-        description=policy_recipe.__doc__.splitlines()[0],
-    )
-    policy_recipe.add_arguments(train)
-    train.set_defaults(func=policy_recipe.run_from_args)
-
-    evaluate = commands.add_parser(
-        "eval-policies",
-        help="closed-loop success per variant and offline tracking of drone policy bundles (writes results/policy_eval.*)",
-    )
-    evaluate.add_argument(
-        "--models", type=Path, nargs="+", default=None,
-        help="bundle folders (default: models/drone_cfc, models/drone_lstm, models/drone_mlp)",
-    )
-    evaluate.add_argument("--seeds", type=int, default=20, help="episodes per variant and model (default 20)")
-    evaluate.add_argument("--variants", default="all", help="comma-separated variants or 'all' (default all)")
-    evaluate.add_argument("--duration", type=float, default=10.0, help="seconds per episode (default 10)")
-    evaluate.add_argument("--offline-episodes", type=int, default=5, help="held-out expert episodes for offline tracking (default 5)")
-    evaluate.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
-    evaluate.add_argument("--out", type=Path, default=Path("results/policy_eval.json"), help="JSON report; the Markdown table goes beside it (.md)")
-    evaluate.set_defaults(func=_run_eval_policies)
+    # The drone-policy recipe (train-policy, eval-policies) is an application beside the library:
+    # it registers its subcommands here when it is installed (lnn_ros_examples).
+    try:
+        examples = importlib.import_module("lnn_ros_examples.drone_policy.cli")
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not "lnn_ros_examples.drone_policy.cli".startswith(exc.name):
+            raise
+    else:
+        examples.register(commands, variants=_variants)
 
     demo = subparsers.add_parser(
         "demo",
@@ -91,7 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=None, help="simulator seed (default 10000, not in the training data)")
     demo.add_argument("--variant", default="nominal", help=f"scenario variant ({', '.join(v.value for v in ScenarioVariant)})")
     demo.add_argument("--duration", type=float, default=12.0, help="episode length in seconds (default 12)")
-    demo.add_argument("--out", type=Path, default=Path("results/demo"), help="output folder (default results/demo)")
+    demo.add_argument(
+        "--out", type=Path, default=Path("runs/demo"),
+        help="output folder (default runs/demo, git-ignored; `--out results/demo` regenerates the committed figures)",
+    )
     demo.add_argument("--deadline-ms", type=float, default=5.0, help="control deadline in ms (default 5, one IMU period)")
     demo.add_argument(
         "--transports", default=None, choices=("DEFAULT", "SHM", "UDPv4", "LARGE_DATA"),
@@ -126,8 +114,8 @@ def _config(args: argparse.Namespace) -> SimConfig:
 
 
 def _run_demos(args: argparse.Namespace) -> int:
-    from lnn_ros.sim.demos import generate_demonstrations
-    from lnn_ros.sim.episode import EpisodeResult
+    from lnn_ros.sim.expert.demonstrations import generate_demonstrations
+    from lnn_ros.sim.world.episode import EpisodeResult
 
     def report(index: int, result: EpisodeResult) -> None:
         print(
@@ -148,9 +136,9 @@ def _run_demos(args: argparse.Namespace) -> int:
 
 
 def _run_expert(args: argparse.Namespace) -> int:
-    from lnn_ros.sim.episode import EpisodeResult
     from lnn_ros.sim.evaluate import evaluate, format_stats
     from lnn_ros.sim.plot import plot_episode
+    from lnn_ros.sim.world.episode import EpisodeResult
 
     try:
         config = _config(args)
@@ -169,7 +157,7 @@ def _run_expert(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from lnn_ros.sim.bench import measure_speed
+    measure_speed = importlib.import_module("lnn_ros_benchmarks.sim").measure_speed
 
     print(measure_speed(_config(args)).describe())
     return 0
@@ -185,40 +173,6 @@ def _run_record_bag(args: argparse.Namespace) -> int:
         f"wrote {result.path} ({args.storage}): {result.duration_s:.2f} s of seed {args.seed} {args.variant}; {counts}; "
         f"expert reached={result.reached}, final distance {result.final_distance_m:.2f} m"
     )
-    return 0
-
-
-def _run_eval_policies(args: argparse.Namespace) -> int:
-    import json
-    import sys
-
-    from lnn_ros.sim.demo import shipped_model
-    from lnn_ros.sim.policy_eval import evaluate_policies, markdown
-
-    if args.models is None:
-        paths = [shipped_model(f"drone_{kind}") for kind in ("cfc", "lstm", "mlp")]
-    else:
-        paths = list(args.models)
-    models = {path.resolve().name: path for path in paths}
-    if len(models) != len(paths):
-        print(f"error: bundle folders must have distinct names, got {[str(p) for p in paths]}.")
-        return 1
-    report = evaluate_policies(
-        models,
-        variants=_variants(args.variants),
-        seeds=args.seeds,
-        duration_s=args.duration,
-        offline_episodes=args.offline_episodes,
-        workers=args.workers,
-        log=lambda line: print(line, flush=True),
-    )
-    report["command"] = "lnn-ros " + " ".join(sys.argv[1:])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    table = markdown(report)
-    args.out.with_suffix(".md").write_text(table)
-    print(table)
-    print(f"wrote {args.out} and {args.out.with_suffix('.md')} ({report['seconds']['total']:.0f} s)")
     return 0
 
 

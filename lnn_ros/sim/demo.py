@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from lnn_ros.bundle import load_bundle
-from lnn_ros.sim.config import variant_from_name
 from lnn_ros.sim.errors import SimError
-from lnn_ros.sim.flight_log import load_record, write_json
-from lnn_ros.sim.flight_plot import plot_flight
+from lnn_ros.sim.plot import plot_flight
+from lnn_ros.sim.ros.flight_log import load_record, write_json
+from lnn_ros.sim.world.config import variant_from_name
 
 DEMO_SEED = 10_000  # the first evaluation seed: never in the training data (seeds below 10 000)
 SHM_PATTERNS = ("/dev/shm/fastrtps_*", "/dev/shm/fastdds_*", "/dev/shm/fast_datasharing*", "/dev/shm/sem.fastrtps_*", "/dev/shm/sem.fastdds_*")
@@ -59,7 +59,7 @@ def shipped_model(name: str = "drone_cfc") -> Path:
             return folder
     raise SimError(
         f"The shipped bundle {name!r} is in none of {[str(c) for c in candidates]}; "
-        "regenerate it with `python export/drone_policy.py` or pass --model."
+        "regenerate it with `lnn-ros sim train-policy` or pass --model."
     )
 
 
@@ -265,9 +265,9 @@ def run_demo(config: DemoConfig, log: Log = print, env: Mapping[str, str] | None
             f"sim_drone_node log {sim_log}:\n{_tail(sim_log)}\nlnn_node log {node_log}:\n{_tail(node_log)}"
         )
     sim_summary = json.loads(summary_path.read_text())
-    png = out / "demo.png"
+    png: Path | None = out / "demo.png"
     try:
-        plot_flight(load_record(record_path), sim_summary, png)
+        plot_flight(load_record(record_path), sim_summary, out / "demo.png")
     except (SimError, ImportError) as exc:
         log(f"lnn-ros demo: no plot ({exc}).")
         png = None

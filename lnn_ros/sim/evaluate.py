@@ -6,11 +6,11 @@ import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from lnn_ros.sim.closed_loop import Controller, run_closed_loop
-from lnn_ros.sim.config import ScenarioVariant, SimConfig, variant_from_name
-from lnn_ros.sim.episode import EpisodeResult, Simulator
 from lnn_ros.sim.errors import SimError
-from lnn_ros.sim.expert import expert_controller
+from lnn_ros.sim.expert.expert import expert_controller
+from lnn_ros.sim.world.closed_loop import Controller, run_closed_loop
+from lnn_ros.sim.world.config import ScenarioVariant, SimConfig, variant_from_name
+from lnn_ros.sim.world.episode import EpisodeResult, Simulator
 
 ControllerFactory = Callable[[Simulator], Controller]
 

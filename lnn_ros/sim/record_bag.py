@@ -25,16 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
-
-from lnn_ros.bag.records import TwistSample
 from lnn_ros.bag.topics import BagTopics
 from lnn_ros.bag.writer import BagStorage, BagWriter
-from lnn_ros.sim.config import SimConfig, variant_from_name
+from lnn_ros.runtime.records import ImuSample
 from lnn_ros.sim.errors import SimError
-from lnn_ros.sim.records import ImuSample, VelocityCommand
+from lnn_ros.sim.world.config import SimConfig, variant_from_name
+from lnn_ros.units import NS_PER_S
 
-NS_PER_S = 1_000_000_000
 RECORD_SEED = 10_000  # held out: seeds below 10 000 are the shipped policies' training data
 STORAGES = (BagStorage.MCAP.value, BagStorage.SQLITE3.value)
 
@@ -94,19 +91,16 @@ class RecordBagResult(NamedTuple):
     final_distance_m: float
 
 
-def command_twist(command: VelocityCommand) -> np.ndarray:
-    """A heading-frame command as the six Twist values (linear x/y/z, angular x/y/z) of ``cmd_vel``."""
-    return np.array([command.vx_mps, command.vy_mps, command.vz_mps, 0.0, 0.0, command.yaw_rate_rps])
-
-
 def record_expert_bag(out: str | Path, config: RecordBagConfig = RecordBagConfig()) -> RecordBagResult:
     """Fly one episode with the expert and write its sensors and commands to a new bag at ``out``.
 
     Raises:
         BagError: ``out`` exists already or cannot be written.
     """
-    from lnn_ros.sim.episode import Simulator  # rotorpy: loaded when flying, so the CLI lists the command without it
-    from lnn_ros.sim.expert import expert_controller
+    from lnn_ros.sim.expert.expert import expert_controller
+    from lnn_ros.sim.world.episode import (
+        Simulator,  # rotorpy: loaded when flying, so the CLI lists the command without it
+    )
 
     sim = Simulator(config.sim_config(), config.variant, config.seed)
     expert = expert_controller(sim)
@@ -120,8 +114,7 @@ def record_expert_bag(out: str | Path, config: RecordBagConfig = RecordBagConfig
                 bag.write_image(topics.camera, event, frame_id=config.camera_frame_id)
             if command is not None:
                 sim.set_command(command, event.stamp_ns)
-                sample = TwistSample(event.stamp_ns, command_twist(command))
-                bag.write_twist(topics.command, sample, frame_id=config.command_frame_id)
+                bag.write_twist(topics.command, command, frame_id=config.command_frame_id)
     result = sim.result()
     return RecordBagResult(
         path=bag.path,

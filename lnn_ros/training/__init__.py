@@ -6,7 +6,7 @@
 * :mod:`~lnn_ros.training.models`: default cell configs by kind and size.
 * :mod:`~lnn_ros.training.trainer`: :func:`fit` (truncated BPTT, Adam, clipping, early stopping).
 * :mod:`~lnn_ros.training.checkpoint`: safetensors weights + YAML sidecar; never unpickles.
-* :mod:`~lnn_ros.training.example`: the sine example (``lnn-ros example``).
+* :mod:`~lnn_ros_examples.sine`: the sine example (``lnn-ros example``).
 
 Importing this package does not import torch (the ``lnn-ros`` CLI imports
 :mod:`lnn_ros.training.cli` on every call, also on torch-free onboard machines); the names
@@ -26,6 +26,5 @@ __all__, __getattr__ = lazy_exports(
         "loaders": ("load_sequences", "register_loader", "save_npz_sequences"),
         "models": ("default_cell_config",),
         "trainer": ("LRSchedule", "TrainConfig", "TrainResult", "evaluate", "fit"),
-        "example": ("SineExampleConfig", "SineExampleResult", "run_sine_example"),
     },
 )

@@ -1,4 +1,4 @@
-"""``lnn-ros train`` (a dataset -> a checkpoint) and ``lnn-ros example`` (the sine example).
+"""``lnn-ros train``: a dataset -> a checkpoint.
 
 torch is imported inside the handlers only: this module is imported on every ``lnn-ros`` call,
 also on onboard machines without torch.
@@ -18,7 +18,6 @@ from lnn_ros.training.models import CELL_KINDS
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     _register_train(subparsers)
-    _register_example(subparsers)
 
 
 def _register_train(subparsers: argparse._SubParsersAction) -> None:
@@ -59,20 +58,6 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     fitting.add_argument("--seed", type=int, default=0)
     fitting.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run_train)
-
-
-def _register_example(subparsers: argparse._SubParsersAction) -> None:
-    from lnn_ros.training.example import add_arguments, run_from_args
-
-    parser = subparsers.add_parser(
-        "example",
-        help="the sine example: learn cos(t) from irregularly sampled sin(t), export, run it torch-free",
-        description="Train a CfC to output cos(t) from sin(t) sampled at irregular times, export it as a bundle, "
-        "replay held-out sequences through the torch-free Engine with ns stamps, and write a plot comparing "
-        "target, PyTorch and Engine.",
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=run_from_args)
 
 
 def _cell_config(args: argparse.Namespace, input_size: int, output_size: int) -> dict[str, Any]:

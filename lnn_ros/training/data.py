@@ -136,7 +136,7 @@ class WindowBatch(NamedTuple):
     mask: np.ndarray
 
     @property
-    def count(self) -> int:
+    def n_windows(self) -> int:
         """Number of windows N."""
         return int(self.x.shape[0])
 
@@ -217,7 +217,7 @@ def split_sequences(
         return sequences, []
     if len(sequences) == 1:
         (only,) = sequences
-        cut = int(round(len(only.x) * (1.0 - val_fraction)))
+        cut = round(len(only.x) * (1.0 - val_fraction))
         if not 0 < cut < len(only.x):
             raise DataError(f"The one sequence ({len(only.x)} samples) is too short to split with val_fraction={val_fraction!r}.")
         tail_dt = only.dt_s[cut:].copy()
@@ -226,7 +226,7 @@ def split_sequences(
             TimedSequence(only.x[cut:], tail_dt, only.y[cut:])
         ]
     order = np.random.default_rng(seed).permutation(len(sequences))
-    n_val = min(max(1, int(round(len(sequences) * val_fraction))), len(sequences) - 1)
+    n_val = min(max(1, round(len(sequences) * val_fraction)), len(sequences) - 1)
     val = [sequences[i] for i in sorted(order[:n_val])]
     train = [sequences[i] for i in sorted(order[n_val:])]
     return train, val

@@ -127,7 +127,7 @@ def save_npz_sequences(path: str | Path, sequences: Sequence[TimedSequence]) -> 
         checked = as_sequence(*sequence)
         arrays.update({f"x_{i}": checked.x, f"dt_s_{i}": checked.dt_s, f"y_{i}": checked.y})
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **arrays)
+    np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     return path
 
 

@@ -31,7 +31,14 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from lnn_ros.training.data import FeatureStats, TimedSequence, WindowBatch, check_sequences, make_windows, split_sequences
+from lnn_ros.training.data import (
+    FeatureStats,
+    TimedSequence,
+    WindowBatch,
+    check_sequences,
+    make_windows,
+    split_sequences,
+)
 from lnn_ros.training.errors import TrainingError
 
 
@@ -188,7 +195,7 @@ def evaluate(model: nn.Module, windows: WindowBatch, batch_size: int = 256) -> f
     x, dt_s, y, mask = _tensors(windows)
     total, count = 0.0, 0.0
     try:
-        for start in range(0, windows.count, batch_size):
+        for start in range(0, windows.n_windows, batch_size):
             batch = slice(start, start + batch_size)
             prediction, _ = model(x[batch], dt_s[batch], None)
             weight = float(mask[batch].sum()) * prediction.shape[-1]
@@ -209,7 +216,7 @@ def _learning_rate(config: TrainConfig, epoch: int) -> float:
 def _train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    constrained: list[nn.Module],
+    constrained: list[Any],
     tensors: tuple[Tensor, Tensor, Tensor, Tensor],
     order: Tensor,
     config: TrainConfig,
@@ -299,9 +306,12 @@ def _fit(
     input_shape, _ = check_sequences(train_set, where="training data")
     if stats is None and config.normalise and len(input_shape) == 1:
         stats = FeatureStats.from_sequences(train_set)
-    window_args = {"stats": stats, "burn_in_steps": config.burn_in_steps}
-    train_windows = make_windows(train_set, config.window_steps, stride=config.window_stride, **window_args)
-    val_windows = make_windows(val_set, config.window_steps, **window_args) if val_set else None
+    train_windows = make_windows(
+        train_set, config.window_steps, stride=config.window_stride, stats=stats, burn_in_steps=config.burn_in_steps
+    )
+    val_windows = (
+        make_windows(val_set, config.window_steps, stats=stats, burn_in_steps=config.burn_in_steps) if val_set else None
+    )
 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     constrained = [m for m in model.modules() if callable(getattr(m, "apply_weight_constraints", None))]
@@ -315,7 +325,7 @@ def _fit(
     for epoch in bar:
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(config, epoch)
-        order = torch.from_numpy(generator.permutation(train_windows.count))
+        order = torch.from_numpy(generator.permutation(train_windows.n_windows))
         epoch_loss, epoch_steps = _train_epoch(model, optimizer, constrained, train_tensors, order, config, epoch)
         steps += epoch_steps
         train_history.append(epoch_loss)

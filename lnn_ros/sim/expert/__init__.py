@@ -1,0 +1,1 @@
+"""The privileged expert, its noisy (DART) variant and expert demonstrations."""

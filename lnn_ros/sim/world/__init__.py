@@ -1,0 +1,1 @@
+"""The simulated world: vehicle physics, wind, sensors, the camera renderer and the episode loop."""

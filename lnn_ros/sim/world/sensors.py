@@ -1,0 +1,185 @@
+"""Sensor streams: when samples happen (rate, jitter, drops) and what they contain (IMU, camera).
+
+Stamp k of a stream of period T is ``phase + k T + e_k``, ``e_k ~ N(0, (jitter_frac T)^2)``
+clipped to ±0.45 T, so stamps stay strictly increasing; each sample is dropped with
+probability ``drop_prob``. All stamps are integer nanoseconds of sim time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lnn_ros.runtime.records import ImageFrame, ImuSample
+from lnn_ros.sim.world._rotorpy import Imu
+from lnn_ros.sim.world.config import SimConfig, VariantSpec
+from lnn_ros.sim.world.frames import quat_to_matrix
+from lnn_ros.sim.world.render import Renderer
+from lnn_ros.sim.world.vehicle import Vehicle
+from lnn_ros.units import NS_PER_S
+
+MAX_JITTER_FRAC = 0.45
+
+
+@dataclass(frozen=True)
+class StreamTiming:
+    """Timing of one sensor stream in an episode (after the variant is applied)."""
+
+    rate_hz: float
+    jitter_frac: float
+    drop_prob: float
+
+    @property
+    def period_ns(self) -> int:
+        """Nominal period, ns."""
+        return round(NS_PER_S / self.rate_hz)
+
+
+def stream_timings(config: SimConfig, spec: VariantSpec, rng: np.random.Generator) -> tuple[StreamTiming, StreamTiming]:
+    """(imu, camera) timings: the config's, with the variant's overrides and a drawn rate scale."""
+
+    def pick(override: float | None, default: float) -> float:
+        return default if override is None else override
+
+    imu = StreamTiming(
+        rate_hz=config.imu_rate_hz * rng.uniform(*spec.rate_scale_range),
+        jitter_frac=pick(spec.imu_jitter_frac, config.imu_jitter_frac),
+        drop_prob=pick(spec.imu_drop_prob, config.imu_drop_prob),
+    )
+    camera = StreamTiming(
+        rate_hz=config.camera_rate_hz * rng.uniform(*spec.rate_scale_range),
+        jitter_frac=pick(spec.camera_jitter_frac, config.camera_jitter_frac),
+        drop_prob=pick(spec.camera_drop_prob, config.camera_drop_prob),
+    )
+    return imu, camera
+
+
+class StreamClock:
+    """The stamps of one sensor stream, generated lazily in order.
+
+    Attributes:
+        next_stamp_ns: stamp of the next sample that will be delivered.
+        delivered: samples handed out so far by :meth:`pop`.
+        dropped: samples lost so far (before ``next_stamp_ns``).
+    """
+
+    def __init__(self, timing: StreamTiming, rng: np.random.Generator) -> None:
+        self.timing = timing
+        self._rng = rng
+        self._period_ns = timing.period_ns
+        self._phase_ns = int(rng.uniform(0.5, 1.5) * self._period_ns)
+        self._index = -1
+        self.delivered = 0
+        self.dropped = 0
+        self.next_stamp_ns = self._draw_next()
+
+    def pop(self) -> int:
+        """Return ``next_stamp_ns`` and move on to the following delivered stamp."""
+        stamp = self.next_stamp_ns
+        self.delivered += 1
+        self.next_stamp_ns = self._draw_next()
+        return stamp
+
+    def _draw_next(self) -> int:
+        while True:
+            self._index += 1
+            jitter = float(np.clip(self._rng.normal(0.0, self.timing.jitter_frac), -MAX_JITTER_FRAC, MAX_JITTER_FRAC))
+            stamp = self._phase_ns + self._index * self._period_ns + round(jitter * self._period_ns)
+            if self._rng.uniform() >= self.timing.drop_prob:
+                return stamp
+            self.dropped += 1
+
+
+class SeededImu(Imu):
+    """rotorpy's ``Imu`` with its random draws taken from a seeded generator.
+
+    rotorpy computes the specific force ``R^T (a - g)`` at the sensor, the gyro, the biases and the
+    bias walk; it draws white noise (std ``density * sqrt(rate / 2)``) and the walk from numpy's
+    global RNG. Here the same draws come from ``rng``: reproducible per episode, and the
+    caller's ``np.random`` state is left alone.
+    """
+
+    def __init__(self, rng: np.random.Generator, **imu_kwargs: object) -> None:
+        super().__init__(**imu_kwargs)
+        self._rng = rng
+
+    def bias_step(self) -> None:
+        """Bias random walk (rotorpy's formula, seeded draws)."""
+        self.accel_bias += self._rng.normal(scale=self.accel_random_walk) / self.rate_scale
+        self.gyro_bias += self._rng.normal(scale=self.gyro_random_walk) / self.rate_scale
+
+    def measurement(self, state: dict, acceleration: dict, with_noise: bool = True) -> dict:
+        """rotorpy's noiseless-plus-bias measurement, then its white noise from ``rng``."""
+        reading = super().measurement(state, acceleration, with_noise=False)
+        if with_noise:
+            reading["accel"] = reading["accel"] + self.rate_scale * self._rng.normal(scale=np.abs(self.accel_variance))
+            reading["gyro"] = reading["gyro"] + self.rate_scale * self._rng.normal(scale=np.abs(self.gyro_variance))
+        return reading
+
+
+class ImuSensor:
+    """The IMU of one episode: per-episode biases, rotorpy's model, readings as ``ImuSample``.
+
+    Args:
+        config: noise densities and bias spreads.
+        rate_hz: the stream's rate (rotorpy scales white noise by sqrt(rate / 2)).
+        rng: draws the initial biases, then the noise and bias walk.
+    """
+
+    def __init__(self, config: SimConfig, rate_hz: float, rng: np.random.Generator) -> None:
+        self.accel_bias = rng.normal(0.0, config.accel_bias_std_mps2, size=3)
+        self.gyro_bias = rng.normal(0.0, config.gyro_bias_std_rps, size=3)
+        self._imu = SeededImu(
+            rng,
+            accelerometer_params={
+                "initial_bias": self.accel_bias.copy(),
+                "noise_density": np.full(3, config.accel_noise_density),
+                "random_walk": np.full(3, config.accel_random_walk),
+            },
+            gyroscope_params={
+                "initial_bias": self.gyro_bias.copy(),
+                "noise_density": np.full(3, config.gyro_noise_density),
+                "random_walk": np.full(3, config.gyro_random_walk),
+            },
+            sampling_rate=rate_hz,
+        )
+
+    def sample(self, stamp_ns: int, vehicle: Vehicle, with_noise: bool = True) -> ImuSample:
+        """The reading of the vehicle's current state, stamped ``stamp_ns``."""
+        reading = self._imu.measurement(vehicle.state, vehicle.acceleration(), with_noise=with_noise)
+        return ImuSample(
+            stamp_ns=stamp_ns,
+            angular_velocity=np.array(reading["gyro"], dtype=float),
+            linear_acceleration=np.array(reading["accel"], dtype=float),
+            orientation=np.array(vehicle.quaternion, dtype=float),
+        )
+
+
+class CameraSensor:
+    """The forward camera: renders the scene from the vehicle pose into an rgb8 ``ImageFrame``.
+
+    Args:
+        config: image size, field of view, tilt, pixel noise.
+        renderer: renderer of the episode's scene.
+        rng: draws the pixel noise.
+    """
+
+    def __init__(self, config: SimConfig, renderer: Renderer, rng: np.random.Generator) -> None:
+        self.renderer = renderer
+        self._noise_std = config.image_noise_std
+        self._rng = rng
+
+    def capture(self, stamp_ns: int, vehicle: Vehicle) -> ImageFrame:
+        """The image seen from the vehicle's current pose, stamped ``stamp_ns``."""
+        out = self.renderer.render(vehicle.position, quat_to_matrix(vehicle.quaternion), self._rng, self._noise_std)
+        height, width = out.image.shape[:2]
+        return ImageFrame(
+            stamp_ns=stamp_ns,
+            height=height,
+            width=width,
+            encoding="rgb8",
+            step=width * 3,
+            data=out.image.tobytes(),
+        )
+
