@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import subprocess
 import sys
@@ -221,7 +222,7 @@ def test_rate_limit_absorbs_jitter_without_drifting_slower() -> None:
     stamps = [k * 5 * MS + jitter[k % 5] for k in range(400)]
     passed = [s for s in stamps if limit.passes(s)]
     assert len(passed) == 100  # 2 s of stamps at 50 Hz
-    assert min(b - a for a, b in zip(passed, passed[1:])) >= 18 * MS
+    assert min(b - a for a, b in itertools.pairwise(passed)) >= 18 * MS
 
 
 def test_rate_limit_restarts_after_a_gap_or_a_stamp_going_back() -> None:

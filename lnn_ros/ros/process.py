@@ -21,6 +21,7 @@ Every node executable (``lnn_node``, ``lnn_lifecycle_node``, ``sim_drone_node``)
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -78,7 +79,7 @@ def _shutdown_on_signal() -> None:
 
 def _init_failure(exc: BaseException, args: list[str]) -> str:
     """Why ``rclpy.init`` refused ``args``: a ``--params-file`` that does not exist by name, else rcl's message."""
-    for flag, path in zip(args, args[1:]):
+    for flag, path in itertools.pairwise(args):
         if flag == "--params-file" and not Path(path).is_file():
             return f"Parameter file {path!r} does not exist (--params-file); check the path (launch: params_file:=...)."
     return f"ROS could not start: {one_line(exc)}"

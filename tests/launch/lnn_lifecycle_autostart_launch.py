@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import unittest
 
-import launch
 import launch_testing
 import launch_testing.actions
 import launch_testing.asserts
@@ -19,6 +18,8 @@ from launch.launch_description_sources import AnyLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from lifecycle_msgs.srv import GetState
 from lnn_launch_probe import Probe
+
+import launch
 
 
 def generate_test_description() -> launch.LaunchDescription:

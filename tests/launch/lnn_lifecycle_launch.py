@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import unittest
 
-import launch
 import launch_testing
 import launch_testing.actions
 import launch_testing.asserts
@@ -30,6 +29,9 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Imu
+
+import launch
+
 
 def generate_test_description() -> launch.LaunchDescription:
     share = get_package_share_directory("lnn_ros")

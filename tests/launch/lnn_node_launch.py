@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import unittest
 
-import launch
 import launch_testing
 import launch_testing.actions
 import launch_testing.asserts
@@ -22,6 +21,8 @@ from launch.launch_description_sources import AnyLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from lnn_launch_probe import Probe, fly, stamp_ns
 from rcl_interfaces.srv import GetParameters
+
+import launch
 
 NAMESPACE = "drone1"
 IMU_TOPIC = "/sensors/imu"

@@ -8,10 +8,10 @@ policy command per 20 ms of sensor time.
 
 from __future__ import annotations
 
+import itertools
 import os
 import unittest
 
-import launch
 import launch_testing
 import launch_testing.actions
 import launch_testing.asserts
@@ -23,6 +23,8 @@ from launch.substitutions import LaunchConfiguration
 from lnn_launch_probe import Probe, image_msg, imu_msg, stamp_ns
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, Imu
+
+import launch
 
 IMU_TOPIC = "/mavros/imu/data"
 CMD_TOPIC = "/mavros/setpoint_velocity/cmd_vel"
@@ -62,7 +64,7 @@ class TestMavrosWiring(unittest.TestCase):
             flown = sorted(stamp_ns(c) for c in commands if stamp_ns(c) in set(stamps))
             self.assertGreaterEqual(len(flown), 15, flown)
             self.assertLessEqual(len(flown), 26, flown)  # 100 IMU steps over 0.5 s of sensor time -> at most 25 + 1
-            gaps = [b - a for a, b in zip(flown, flown[1:])]
+            gaps = [b - a for a, b in itertools.pairwise(flown)]
             self.assertGreaterEqual(min(gaps), 18_000_000, gaps)
             self.assertEqual({c.header.frame_id for c in commands}, {"base_stabilized"})
         finally:
