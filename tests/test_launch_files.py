@@ -38,6 +38,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ros2_launch import LAUNCH_TESTS, colcon_install, ensure_launcher, launch_env
+from ros_helpers import wait_until_handling_sigterm
 
 from lnn_ros.node_spec.param_table import params_file_values
 from lnn_ros.node_spec.params import DECLARED_PARAMETERS, PARAMETERS, NodeParams
@@ -220,9 +221,10 @@ def test_ctrl_c_20_times_at_any_point_of_start_up(env: dict[str, str], tmp_path:
         launch = Launch(env, tmp_path / f"launch{run}.log", "lnn_node.launch.xml", f"model_path:={BUNDLE}")
         launches.append(launch)
         launch.wait_for(r"\[lnn_node-1\]: process started")
-        # 0.25 .. 1.5 s after the process started: imports, rclpy.init, bundle load, then spinning. Before
-        # that the Python interpreter itself may still be starting, before any lnn_ros code runs (docs/ros.md).
-        time.sleep(0.25 + 0.065 * run)
+        # From the moment lnn_ros code runs (before that the Python interpreter itself is starting up,
+        # docs/ros.md), 0 .. 1.2 s: imports, rclpy.init, bundle load, warm-up, then spinning.
+        wait_until_handling_sigterm(launch.pid_of("lnn_node"))
+        time.sleep(0.065 * run)
         launch.signal_group(signal.SIGINT)
         assert launch.wait() == 0, launch.output
         assert_clean_exit(launch.output, {"lnn_node"})

@@ -10,17 +10,21 @@ naming what to install, exit code 1.
 
 from __future__ import annotations
 
-import importlib
 import sys
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from lnn_ros.ros import signals
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 SIM_INSTALL = "pip install 'lnn_ros[sim]' (rotorpy==3.0.0 and scipy); on a robot: pip install rotorpy==3.0.0 and apt/rosdep python3-scipy"
 
 
 def _run(module: str, node_name: str, install_hint: str | None = None) -> int:
     signals.install()
+    import importlib
+
     try:
         main: Callable[[], int] = importlib.import_module(module).main
     except ImportError as exc:

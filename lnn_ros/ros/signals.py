@@ -6,16 +6,20 @@ second SIGINT after the terminal's) while the simulator writes its summary. Inst
 :func:`install` makes both signals only *note* that they arrived and, through
 :data:`on_signal`, ask the running process to end (:mod:`lnn_ros.ros.process` sets it to shut
 rclpy's context down). rclpy installs its own handler on top at ``rclpy.init`` and calls the
-one it replaced, so the note is taken in every phase. This module imports nothing heavy.
+one it replaced, so the note is taken in every phase. This module imports nothing but the C
+``_signal`` module (the ``signal`` module builds enums first, tens of ms on a busy machine).
 """
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Callable
-from types import FrameType
+import _signal
+from typing import TYPE_CHECKING
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+
+SIGNALS = (_signal.SIGINT, _signal.SIGTERM)
 
 _received: list[int] = []
 
@@ -32,8 +36,8 @@ def _note(signum: int, _frame: FrameType | None) -> None:
 def install() -> None:
     """Note SIGINT and SIGTERM instead of raising (idempotent)."""
     for sig in SIGNALS:
-        if signal.getsignal(sig) is not _note:
-            signal.signal(sig, _note)
+        if _signal.getsignal(sig) is not _note:
+            _signal.signal(sig, _note)
 
 
 def ignore() -> None:
@@ -45,7 +49,7 @@ def ignore() -> None:
     leaves an ignored signal ignored.
     """
     for sig in SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+        _signal.signal(sig, _signal.SIG_IGN)
 
 
 def received() -> bool:
