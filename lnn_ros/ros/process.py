@@ -10,9 +10,9 @@ Every node executable (``lnn_node``, ``lnn_lifecycle_node``, ``sim_drone_node``)
   ``use_sim_time:=1``): one FATAL log line saying why, exit code 1, no traceback;
 * SIGINT / SIGTERM at any point (while importing, in ``rclpy.init``, while the node is built,
   while it spins, while ``finish`` writes a summary, a second one while the first is handled):
-  exit code 0, no traceback. :mod:`lnn_ros.ros.signals` turns the signals into a note plus a
-  shutdown of the context (rclpy's own handler does the same and calls ours), so no
-  ``KeyboardInterrupt`` is ever raised; rclpy reports the shutdown as
+  exit code 0, no traceback. :mod:`lnn_ros.ros.signals` turns the signals into a note (rclpy's
+  own handler shuts the context down and calls ours), so no ``KeyboardInterrupt`` is ever
+  raised; rclpy reports the shutdown as
   ``ExternalShutdownException`` or, when it notices it while building its wait set or a
   timeout timer, as its internal ``RCLError`` ("the given context is not valid"): any error
   raised once the context is shut down counts as that clean end. An error while the context
@@ -72,9 +72,14 @@ def spin_until_shutdown(executor: SingleThreadedExecutor) -> None:
             raise
 
 
-def _shutdown_on_signal() -> None:
-    """What a signal does once rclpy is up: shut the default context down (a no-op if rclpy did)."""
-    rclpy.try_shutdown()
+def spin_until_signal(executor: SingleThreadedExecutor) -> None:
+    """``executor.spin()`` that also ends when :mod:`~lnn_ros.ros.signals` noted a signal.
+
+    rclpy's own handler ends a spin on SIGINT and SIGTERM; the note is the fallback for an rclpy
+    that leaves one of them to the previous handler (ours), checked every 0.1 s.
+    """
+    while executor.context.ok() and not signals.received():
+        executor.spin_once(timeout_sec=0.1)
 
 
 def _init_failure(exc: BaseException, args: list[str]) -> str:
@@ -120,7 +125,6 @@ def run_node(
             return 0
         print(f"[FATAL] [{node_name}]: {_init_failure(exc, sys.argv if args is None else args)}", file=sys.stderr)
         return 1
-    signals.on_signal = _shutdown_on_signal
     try:
         if signals.received():
             return 0
@@ -143,7 +147,7 @@ def run_node(
         code = 0
         try:
             if run is None:
-                executor.spin()
+                spin_until_signal(executor)
             else:
                 run(node, executor)
         except fatal as exc:
@@ -160,5 +164,4 @@ def run_node(
             node.destroy_node()
         return code
     finally:
-        signals.on_signal = None
         rclpy.try_shutdown()

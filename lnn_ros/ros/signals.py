@@ -3,10 +3,12 @@
 Python's own SIGINT handler raises ``KeyboardInterrupt`` wherever the main thread happens to
 be: in an import, in rclpy's start-up, in a node's destructor, or (``ros2 launch`` sends a
 second SIGINT after the terminal's) while the simulator writes its summary. Instead,
-:func:`install` makes both signals only *note* that they arrived and, through
-:data:`on_signal`, ask the running process to end (:mod:`lnn_ros.ros.process` sets it to shut
-rclpy's context down). rclpy installs its own handler on top at ``rclpy.init`` and calls the
-one it replaced, so the note is taken in every phase. This module imports nothing but the C
+:func:`install` makes both signals only *note* that they arrived; the process checks the note
+(:func:`received`) between its steps. The handler does nothing else: it runs between two
+bytecodes of whatever the main thread is doing, possibly inside rclpy with a lock held, so
+calling into rclpy from it can deadlock. rclpy installs its own (C) handler on top at
+``rclpy.init``, which shuts the context down and wakes the executor, and then calls the one it
+replaced, so the note is taken in every phase. This module imports nothing but the C
 ``_signal`` module (the ``signal`` module builds enums first, tens of ms on a busy machine).
 """
 
@@ -16,21 +18,15 @@ import _signal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from types import FrameType
 
 SIGNALS = (_signal.SIGINT, _signal.SIGTERM)
 
 _received: list[int] = []
 
-on_signal: Callable[[], None] | None = None
-"""Called (in the main thread) at each signal: how the process asks itself to end."""
-
 
 def _note(signum: int, _frame: FrameType | None) -> None:
     _received.append(signum)
-    if on_signal is not None:
-        on_signal()
 
 
 def install() -> None:
