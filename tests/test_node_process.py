@@ -221,8 +221,9 @@ class Driver:
 
 @pytest.fixture
 def driver(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Driver]:
-    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY", "RMW_IMPLEMENTATION"):
+    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION"):
         monkeypatch.setenv(key, ros_env[key])
+    monkeypatch.delenv("ROS_LOCALHOST_ONLY", raising=False)
     monkeypatch.delenv("ROS_STATIC_PEERS", raising=False)
     ros_driver = Driver(ros_env)
     try:

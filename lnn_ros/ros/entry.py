@@ -3,9 +3,11 @@
 ``lnn_node``, ``lnn_lifecycle_node`` and ``sim_drone_node`` start here so that a SIGINT or
 SIGTERM that arrives while numpy, onnxruntime, rclpy or the simulator are still being
 imported ends the process with exit code 0 and no traceback (see :mod:`lnn_ros.ros.signals`).
-Once ``main`` has returned, both signals are ignored so that a late one cannot kill the
-process while the interpreter shuts down. A module that is not installed (the simulator on a robot install) is one ``[FATAL]`` line
-naming what to install, exit code 1.
+On every way out (``main`` returned, or a signal came before it started) both signals are
+then ignored, so that a late one (``ros2 launch`` sends a second SIGINT) cannot kill the
+process while the interpreter shuts down: Python puts the default handlers back there. A
+module that is not installed (the simulator on a robot install) is one ``[FATAL]`` line naming
+what to install, exit code 1.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ SIM_INSTALL = "pip install 'lnn_ros[sim]' (rotorpy==3.0.0 and scipy); on a robot
 
 def _run(module: str, node_name: str, install_hint: str | None = None) -> int:
     signals.install()
+    try:
+        return _import_and_run(module, node_name, install_hint)
+    finally:
+        signals.ignore()  # on every way out, also the early ones: see the module docstring
+
+
+def _import_and_run(module: str, node_name: str, install_hint: str | None) -> int:
     import importlib
 
     try:
@@ -36,9 +45,7 @@ def _run(module: str, node_name: str, install_hint: str | None = None) -> int:
         return 1
     if signals.received():
         return 0
-    code = main()
-    signals.ignore()
-    return code
+    return main()
 
 
 def lnn_node() -> int:
