@@ -19,7 +19,7 @@ from typing import Any
 from lnn_ros.engine import EngineConfig, SessionConfig
 from lnn_ros.engine.session import KNOWN_PROVIDERS, PROVIDER_ALIASES
 from lnn_ros.node_spec.errors import NodeConfigError
-from lnn_ros.node_spec.interface import NODE_NAME, check_streams_fed
+from lnn_ros.node_spec.interface import CAMERA_TRANSPORTS, NODE_NAME, check_streams_fed
 from lnn_ros.node_spec.param_table import (
     AUTOMATIC_PARAMETERS,
     QOS_RELIABILITY,
@@ -118,6 +118,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "stats_window", ParamType.INTEGER, 1000,
         "Samples kept for the latency and age percentiles in /diagnostics.", low=10, high=1_000_000,
     ),
+    ParamSpec(
+        "camera_transport", ParamType.STRING, "raw",
+        "raw: sensor_msgs/Image on camera/image_raw; compressed: sensor_msgs/CompressedImage (jpeg / png) on "
+        "camera/image_raw/compressed (image_transport's naming). The bundle's preprocess must accept the format.",
+        choices=CAMERA_TRANSPORTS,
+    ),
 )
 
 DECLARED_PARAMETERS: tuple[str, ...] = tuple(spec.name for spec in PARAMETERS)
@@ -149,6 +155,7 @@ class NodeParams:
     max_gap_s: float
     verify_bundle_hashes: bool
     stats_window: int
+    camera_transport: str = "raw"
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> NodeParams:
