@@ -85,7 +85,12 @@ def test_metadata_builds_with_humbles_setuptools(tmp_path: Path) -> None:
     pkg_info = (info / "PKG-INFO").read_text()
     assert "Name: lnn-ros" in pkg_info or "Name: lnn_ros" in pkg_info, pkg_info[:300]
     scripts = (info / "entry_points.txt").read_text()
-    for exe in ("lnn-ros = lnn_ros.cli:main", "lnn_node = lnn_ros.ros.node:main", "sim_drone_node = lnn_ros.sim.ros.node:main"):
+    for exe in (
+        "lnn-ros = lnn_ros.cli:main",
+        "lnn_node = lnn_ros.ros.entry:lnn_node",
+        "lnn_lifecycle_node = lnn_ros.ros.entry:lnn_lifecycle_node",
+        "sim_drone_node = lnn_ros.ros.entry:sim_drone_node",
+    ):
         assert exe in scripts
     assert "onnxruntime>=1.16" in (info / "requires.txt").read_text()
 

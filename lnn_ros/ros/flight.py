@@ -7,7 +7,8 @@ the node's behaviour.
 
 Topics (relative names, remappable), created by :meth:`Flight.start`, destroyed by :meth:`Flight.stop`:
 
-* ``imu`` (sensor_msgs/Imu) and ``camera/image_raw`` (sensor_msgs/Image): subscribed only when
+* ``imu`` (sensor_msgs/Imu) and ``camera/image_raw`` (sensor_msgs/Image; with
+  ``camera_transport: compressed``, ``camera/image_raw/compressed``, sensor_msgs/CompressedImage): subscribed only when
   the bundle reads that stream; QoS keep-last ``input_qos_depth``, ``input_qos_reliability``
   (best effort by default, i.e. sensor-data QoS);
 * ``cmd_vel`` (geometry_msgs/TwistStamped, reliable, depth 10, ``header.frame_id`` =
@@ -43,10 +44,17 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.service import Service
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
-from sensor_msgs.msg import Image, Imu
+from sensor_msgs.msg import CompressedImage, Image, Imu
 from std_srvs.srv import Trigger
 
-from lnn_ros.node_spec.interface import CAMERA_TOPIC, COMMAND_TOPIC, DIAGNOSTICS_TOPIC, IMU_TOPIC, RESET_SERVICE
+from lnn_ros.node_spec.interface import (
+    CAMERA_TOPIC,
+    COMMAND_TOPIC,
+    COMPRESSED_SUFFIX,
+    DIAGNOSTICS_TOPIC,
+    IMU_TOPIC,
+    RESET_SERVICE,
+)
 from lnn_ros.node_spec.params import NodeParams
 from lnn_ros.ros.convert import fill_twist_stamped, image_frame, imu_sample, ns_to_stamp
 from lnn_ros.ros.diagnostics import to_message
@@ -120,7 +128,11 @@ class Flight:
         streams = self.runner.streams
         # Camera first: when a frame and an IMU message are both ready, the frame is taken first.
         if Stream.CAMERA in streams:
-            self._entities.append(node.create_subscription(Image, CAMERA_TOPIC, self._on_image, qos_in))
+            if params.camera_transport == "compressed":
+                topic, msg_type = CAMERA_TOPIC + COMPRESSED_SUFFIX, CompressedImage
+            else:
+                topic, msg_type = CAMERA_TOPIC, Image
+            self._entities.append(node.create_subscription(msg_type, topic, self._on_image, qos_in))
         if Stream.IMU in streams:
             self._entities.append(node.create_subscription(Imu, IMU_TOPIC, self._on_imu, qos_in))
         self._entities.append(node.create_service(Trigger, RESET_SERVICE, self._on_reset))
@@ -153,7 +165,7 @@ class Flight:
         start = time.perf_counter_ns()
         self._publish(self.loop.on_imu(imu_sample(msg), start))
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg: Image | CompressedImage) -> None:
         start = time.perf_counter_ns()
         self._publish(self.loop.on_image(image_frame(msg), start))
 
