@@ -50,6 +50,7 @@ EXTRAS = {
         "colcon-core",
         "colcon-python-setup-py",
         "colcon-ros",
+        "colcon-bash",
         "ros-ament-package",
     ],
     # The checks ./run.sh test runs before the tests (configured in pyproject.toml).
@@ -102,6 +103,9 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
+        # What `ros2 run` / `ros2 launch` start: plain scripts copied as they are (console-script wrappers
+        # written by `setup.py install` import importlib.metadata first, where Ctrl-C would be a traceback).
+        (f"lib/{PACKAGE}", sorted(glob("bin/*"))),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.*")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         *model_data_files(),
@@ -109,8 +113,9 @@ setup(
     entry_points={
         "console_scripts": [
             "lnn-ros = lnn_ros.cli:main",
-            "lnn_node = lnn_ros.ros.node:main",
-            "sim_drone_node = lnn_ros.sim.ros.node:main",
+            "lnn_node = lnn_ros.ros.entry:lnn_node",
+            "lnn_lifecycle_node = lnn_ros.ros.entry:lnn_lifecycle_node",
+            "sim_drone_node = lnn_ros.ros.entry:sim_drone_node",
         ],
     },
     zip_safe=False,

@@ -35,7 +35,7 @@ PARAMS = """\
     input_qos_depth: 100
     diagnostics_period_s: 0.1
     stale_timeout_s: 5.0
-    frame_id: "fcu"
+    command_frame_id: "fcu"
     # The feeder stamps from the synthetic flight's START_NS, not the node clock; no holds or
     # stop, so cmd_vel holds exactly the policy's commands (docs/failsafe.md).
     max_age_s: 0.0

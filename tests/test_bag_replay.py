@@ -72,7 +72,7 @@ def test_replay_gives_the_runners_commands_and_writes_every_output(tmp_path: Pat
     # The output bag: one TwistStamped per command, stamped with the sensor stamp, frame id of the node.
     written = output_commands(result.out_dir)
     assert [w[1] for w in written] == [c.stamp_ns for c in expected]
-    assert {w[2] for w in written} == {"base_link"}
+    assert {w[2] for w in written} == {"base_stabilized"}  # the node's command_frame_id default
     np.testing.assert_array_equal(np.array([w[3] for w in written]), np.array([c.twist for c in expected]))
     assert all(log - stamp == 1 * MS for log, stamp, _, _ in written)  # logged at the IMU message's arrival
 

@@ -1,366 +1,294 @@
-"""Static checks of every ``launch/*.launch.xml`` (``ros2 launch`` itself is not installable here).
+"""The project's launch files, run with the real ``ros2 launch`` on a colcon install space.
 
-Checked, for each launch file:
+The package is built with ``colcon build`` into a temporary install space once per module and
+every launch file is started from it the way a user starts it, with the launcher built from the
+upstream sources (``tests/ros2_launch.py`` finds and installs it; without it these tests skip
+with one line saying so). One test per launch file and feature:
 
-* it is well-formed XML with a ``<launch>`` root, and every ``$(var NAME)`` refers to an
-  ``<arg>`` (or ``<let>``) of that file; substitutions are limited to ``var``,
-  ``find-pkg-share``, ``env`` (with a default) and ``dirname`` so that paths can be resolved;
-* every ``<node pkg="lnn_ros" exec=...>`` names a console script declared in setup.py whose
-  ``module:function`` exists (setup.cfg installs console scripts in ``lib/lnn_ros``, where
-  ``ros2 run``/``ros2 launch`` look);
-* every ``<param from=...>`` and ``<include file=...>`` resolves (using the ``<arg>`` defaults,
-  ``$(find-pkg-share lnn_ros)`` = this repository) to an existing file that setup.py's
-  ``data_files`` installs into the package's share folder;
-* for every lnn_ros node (:data:`NODES` maps each executable to its parameter module, which
-  exposes ``PARAMETERS``, ``DECLARED_PARAMETERS`` and ``AUTOMATIC_PARAMETERS``: ``lnn_node``
-  -> :mod:`lnn_ros.node_spec.params`, ``sim_drone_node`` -> :mod:`lnn_ros.sim.ros.params`): every key
-  of its parameter files and every ``<param name=...>`` is a parameter the node declares (or
-  one rclpy declares, ``use_sim_time``), literal values pass the node's own type/range check,
-  and every ``<remap from=...>`` is one of the node's topics; its default parameter file in
-  ``config/`` sets every declared parameter to its default;
-* an ``<include>`` of an lnn_ros launch file passes only arguments that file declares, and
-  every argument it requires.
+* ``lnn_node.launch.xml``: parameters from the YAML file, namespace, remaps, policy flown from the
+  remapped inputs, exit code 0 when the launch ends (``tests/launch/lnn_node_launch.py``);
+* ``lnn_lifecycle_node.launch.xml``: every transition over real DDS, hot swap of the bundle, a
+  bundle that does not load (``tests/launch/lnn_lifecycle_launch.py``), and ``autostart:=true``;
+* ``mavros_lnn_node.launch.xml``: the MAVROS topics and ``command_rate_hz`` decimation;
+* ``sim_demo.launch.xml``: the episode completes, the launch ends by itself, the summary is written;
+* launch-time mistakes (missing params file, misspelt parameter, ``use_sim_time:=1``, a numeric
+  ``model_path``): one ``[FATAL]`` line, exit code 1, no traceback;
+* Ctrl-C: SIGINT to the launch alone, to the whole process group as a terminal sends it (each node
+  then gets two SIGINTs: the terminal's and the launcher's), SIGTERM to a node, 20 times at moments
+  spread over the node's start-up, and during the simulator's episode (summary still written):
+  every node ends with exit code 0 ("process has finished cleanly") and no traceback. (SIGTERM to
+  ``ros2 launch`` itself makes the launcher exit at once without stopping its children, upstream's
+  choice; each node then ends on the SIGTERM it got, tested in test_node_process / test_demo_ros.)
 
-Not checked: the rest of the launch grammar (attributes ``ros2 launch`` would reject),
-parameters of other packages' executables, files of other packages, values that are only known at
-launch time (``$(var model_path)``), and whether the bundle at ``model_path`` loads (the node
-tests cover that).
+The static checks that still add something run without ROS: each node's default parameter file
+sets every parameter to its default, and the example parameter files pass the nodes' own checks.
 """
 
 from __future__ import annotations
 
-import ast
-import fnmatch
-import importlib
-import importlib.util
+import json
+import os
 import re
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import pytest
 import yaml
+from ros2_launch import LAUNCH_TESTS, colcon_install, ensure_launcher, launch_env
+from ros_helpers import wait_until_handling_sigterm
 
-from lnn_ros.node_spec.errors import NodeConfigError
-from lnn_ros.node_spec.interface import REMAPPABLE
-from lnn_ros.node_spec.param_table import ParamSpec
+from lnn_ros.node_spec.param_table import params_file_values
+from lnn_ros.node_spec.params import DECLARED_PARAMETERS, PARAMETERS, NodeParams
+from lnn_ros.sim.ros import params as sim_params
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGE = "lnn_ros"
-LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.xml"))
-SUBSTITUTION = re.compile(r"\$\(([\w-]+)((?:\s+[^()\s]+)*)\)")
-CLI_SCRIPT = "lnn-ros"  # the one console script that is not a node
+MODELS = REPO / "models"
+BUNDLE = MODELS / "drone_mlp"  # shipped: the launch tests need no torch
+OTHER_BUNDLE = MODELS / "drone_cfc"
+FINISHED = re.compile(r"\[INFO\] \[(?P<name>[\w-]+)\]: process has finished cleanly")
+DIED = re.compile(r"\[(?P<name>[\w-]+)\]: process has died \[pid \d+, exit code (?P<code>-?\d+)")
 
 
-@dataclass(frozen=True)
-class NodeTable:
-    """What the checks know of one lnn_ros node executable.
-
-    Attributes:
-        module: its parameter module (``PARAMETERS``, ``DECLARED_PARAMETERS``, ``AUTOMATIC_PARAMETERS``).
-        defaults_file: its parameter file in ``config/`` (every declared parameter at its default).
-        remappable: the topic names a launch file may remap on it.
-    """
-
-    module: str
-    defaults_file: str
-    remappable: tuple[str, ...]
-
-    @property
-    def parameters(self) -> ModuleType:
-        return importlib.import_module(self.module)
-
-    @property
-    def names(self) -> set[str]:
-        """Every name a parameter file may set for the node."""
-        return set(self.parameters.DECLARED_PARAMETERS) | set(self.parameters.AUTOMATIC_PARAMETERS)
-
-    @property
-    def specs(self) -> dict[str, ParamSpec]:
-        return {spec.name: spec for spec in self.parameters.PARAMETERS}
-
-
-NODES: dict[str, NodeTable] = {
-    "lnn_node": NodeTable("lnn_ros.node_spec.params", "config/lnn_node.yaml", REMAPPABLE),
-    # The simulator publishes and subscribes the same relative topics (lnn_ros.node_spec.interface).
-    "sim_drone_node": NodeTable("lnn_ros.sim.ros.params", "config/sim_drone.yaml", REMAPPABLE),
-}
-
-
-class Unresolvable(Exception):
-    """A value that is only known at launch time (an argument without default, another package)."""
-
-
-# ---------------------------------------------------------------------- setup.py
-def _setup_call() -> ast.Call:
-    tree = ast.parse((REPO / "setup.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setup":
-            return node
-    raise AssertionError("setup.py has no setup(...) call.")
-
-
-def console_scripts() -> dict[str, str]:
-    """``name -> module:function`` of the installed distribution (pyproject.toml's ``[project.scripts]``)."""
-    from importlib.metadata import distribution
-
-    return {ep.name: ep.value for ep in distribution("lnn_ros").entry_points if ep.group == "console_scripts"}
-
-
-def installed_share_patterns() -> list[str]:
-    """The repo-relative glob patterns setup.py's ``data_files`` install (``glob("config/*.yaml")``, ...)."""
-    keyword = next(k for k in _setup_call().keywords if k.arg == "data_files")
-    return [
-        node.args[0].value
-        for node in ast.walk(keyword.value)
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "glob" and isinstance(node.args[0], ast.Constant)
-    ] + ["package.xml"]
-
-
-def target_exists(target: str) -> bool:
-    module, _, function = target.partition(":")
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        return False
-    tree = ast.parse(Path(spec.origin).read_text())
-    return any(isinstance(node, ast.FunctionDef) and node.name == function for node in tree.body)
-
-
-# ---------------------------------------------------------------------- launch files
-@dataclass
-class LaunchFile:
-    path: Path
-    root: ET.Element
-    args: dict[str, str | None]  # name -> default (None: required)
-
-    @classmethod
-    def read(cls, path: Path) -> LaunchFile:
-        root = ET.parse(path).getroot()
-        assert root.tag == "launch", f"{path.name}: root element is <{root.tag}>, not <launch>."
-        args: dict[str, str | None] = {}
-        for element in root.iter():
-            if element.tag in ("arg", "let") and element.get("name") and element not in _include_args(root):
-                args[element.get("name")] = element.get("default", element.get("value"))
-        return cls(path, root, args)
-
-    def resolve(self, text: str, args: dict[str, str | None] | None = None) -> str:
-        """Substitute ``$(...)``; raises Unresolvable for launch-time values."""
-        values = self.args if args is None else args
-
-        def substitute(match: re.Match[str]) -> str:
-            kind, rest = match.group(1), match.group(2).split()
-            if kind == "var":
-                if rest[0] not in values:
-                    raise AssertionError(f"{self.path.name}: $(var {rest[0]}) has no <arg name={rest[0]!r}>.")
-                value = values[rest[0]]
-                if value is None:
-                    raise Unresolvable(f"$(var {rest[0]}) has no default")
-                return self.resolve(value, values)
-            if kind == "find-pkg-share":
-                if rest[0] != PACKAGE:
-                    raise Unresolvable(f"package {rest[0]}")
-                return str(REPO)
-            if kind == "env":
-                if len(rest) < 2:
-                    raise Unresolvable(f"$(env {rest[0]}) has no default")
-                return rest[1]
-            if kind == "dirname":
-                return str(self.path.parent)
-            raise AssertionError(
-                f"{self.path.name}: substitution $({kind} ...) is not understood by tests/test_launch_files.py; "
-                "use var, find-pkg-share, env or dirname, or teach the test the new one."
-            )
-
-        return SUBSTITUTION.sub(substitute, text)
-
-    def used_vars(self) -> set[str]:
-        names = set()
-        for element in self.root.iter():
-            for value in element.attrib.values():
-                names |= {m.group(2).split()[0] for m in SUBSTITUTION.finditer(value) if m.group(1) == "var"}
-        return names
-
-
-def _include_args(root: ET.Element) -> list[ET.Element]:
-    return [arg for include in root.iter("include") for arg in include.findall("arg")]
-
-
-def shared_file(launch: LaunchFile, text: str) -> Path | None:
-    """Resolve a file reference; None if it is only known at launch time."""
-    try:
-        resolved = Path(launch.resolve(text))
-    except Unresolvable:
-        return None
-    assert resolved.is_file(), f"{launch.path.name}: {text!r} resolves to {resolved}, which does not exist."
-    if resolved.is_relative_to(REPO) and text.startswith(f"$(find-pkg-share {PACKAGE})"):
-        relative = resolved.relative_to(REPO).as_posix()
-        patterns = installed_share_patterns()
-        assert any(fnmatch.fnmatch(relative, p) for p in patterns), (
-            f"{launch.path.name}: {relative} is not installed into share/{PACKAGE} by setup.py data_files {patterns}."
-        )
-    return resolved
-
-
-def flatten(parameters: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in parameters.items():
-        name = f"{prefix}{key}"
-        flat.update(flatten(value, f"{name}.") if isinstance(value, dict) else {name: value})
-    return flat
-
-
-def parameter_file_values(path: Path, node_name: str) -> dict[str, Any]:
-    """The parameters a YAML file sets for ``node_name`` (``/**`` and name-matching sections)."""
-    data = yaml.safe_load(path.read_text()) or {}
-    assert isinstance(data, dict), f"{path.name}: must be a mapping of node name -> ros__parameters."
-    values: dict[str, Any] = {}
-    for key, section in data.items():
-        assert isinstance(section, dict) and set(section) == {"ros__parameters"}, (
-            f"{path.name}: section {key!r} must hold exactly 'ros__parameters', got {sorted(section or {})}."
-        )
-        if key in ("/**", node_name, f"/{node_name}") or key.endswith(f"/{node_name}"):
-            values.update(flatten(section["ros__parameters"]))
-    return values
-
-
-def check_node_parameters(executable: str, where: str, values: dict[str, Any]) -> None:
-    """Every name is one the node declares; every literal value passes the node's own check."""
-    table = NODES[executable]
-    names, specs = table.names, table.specs
-    for name, value in values.items():
-        assert name in names, f"{where}: {executable} declares no parameter {name!r}; it declares {sorted(names)}."
-        if name in specs and not (isinstance(value, str) and "$(" in value):
-            specs[name].check(value)
-
-
-# ---------------------------------------------------------------------- tests
-def test_there_is_a_launch_file_for_the_node() -> None:
-    assert (REPO / "launch" / "lnn_node.launch.xml") in LAUNCH_FILES
-
-
-def test_every_node_executable_has_a_parameter_table() -> None:
-    nodes = {name for name in console_scripts() if name != CLI_SCRIPT}
-    assert set(NODES) == nodes, f"console scripts {sorted(nodes)} vs parameter tables {sorted(NODES)}"
-    launched = {node.get("exec") for path in LAUNCH_FILES for node in LaunchFile.read(path).root.iter("node")}
-    assert set(NODES) <= launched, f"nodes no launch file starts: {sorted(set(NODES) - launched)}"
-
-
-@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
-def test_launch_file(path: Path) -> None:
-    launch = LaunchFile.read(path)
-    undeclared = launch.used_vars() - set(launch.args)
-    assert not undeclared, f"{path.name}: $(var ...) without <arg>: {sorted(undeclared)}."
-    scripts = console_scripts()
-    for node in launch.root.iter("node"):
-        pkg, exe = node.get("pkg"), node.get("exec")
-        assert pkg and exe, f"{path.name}: <node> needs pkg and exec, got {node.attrib}."
-        if pkg != PACKAGE:
-            continue
-        assert exe in scripts, f"{path.name}: exec {exe!r} is not a console script in setup.py ({sorted(scripts)})."
-        assert target_exists(scripts[exe]), f"{path.name}: {exe} -> {scripts[exe]} does not exist."
-        assert exe in NODES, f"{path.name}: no parameter table for {exe!r}; add its parameter module to NODES."
-        try:
-            node_name = launch.resolve(node.get("name", exe))
-        except Unresolvable:
-            node_name = exe
-        for param in node.findall("param"):
-            if param.get("from") is not None:
-                file = shared_file(launch, param.get("from", ""))
-                if file is not None:
-                    check_node_parameters(exe, f"{path.name} -> {file.name}", parameter_file_values(file, node_name))
-            else:
-                value = param.get("value", "")
-                try:
-                    resolved: Any = yaml.safe_load(launch.resolve(value))
-                except Unresolvable:
-                    resolved = value
-                check_node_parameters(exe, path.name, {param.get("name", ""): resolved})
-        remappable = NODES[exe].remappable
-        for remap in node.findall("remap"):
-            assert remap.get("from") in remappable, (
-                f"{path.name}: remap from {remap.get('from')!r} matches no {exe} topic {list(remappable)}."
-            )
-    for include in launch.root.iter("include"):
-        target = shared_file(launch, include.get("file", ""))
-        if target is None or not target.name.endswith(".launch.xml") or target.parent != REPO / "launch":
-            continue
-        included = LaunchFile.read(target)
-        passed = {arg.get("name") for arg in include.findall("arg")}
-        assert passed <= set(included.args), f"{path.name}: include {target.name} passes unknown args {sorted(passed - set(included.args))}."
-        missing = {name for name, default in included.args.items() if default is None} - passed
-        assert not missing, f"{path.name}: include {target.name} lacks required args {sorted(missing)}."
-
-
-def test_node_launch_file_exposes_model_params_remaps_namespace_and_sim_time() -> None:
-    launch = LaunchFile.read(REPO / "launch" / "lnn_node.launch.xml")
-    assert launch.args["model_path"] is None  # required
-    for name in ("params_file", "namespace", "imu_topic", "camera_topic", "cmd_vel_topic", "use_sim_time"):
-        assert name in launch.args, name
-    (node,) = launch.root.iter("node")
-    assert {r.get("from") for r in node.findall("remap")} == set(REMAPPABLE)
-    assert node.get("namespace") == "$(var namespace)"
-
-
-@pytest.mark.parametrize("executable", list(NODES))
-def test_default_parameter_file_lists_every_parameter_with_its_default(executable: str) -> None:
-    table = NODES[executable]
-    values = parameter_file_values(REPO / table.defaults_file, executable)
-    assert set(values) == set(table.parameters.DECLARED_PARAMETERS)
-    for spec in table.parameters.PARAMETERS:
+# ---------------------------------------------------------------------- without ROS
+@pytest.mark.parametrize(
+    ("path", "specs", "node"),
+    [("config/lnn_node.yaml", PARAMETERS, "lnn_node"), ("config/sim_drone.yaml", sim_params.PARAMETERS, "sim_drone_node")],
+)
+def test_default_parameter_file_sets_every_parameter_to_its_default(path: str, specs: tuple, node: str) -> None:
+    values = params_file_values(REPO / path, node)
+    assert set(values) == {spec.name for spec in specs}
+    for spec in specs:
         assert spec.check(values[spec.name]) == spec.check(spec.default), spec.name
 
 
-def test_the_parameter_checks_catch_mistakes(tmp_path: Path) -> None:
-    """The checker itself: an unknown parameter and a value out of range fail, for each node."""
-    bad_yaml = tmp_path / "bad.yaml"
-    bad_yaml.write_text("/**:\n  ros__parameters:\n    stale_timeout: 1.0\n")
-    with pytest.raises(AssertionError, match="lnn_node declares no parameter 'stale_timeout'"):
-        check_node_parameters("lnn_node", "bad.yaml", parameter_file_values(bad_yaml, "lnn_node"))
-    with pytest.raises(NodeConfigError, match="must be in"):
-        check_node_parameters("lnn_node", "x", {"failsafe_rate_hz": 0.0})
-    with pytest.raises(AssertionError, match="sim_drone_node declares no parameter 'model_path'"):
-        check_node_parameters("sim_drone_node", "x", {"model_path": "/b"})
-    with pytest.raises(NodeConfigError, match="'foggy'; use one of"):
-        check_node_parameters("sim_drone_node", "x", {"variant": "foggy"})
+def test_example_parameter_files_pass_the_nodes_checks() -> None:
+    mavros = NodeParams.from_params_file(REPO / "config" / "lnn_node_mavros.yaml", model_path="/b")
+    assert (mavros.command_rate_hz, mavros.command_frame_id) == (50.0, "base_stabilized")
+    setpoint = yaml.safe_load((REPO / "config" / "mavros_setpoint_velocity.yaml").read_text())
+    assert setpoint == {"/**/setpoint_velocity": {"ros__parameters": {"mav_frame": "BODY_NED"}}}
+    assert set(DECLARED_PARAMETERS) >= set(params_file_values(REPO / "config" / "lnn_node_mavros.yaml", "lnn_node"))
 
 
-SIM_PARAMS = "sim_drone_node:\n  ros__parameters:\n    seeds: 3\n"  # written to {sim_params} below
-BAD_LAUNCH_FILES: dict[str, tuple[str, type[Exception], str]] = {
-    "missing parameter file": (
-        '<launch><arg name="p" default="$(find-pkg-share lnn_ros)/config/missing.yaml"/>'
-        '<node pkg="lnn_ros" exec="lnn_node"><param from="$(var p)"/></node></launch>',
-        AssertionError, "does not exist",
-    ),
-    "unknown executable": ('<launch><node pkg="lnn_ros" exec="lnn_nodes"/></launch>', AssertionError, "not a console script"),
-    "unknown topic remapped": (
-        '<launch><node pkg="lnn_ros" exec="lnn_node"><remap from="imu/data" to="x"/></node></launch>',
-        AssertionError, "matches no lnn_node topic",
-    ),
-    "undeclared argument": ('<launch><node pkg="lnn_ros" exec="lnn_node" name="$(var n)"/></launch>', AssertionError, "without <arg>"),
-    # The simulator node's parameters and remaps are checked as the policy node's are.
-    "simulator parameter file with an unknown name": (
-        '<launch><node pkg="lnn_ros" exec="sim_drone_node"><param from="{sim_params}"/></node></launch>',
-        AssertionError, "sim_drone_node declares no parameter 'seeds'",
-    ),
-    "simulator parameter out of range": (
-        '<launch><node pkg="lnn_ros" exec="sim_drone_node"><param name="duration_s" value="0.0"/></node></launch>',
-        NodeConfigError, "'duration_s' is 0.0 but must be in",
-    ),
-    "simulator topic that is not remappable": (
-        '<launch><node pkg="lnn_ros" exec="sim_drone_node"><remap from="clock" to="x"/></node></launch>',
-        AssertionError, "matches no sim_drone_node topic",
-    ),
-}
+# ---------------------------------------------------------------------- the real launcher
 
 
-@pytest.mark.parametrize("case", list(BAD_LAUNCH_FILES))
-def test_the_launch_checks_catch_mistakes(case: str, tmp_path: Path) -> None:
-    text, error, fragment = BAD_LAUNCH_FILES[case]
-    sim_params = tmp_path / "sim.yaml"
-    sim_params.write_text(SIM_PARAMS)
-    launch_path = tmp_path / "bad.launch.xml"
-    launch_path.write_text(text.replace("{sim_params}", str(sim_params)))
-    with pytest.raises(error, match=fragment):
-        test_launch_file(launch_path)
+@pytest.fixture(scope="module")
+def install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    reason = ensure_launcher()
+    if reason is not None:
+        pytest.skip(reason)
+    return colcon_install(tmp_path_factory.mktemp("colcon"))
+
+
+@pytest.fixture
+def env(install: Path, ros_env: dict[str, str]) -> dict[str, str]:
+    return launch_env(install, ros_env)
+
+
+def launch_test(env: dict[str, str], name: str, *args: str, timeout_s: float = 180.0) -> str:
+    """Run ``launch_test tests/launch/<name> args...``; fails with its output unless every test passed."""
+    result = subprocess.run(
+        ["launch_test", str(LAUNCH_TESTS / name), *args], env=env, capture_output=True, text=True, timeout=timeout_s
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "FAILED" not in output and "Traceback" not in output, output
+    return output
+
+
+@pytest.mark.ros
+def test_lnn_node_launch_file_parameters_namespace_and_remaps(env: dict[str, str], tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "/**:\n  ros__parameters:\n    stale_timeout_s: 0.25\n    diagnostics_period_s: 0.2\n"
+        "    command_frame_id: fc_heading\n    input_qos_depth: 7\n"
+    )
+    launch_test(env, "lnn_node_launch.py", f"model_path:={BUNDLE}", f"params_file:={params}")
+
+
+@pytest.mark.ros
+def test_lifecycle_launch_file_through_every_transition(env: dict[str, str], tmp_path: Path) -> None:
+    broken = tmp_path / "broken_bundle"
+    broken.mkdir()
+    (broken / "manifest.yaml").write_text("format: [not closed\n")
+    env = {**env, "LNN_TEST_GOOD_MODEL": str(BUNDLE), "LNN_TEST_OTHER_MODEL": str(OTHER_BUNDLE)}
+    launch_test(env, "lnn_lifecycle_launch.py", f"model_path:={broken}")
+
+
+@pytest.mark.ros
+def test_lifecycle_launch_file_autostart(env: dict[str, str]) -> None:
+    launch_test(env, "lnn_lifecycle_autostart_launch.py", f"model_path:={BUNDLE}")
+
+
+@pytest.mark.ros
+def test_mavros_example_launch_file_topics_and_command_rate(env: dict[str, str]) -> None:
+    launch_test(env, "mavros_example_launch.py", f"model_path:={BUNDLE}")
+
+
+# ---------------------------------------------------------------------- ros2 launch as a user runs it
+class Launch:
+    """``ros2 launch lnn_ros <file> args...`` in a process group of its own (as a terminal starts it)."""
+
+    def __init__(self, env: dict[str, str], log: Path, launch_file: str, *args: str) -> None:
+        self.log = log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                ["ros2", "launch", "lnn_ros", launch_file, *args],
+                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, pattern: str, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not re.search(pattern, self.output):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(f"no line matching {pattern!r} within {timeout_s} s; output:\n{self.output}")
+            time.sleep(0.02)
+
+    def pid_of(self, node: str) -> int:
+        match = re.search(rf"\[{node}-\d+\]: process started with pid \[(\d+)\]", self.output)
+        assert match, self.output
+        return int(match.group(1))
+
+    def signal_group(self, sig: signal.Signals) -> None:
+        """What a terminal's Ctrl-C does: the signal to every process of the group."""
+        os.killpg(self.process.pid, sig)
+
+    def wait(self, timeout_s: float = 60.0) -> int:
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"ros2 launch did not end within {timeout_s} s; output:\n{self.output}")
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+
+
+@pytest.fixture
+def launches() -> Iterator[list[Launch]]:
+    started: list[Launch] = []
+    yield started
+    for launch in started:  # a failed test must not leave nodes behind
+        if launch.process.poll() is None:
+            launch.kill()
+
+
+def assert_clean_exit(output: str, nodes: set[str]) -> None:
+    """Every node in ``nodes`` (launch's process names without the ``-N``) finished cleanly; no traceback."""
+    finished = {re.sub(r"-\d+$", "", m.group("name")) for m in FINISHED.finditer(output)}
+    died = [m.group(0) for m in DIED.finditer(output)]
+    assert not died, f"{died}\n{output}"
+    assert nodes <= finished, f"not finished cleanly: {sorted(nodes - finished)}\n{output}"
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize(
+    "how", ["SIGINT to ros2 launch", "SIGINT to the group (Ctrl-C)", "SIGTERM to the node"]
+)
+def test_stopping_the_launch_ends_the_node_with_exit_code_0(
+    how: str, env: dict[str, str], tmp_path: Path, launches: list[Launch]
+) -> None:
+    launch = Launch(env, tmp_path / "launch.log", "lnn_node.launch.xml", f"model_path:={BUNDLE}")
+    launches.append(launch)
+    launch.wait_for(r"\[lnn_node\]: Flying bundle")
+    if how == "SIGINT to ros2 launch":
+        launch.process.send_signal(signal.SIGINT)
+    elif how == "SIGTERM to the node":  # what kill or a process manager sends; the launch then ends by itself
+        os.kill(launch.pid_of("lnn_node"), signal.SIGTERM)
+    else:
+        launch.signal_group(signal.SIGINT)
+    assert launch.wait() == 0, launch.output
+    assert_clean_exit(launch.output, {"lnn_node"})
+
+
+@pytest.mark.ros
+def test_ctrl_c_20_times_at_any_point_of_start_up(env: dict[str, str], tmp_path: Path, launches: list[Launch]) -> None:
+    """Ctrl-C while the node imports, inits rclpy, loads the bundle, or spins: always exit code 0, no traceback."""
+    for run in range(20):
+        launch = Launch(env, tmp_path / f"launch{run}.log", "lnn_node.launch.xml", f"model_path:={BUNDLE}")
+        launches.append(launch)
+        launch.wait_for(r"\[lnn_node-1\]: process started")
+        # From the moment lnn_ros code runs (before that the Python interpreter itself is starting up,
+        # docs/ros.md), 0 .. 1.2 s: imports, rclpy.init, bundle load, warm-up, then spinning.
+        wait_until_handling_sigterm(launch.pid_of("lnn_node"))
+        time.sleep(0.065 * run)
+        launch.signal_group(signal.SIGINT)
+        assert launch.wait() == 0, launch.output
+        assert_clean_exit(launch.output, {"lnn_node"})
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize(
+    ("case", "args", "fragment"),
+    [
+        ("missing params_file", ("params_file:=/nonexistent/params.yaml",), "Parameter file '/nonexistent/params.yaml' does not exist"),
+        ("misspelt parameter", ("params_file:={typo}",), "Unknown lnn_node parameter 'stale_timout_s' (did you mean 'stale_timeout_s'?)"),
+        ("use_sim_time not a bool", ("use_sim_time:=1",), "'use_sim_time'"),
+        ("numeric model_path", ("model_path:=2024",), "Bundle folder '2024' does not exist"),
+    ],
+)
+def test_launch_time_mistakes_are_one_fatal_line(
+    case: str, args: tuple[str, ...], fragment: str, env: dict[str, str], tmp_path: Path, launches: list[Launch]
+) -> None:
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("/**:\n  ros__parameters:\n    stale_timout_s: 0.2\n")
+    launch = Launch(env, tmp_path / "launch.log", "lnn_node.launch.xml", f"model_path:={BUNDLE}", *(a.format(typo=typo) for a in args))
+    launches.append(launch)
+    assert launch.wait() == 0, launch.output  # the launch itself ends when its only node has
+    output = launch.output
+    fatal = [line for line in output.splitlines() if "[FATAL]" in line]
+    assert len(fatal) == 1 and fragment in fatal[0], output
+    assert [m.group("code") for m in DIED.finditer(output)] == ["1"], output
+    assert "Traceback" not in output
+
+
+@pytest.fixture
+def sim_params(tmp_path: Path) -> Path:
+    pytest.importorskip("rotorpy", reason="the simulator needs the 'sim' extra")
+    path = tmp_path / "sim.yaml"
+    path.write_text(
+        f"/**:\n  ros__parameters:\n    duration_s: 3.0\n    summary_path: {tmp_path / 'summary.json'}\n"
+        "    wait_for_policy_s: 60.0\n"
+    )
+    return path
+
+
+@pytest.mark.ros
+def test_sim_demo_launch_file_completes_and_writes_the_summary(
+    env: dict[str, str], tmp_path: Path, sim_params: Path, launches: list[Launch]
+) -> None:
+    launch = Launch(env, tmp_path / "launch.log", "sim_demo.launch.xml", f"sim_params_file:={sim_params}")
+    launches.append(launch)
+    assert launch.wait(timeout_s=120) == 0, launch.output
+    assert_clean_exit(launch.output, {"sim_drone_node", "lnn_node"})
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["completed"] is True and summary["commands_matched"] > 0, summary
+
+
+@pytest.mark.ros
+def test_ctrl_c_during_the_sim_demo_still_writes_the_summary(
+    env: dict[str, str], tmp_path: Path, sim_params: Path, launches: list[Launch]
+) -> None:
+    launch = Launch(env, tmp_path / "launch.log", "sim_demo.launch.xml", f"sim_params_file:={sim_params}")
+    launches.append(launch)
+    launch.wait_for(r"Policy node found; starting the clock", timeout_s=90)
+    time.sleep(0.5)
+    launch.signal_group(signal.SIGINT)
+    assert launch.wait() == 0, launch.output
+    assert_clean_exit(launch.output, {"sim_drone_node", "lnn_node"})
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["completed"] is False, summary
+    assert "Episode interrupted" in launch.output

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -15,8 +18,10 @@ from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.replay import ReplayConfig, replay_bag
 from lnn_ros.node_spec.errors import NodeConfigError
 from lnn_ros.node_spec.interface import check_streams_fed
-from lnn_ros.node_spec.param_table import ParamSpec, check_values
-from lnn_ros.node_spec.params import NodeParams, ParamType
+from lnn_ros.node_spec.param_table import ParamSpec, ParamType, check_values
+from lnn_ros.node_spec.params import NodeParams
+from lnn_ros.ros.entry import SIM_INSTALL
+from lnn_ros.ros.rate_limit import RateLimit
 from lnn_ros.runtime import Stream, Summary, WatchdogStatus
 from lnn_ros.runtime.counters import DROPPED_NAMES
 from lnn_ros.runtime.report import Level, build_report
@@ -62,7 +67,8 @@ def test_defaults_are_px4_friendly() -> None:
         ({"model_path": "/b", "input_qos_depth": True}, "'input_qos_depth' must be an integer"),
         ({"model_path": "/b", "input_qos_reliability": "fast"}, "'fast'; use one of ['best_effort', 'reliable']"),
         ({"model_path": "/b", "execution_providers": ["cpu", "npu"]}, "'npu'; use one of"),
-        ({"model_path": "/b", "stale_timeout": 1.0}, "Unknown lnn_node parameters ['stale_timeout']"),
+        ({"model_path": "/b", "stale_timeout": 1.0}, "Unknown lnn_node parameter 'stale_timeout' (did you mean 'stale_timeout_s'?)"),
+        ({"model_path": "/b", "frame_id": "x", "zzz": 1}, "Unknown lnn_node parameters 'frame_id' (did you mean 'command_frame_id'?), 'zzz';"),
     ],
 )
 def test_invalid_values_are_clear_errors(values: dict[str, object], fragment: str) -> None:
@@ -82,7 +88,7 @@ def test_checks_raise_the_nodes_own_error() -> None:
     with pytest.raises(SimError, match=r"'rate_hz' must be a double, got 'x'"):
         spec.check("x", SimError)
     assert check_values([spec], {}, "n") == {"rate_hz": 1.0}
-    with pytest.raises(SimError, match=r"Unknown n parameters \['rate'\]; known ones are \['rate_hz'\]"):
+    with pytest.raises(SimError, match=r"Unknown n parameter 'rate' \(did you mean 'rate_hz'\?\).* Known ones: \['rate_hz'\]"):
         check_values([spec], {"rate": 1.0}, "n", SimError)
 
 
@@ -105,26 +111,26 @@ def test_shipped_parameter_file_gives_the_defaults() -> None:
 def test_parameter_file_sections_apply_in_order_and_overrides_last(tmp_path: Path) -> None:
     path = _params_file(
         tmp_path,
-        "/**:\n  ros__parameters:\n    frame_id: all\n    stale_timeout_s: 0.2\n    use_sim_time: true\n"
-        "other_node:\n  ros__parameters:\n    frame_id: other\n"
-        "lnn_node:\n  ros__parameters:\n    frame_id: mine\n    stats_window: 50\n"
+        "/**:\n  ros__parameters:\n    command_frame_id: all\n    stale_timeout_s: 0.2\n    use_sim_time: true\n"
+        "other_node:\n  ros__parameters:\n    command_frame_id: other\n"
+        "lnn_node:\n  ros__parameters:\n    command_frame_id: mine\n    stats_window: 50\n"
         "/lnn_node:\n  ros__parameters:\n    stats_window: 60\n",
     )
     params = NodeParams.from_params_file(path, model_path="/b", stats_window=70)
-    assert (params.frame_id, params.stale_timeout_s, params.stats_window) == ("mine", 0.2, 70)
+    assert (params.command_frame_id, params.stale_timeout_s, params.stats_window) == ("mine", 0.2, 70)
     assert NodeParams.from_params_file(path, model_path="/b").stats_window == 60
     renamed = NodeParams.from_params_file(path, node_name="other_node", model_path="/b")
-    assert (renamed.frame_id, renamed.stats_window) == ("other", 1000)
+    assert (renamed.command_frame_id, renamed.stats_window) == ("other", 1000)
 
 
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        (None, "Cannot read node parameter file"),
-        ("a: [1\n", "Cannot read node parameter file"),
+        (None, "Cannot read parameter file"),
+        ("a: [1\n", "Cannot read parameter file"),
         ("- 1\n", "must be a mapping of node names, got list"),
         ("other_node:\n  ros__parameters: {}\n", "has no '/**' or 'lnn_node' section with ros__parameters; it has ['other_node']"),
-        ("/**:\n  ros__parameters:\n    stale_timeout: 1.0\n", "params.yaml': Unknown lnn_node parameters ['stale_timeout']"),
+        ("/**:\n  ros__parameters:\n    stale_timeout: 1.0\n", "params.yaml': Unknown lnn_node parameter 'stale_timeout' (did you mean 'stale_timeout_s'?)"),
         ("/**:\n  ros__parameters:\n    input_qos_depth: 0\n", "params.yaml': Parameter 'input_qos_depth' is 0 but must be in"),
     ],
 )
@@ -188,3 +194,69 @@ def test_report_levels_and_values() -> None:
     stale = _report(WatchdogStatus.STALE, counters)
     assert stale.level is Level.ERROR and "stale input camera" in stale.message
     assert dict(stale.values)["failsafe"] == "true"
+
+
+def test_simulator_parameter_values_are_checked() -> None:
+    with pytest.raises(SimError, match="variant"):
+        lnn_ros.sim.ros.params.SimNodeParams.from_values({"variant": "foggy"})
+    with pytest.raises(SimError, match="deadline_ms"):
+        lnn_ros.sim.ros.params.SimNodeParams.from_values({"deadline_ms": 0.0})
+    with pytest.raises(SimError, match=r"Unknown sim_drone_node parameter 'deadline' \(did you mean 'deadline_ms'\?\)"):
+        lnn_ros.sim.ros.params.SimNodeParams.from_values({"deadline": 5.0})
+
+
+# ---------------------------------------------------------------------- command_rate_hz
+MS = 1_000_000
+
+
+def test_rate_limit_passes_one_command_per_period_of_sensor_time() -> None:
+    limit = RateLimit(50.0)
+    stamps = [k * 5 * MS for k in range(200)]  # 200 Hz
+    passed = [s for s in stamps if limit.passes(s)]
+    assert passed == stamps[::4]  # every 20 ms
+
+
+def test_rate_limit_absorbs_jitter_without_drifting_slower() -> None:
+    limit = RateLimit(50.0)
+    jitter = [0, 400_000, -300_000, 200_000, -400_000]
+    stamps = [k * 5 * MS + jitter[k % 5] for k in range(400)]
+    passed = [s for s in stamps if limit.passes(s)]
+    assert len(passed) == 100  # 2 s of stamps at 50 Hz
+    assert min(b - a for a, b in itertools.pairwise(passed)) >= 18 * MS
+
+
+def test_rate_limit_restarts_after_a_gap_or_a_stamp_going_back() -> None:
+    limit = RateLimit(10.0)
+    assert limit.passes(0) and not limit.passes(50 * MS) and limit.passes(100 * MS)
+    assert limit.passes(1_000 * MS)  # a gap: publish at once
+    assert limit.passes(10 * MS)  # stamps went back (a reset, a looped bag): publish at once
+    assert not limit.passes(20 * MS)
+    assert all(RateLimit(0.0).passes(s) for s in (0, 1, 1, 0))  # 0 = no limit
+    limit.reset()
+    assert limit.passes(20 * MS)
+
+
+def test_tensorrt_engine_cache_and_fp16_reach_the_provider_options() -> None:
+    params = NodeParams.from_values(
+        {"model_path": "/b", "execution_providers": ["tensorrt", "cpu"], "tensorrt_engine_cache_path": "/var/cache/lnn", "tensorrt_fp16": True}
+    )
+    session = params.engine_config().session
+    assert session.provider_options("TensorrtExecutionProvider") == {
+        "trt_fp16_enable": "True", "trt_engine_cache_enable": "True", "trt_engine_cache_path": "/var/cache/lnn",
+    }
+    assert session.provider_options("CPUExecutionProvider") == {}
+    plain = NodeParams.from_values({"model_path": "/b"}).engine_config().session
+    assert plain.provider_options("TensorrtExecutionProvider") == {"trt_fp16_enable": "False"}
+
+
+def test_an_executable_whose_module_is_missing_says_what_to_install_in_one_line() -> None:
+    """What sim_drone_node does on a robot install without rotorpy (run in a subprocess: it installs signal handlers)."""
+    code = (
+        "import sys; from lnn_ros.ros import entry; "
+        "sys.exit(entry._run('lnn_ros_test_no_such_module', 'sim_drone_node', entry.SIM_INSTALL))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"[FATAL] [sim_drone_node]: Python module 'lnn_ros_test_no_such_module' is not installed; {SIM_INSTALL}."
+    ]

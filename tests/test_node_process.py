@@ -34,7 +34,7 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_helpers import stop_process
+from ros_helpers import stop_process, wait_until_handling_sigterm
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, Imu
 from std_srvs.srv import Trigger
@@ -228,8 +228,9 @@ class Driver:
 
 @pytest.fixture
 def driver(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Driver]:
-    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY", "RMW_IMPLEMENTATION"):
+    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION"):
         monkeypatch.setenv(key, ros_env[key])
+    monkeypatch.delenv("ROS_LOCALHOST_ONLY", raising=False)
     monkeypatch.delenv("ROS_STATIC_PEERS", raising=False)
     ros_driver = Driver(ros_env)
     try:
@@ -295,7 +296,7 @@ def test_irregular_imu_and_camera_streams_match_offline_runner(
     messages = irregular_stream(seed=11, seconds=1.0)
     expected, runner = offline(camera_bundle, messages)
     assert len(expected) > 150 and runner.counters_dict()["camera_waiting"] > 0
-    with node_process(ros_env, tmp_path / "node.log", camera_bundle, frame_id="fc_body", **RELIABLE, **FAST_DIAGNOSTICS):
+    with node_process(ros_env, tmp_path / "node.log", camera_bundle, command_frame_id="fc_body", **RELIABLE, **FAST_DIAGNOSTICS):
         driver.wait_for_node(("imu", "camera"))
         driver.play(messages, expected)
         received = driver.commands_with({c.stamp_ns for c in expected})
@@ -517,6 +518,9 @@ BAD_CONFIGS = {
     "unknown provider": (None, {"execution_providers": ["gpu"]}, "'gpu'; use one of"),
     "tampered bundle": ("tampered", {}, "SHA-256"),
     "vector bundle": ("vector", {}, "reads 'vector' features"),
+    "misspelt parameter": (None, {"stale_timout_s": 0.2}, "Unknown lnn_node parameter 'stale_timout_s' (did you mean 'stale_timeout_s'?)"),
+    "use_sim_time not a bool": (None, {"use_sim_time": 1}, "'use_sim_time'"),
+    "numeric model_path": ("2024", {}, "'model_path' must be a string"),
 }
 
 
@@ -545,6 +549,37 @@ def test_unparsable_command_line_exits_1_without_traceback(ros_env: dict[str, st
     assert code == 1, output
     assert "[FATAL] [lnn_node]: ROS could not start" in output and "stale_timeout_s" in output
     assert "Traceback" not in output
+    code, output = run_to_exit(ros_env, imu_bundle, "--params-file", "/nonexistent/lnn_node.yaml")
+    assert code == 1, output
+    assert "[FATAL] [lnn_node]: Parameter file '/nonexistent/lnn_node.yaml' does not exist" in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.05, 0.2, 0.5, 1.0])
+def test_signals_during_start_up_and_a_second_one_end_the_node_with_exit_code_0(
+    delay_s: float, ros_env: dict[str, str], tmp_path: Path, camera_bundle: Path
+) -> None:
+    """SIGINT while importing / in rclpy.init / loading the bundle, then two more while it shuts down.
+
+    Counted from the moment lnn_ros's handlers are in place; before that the process is the Python
+    interpreter starting up, where no lnn_ros code runs (docs/ros.md, "Shutdown").
+    """
+    log = tmp_path / "node.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(node_command(camera_bundle), env=ros_env, stdout=out, stderr=subprocess.STDOUT)
+    wait_until_handling_sigterm(process.pid)
+    time.sleep(delay_s)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if process.poll() is None:
+            process.send_signal(sig)
+    try:
+        code = process.wait(timeout=20)
+    finally:
+        stop_process(process, log, signal.SIGKILL, timeout_s=1.0)
+    assert code == 0, log.read_text()
+    assert "Traceback" not in log.read_text() and "KeyboardInterrupt" not in log.read_text()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

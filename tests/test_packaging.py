@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -50,8 +51,9 @@ def test_colcon_build_installs_executables_where_ros2_run_finds_them(tmp_path: P
     out = subprocess.run([colcon, "build", "--base-paths", "src"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     prefix = tmp_path / "install" / "lnn_ros"
-    for exe in ("lnn_node", "lnn-ros", "sim_drone_node"):
-        assert (prefix / "lib" / "lnn_ros" / exe).is_file(), exe
+    for exe in ("lnn_node", "lnn_lifecycle_node", "sim_drone_node"):  # where ros2 run / ros2 launch look
+        assert os.access(prefix / "lib" / "lnn_ros" / exe, os.X_OK), exe
+    assert (prefix / "bin" / "lnn-ros").is_file()
     share = prefix / "share" / "lnn_ros"
     assert (share / "package.xml").is_file()
     assert (share / "config" / "lnn_node.yaml").is_file()
@@ -83,7 +85,12 @@ def test_metadata_builds_with_humbles_setuptools(tmp_path: Path) -> None:
     pkg_info = (info / "PKG-INFO").read_text()
     assert "Name: lnn-ros" in pkg_info or "Name: lnn_ros" in pkg_info, pkg_info[:300]
     scripts = (info / "entry_points.txt").read_text()
-    for exe in ("lnn-ros = lnn_ros.cli:main", "lnn_node = lnn_ros.ros.node:main", "sim_drone_node = lnn_ros.sim.ros.node:main"):
+    for exe in (
+        "lnn-ros = lnn_ros.cli:main",
+        "lnn_node = lnn_ros.ros.entry:lnn_node",
+        "lnn_lifecycle_node = lnn_ros.ros.entry:lnn_lifecycle_node",
+        "sim_drone_node = lnn_ros.ros.entry:sim_drone_node",
+    ):
         assert exe in scripts
     assert "onnxruntime>=1.16" in (info / "requires.txt").read_text()
 

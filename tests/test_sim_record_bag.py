@@ -99,14 +99,14 @@ def test_frame_ids_are_the_nodes_defaults(recorded: RecordBagResult) -> None:
     config = RecordBagConfig()
     sim_defaults = SimNodeParams.from_values({})
     assert (config.imu_frame_id, config.camera_frame_id) == (sim_defaults.imu_frame_id, sim_defaults.camera_frame_id)
-    assert config.command_frame_id == NodeParams.from_values({"model_path": "/b"}).frame_id
+    assert config.command_frame_id == NodeParams.from_values({"model_path": "/b"}).command_frame_id
     assert (config.seed, config.variant) == (sim_defaults.seed, sim_defaults.variant)
     frame_ids: dict[str, str] = {}
     with AnyReader([recorded.path], default_typestore=default_typestore()) as reader:
         for connection, _, raw in reader.messages():
             if connection.topic not in frame_ids:
                 frame_ids[connection.topic] = reader.deserialize(raw, connection.msgtype).header.frame_id
-    assert frame_ids == {"/imu": "base_link", "/camera/image_raw": "camera_optical", "/cmd_vel": "base_link"}
+    assert frame_ids == {"/imu": "base_link", "/camera/image_raw": "camera_optical", "/cmd_vel": "base_stabilized"}
 
 
 def test_replay_of_the_bag_with_the_shipped_policy_tracks_the_expert(

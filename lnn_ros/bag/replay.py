@@ -183,7 +183,7 @@ def replay_bag(
         duration_s = reader.info.duration_s
         progress = _progress(reader.expected_count(), config.progress)
         start = time.perf_counter()
-        frame_id = params.frame_id
+        frame_id = params.command_frame_id
         try:
             with writer:
                 for message in reader.messages(config.order, config.reorder_window_s):

@@ -28,11 +28,16 @@ class SessionConfig:
         providers: execution providers in order of preference (``cpu``, ``cuda``, ``tensorrt``
             or the onnxruntime names); unavailable ones are skipped with a log line and
             the CPU provider is always the last fallback.
+        tensorrt_cache_path: TensorRT only: folder where built engines are cached and reused
+            across starts ('' = rebuild at every start).
+        tensorrt_fp16: TensorRT only: allow FP16 kernels.
     """
 
     intra_op_threads: int = 1
     inter_op_threads: int = 1
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    tensorrt_cache_path: str = ""
+    tensorrt_fp16: bool = False
 
     def __post_init__(self) -> None:
         for name, value in (("intra_op_threads", self.intra_op_threads), ("inter_op_threads", self.inter_op_threads)):
@@ -59,6 +64,15 @@ class SessionConfig:
         chosen.append("CPUExecutionProvider")
         return chosen
 
+    def provider_options(self, provider: str) -> dict[str, str]:
+        """onnxruntime's options for ``provider`` (its full name): the TensorRT engine cache and FP16."""
+        if provider != "TensorrtExecutionProvider":
+            return {}
+        options = {"trt_fp16_enable": str(self.tensorrt_fp16)}
+        if self.tensorrt_cache_path:
+            options.update(trt_engine_cache_enable="True", trt_engine_cache_path=self.tensorrt_cache_path)
+        return options
+
 
 def open_session(
     source: Path | bytes, config: SessionConfig, label: str | Path | None = None
@@ -80,7 +94,11 @@ def open_session(
     options.log_severity_level = 3
     model = source if isinstance(source, bytes) else str(source)
     try:
-        session = ort.InferenceSession(model, sess_options=options, providers=config.resolved_providers())
+        providers = config.resolved_providers()
+        session = ort.InferenceSession(
+            model, sess_options=options, providers=providers,
+            provider_options=[config.provider_options(provider) for provider in providers],
+        )
     except Exception as exc:  # onnxruntime raises several private exception types
         raise BundleError(f"{name}: onnxruntime could not load the graph ({_one_line(exc)}).") from None
     provider = session.get_providers()[0]

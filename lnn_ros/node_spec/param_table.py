@@ -1,17 +1,21 @@
 """Declared ROS parameters, shared by every lnn_ros node: a table of :class:`ParamSpec` and its checks.
 
 A node keeps one table (``PARAMETERS``, a tuple of :class:`ParamSpec`) and a frozen dataclass
-of the values; :func:`check_values` checks a mapping of values against the table (what a
-parameter file or a replay reads); :func:`lnn_ros.ros.declare.declare_and_read` declares the
-table on a live rclpy node and returns what the node got for the same checks. ROS-free.
+of the values. One code path checks the values wherever they come from: :func:`check_values`
+checks a mapping of values against the table (a parameter file read by
+:func:`params_file_values`, a replay); an unknown name is an error with a "did you mean"
+(:func:`check_names`), which :func:`lnn_ros.ros.declare.declare_and_read` also applies to the
+names a live rclpy node was given (``-p``, ``--params-file``) before it declares the table. ROS-free.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from lnn_ros.errors import LnnRosError
@@ -94,6 +98,39 @@ class ParamSpec:
         return value
 
 
+def check_names(
+    specs: Sequence[ParamSpec],
+    names: Iterable[str],
+    node_name: str,
+    error: type[LnnRosError] = NodeConfigError,
+    also_known: Iterable[str] = (),
+) -> None:
+    """Refuse every name the table does not declare, suggesting the closest declared one.
+
+    Args:
+        specs: the node's parameter table.
+        names: the names given (a parameter file's keys, the node's ``-p`` overrides).
+        node_name: the node, for the message.
+        error: the exception class raised.
+        also_known: names that are not in the table but are fine (rclpy's own, e.g. ``use_sim_time``).
+
+    Raises:
+        NodeConfigError (or ``error``): naming the first unknown parameters and what was meant.
+    """
+    known = [spec.name for spec in specs]
+    unknown = sorted(set(names) - set(known) - set(also_known))
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    raise error(
+        f"Unknown {node_name} parameter{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
+        f"a misspelt parameter would be ignored, so {node_name} refuses to start. Known ones: {known}."
+    )
+
+
 def check_values(
     specs: Sequence[ParamSpec],
     values: Mapping[str, Any],
@@ -109,10 +146,41 @@ def check_values(
         error: the exception class raised.
 
     Raises:
-        NodeConfigError (or ``error``): a name the table does not declare, or the first invalid value.
+        NodeConfigError (or ``error``): a name the table does not declare (:func:`check_names`),
+            or the first invalid value.
     """
-    known = [spec.name for spec in specs]
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise error(f"Unknown {node_name} parameters {unknown}; known ones are {known}.")
+    check_names(specs, values, node_name, error)
     return {spec.name: spec.check(values.get(spec.name, spec.default), error) for spec in specs}
+
+
+def params_file_values(path: Path, node_name: str, error: type[LnnRosError] = NodeConfigError) -> dict[str, Any]:
+    """What a ``ros2`` parameter YAML file sets for a node called ``node_name``.
+
+    The file's ``/**``, ``<node_name>`` and ``/<node_name>`` sections (their
+    ``ros__parameters``) apply in that order; the parameters rclpy declares itself
+    (:data:`AUTOMATIC_PARAMETERS`) are left out.
+
+    Raises:
+        NodeConfigError (or ``error``): the file cannot be read or has no section for the node.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise error(f"Cannot read parameter file {str(path)!r}: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise error(f"Parameter file {str(path)!r} must be a mapping of node names, got {type(data).__name__}.")
+    sections = [data.get(key) for key in ("/**", node_name, f"/{node_name}")]
+    found = [s["ros__parameters"] for s in sections if isinstance(s, dict) and isinstance(s.get("ros__parameters"), dict)]
+    if not found:
+        raise error(
+            f"Parameter file {str(path)!r} has no '/**' or {node_name!r} section with ros__parameters; "
+            f"it has {sorted(map(str, data))}."
+        )
+    values: dict[str, Any] = {}
+    for section in found:
+        values.update(section)
+    for name in AUTOMATIC_PARAMETERS:  # read by rclpy, not by the node's own parameters
+        values.pop(name, None)
+    return values

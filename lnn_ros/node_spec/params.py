@@ -1,9 +1,12 @@
-"""The node's parameters: names, types, defaults, ranges and descriptions, without rclpy.
+"""``lnn_node``'s parameters: names, types, defaults, ranges and descriptions, without rclpy.
 
-:data:`PARAMETERS` is the one table the node declares from (with ``ParameterDescriptor``
-ranges built from it) and that the launch-file tests read: :data:`DECLARED_PARAMETERS` lists
-every name a parameter file may set. The values are read once, at start-up, into the frozen
-:class:`NodeParams`; the parameters are declared read-only, so later changes are refused.
+:data:`PARAMETERS` is the one table both executables (``lnn_node``, ``lnn_lifecycle_node``)
+declare from (``ParameterDescriptor`` ranges built from it, :mod:`lnn_ros.ros.declare`) and
+that replay reads parameter files with (:meth:`NodeParams.from_params_file`): an unknown or
+misspelt name is refused the same way in both. :data:`DECLARED_PARAMETERS` lists every name a
+parameter file may set. ``lnn_node`` reads the values once, at start-up, into the frozen
+:class:`NodeParams` (declared read-only); ``lnn_lifecycle_node`` reads them at every
+*configure* (writable only while unconfigured).
 """
 
 from __future__ import annotations
@@ -17,13 +20,22 @@ from lnn_ros.engine import EngineConfig, SessionConfig
 from lnn_ros.engine.session import KNOWN_PROVIDERS, PROVIDER_ALIASES
 from lnn_ros.node_spec.errors import NodeConfigError
 from lnn_ros.node_spec.interface import CAMERA_TRANSPORTS, NODE_NAME, check_streams_fed
-from lnn_ros.node_spec.param_table import AUTOMATIC_PARAMETERS, QOS_RELIABILITY, ParamSpec, ParamType, check_values
+from lnn_ros.node_spec.param_table import (
+    AUTOMATIC_PARAMETERS,
+    QOS_RELIABILITY,
+    ParamSpec,
+    ParamType,
+    check_values,
+    params_file_values,
+)
 from lnn_ros.runtime.factory import build_live_loop
 from lnn_ros.runtime.live import FailsafeAction, LiveConfig, LiveLoop
 
 __all__ = [
     "AUTOMATIC_PARAMETERS",
+    "AUTOSTART",
     "DECLARED_PARAMETERS",
+    "DEFAULT_COMMAND_FRAME",
     "PARAMETERS",
     "PROVIDER_CHOICES",
     "QOS_RELIABILITY",
@@ -34,10 +46,25 @@ __all__ = [
 
 PROVIDER_CHOICES = tuple(PROVIDER_ALIASES) + KNOWN_PROVIDERS
 
+DEFAULT_COMMAND_FRAME = "base_stabilized"
+"""The frame of ``cmd_vel``: origin at the vehicle, x forward along its heading, y left, z up
+(gravity-aligned, no roll or pitch). Not REP-103's ``base_link``, which tilts with the body;
+named as hector_localization names the same frame (docs/ros.md, "The command frame")."""
+
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model_path", ParamType.STRING, "", "Bundle folder (the one holding manifest.yaml). Required."),
-    ParamSpec("frame_id", ParamType.STRING, "base_link", "header.frame_id of the published cmd_vel."),
+    ParamSpec(
+        "command_frame_id", ParamType.STRING, DEFAULT_COMMAND_FRAME,
+        "header.frame_id of cmd_vel: a level frame turned with the vehicle's heading (x forward, y left, z up), "
+        "not the body frame base_link (REP-103), which tilts with the vehicle.",
+    ),
+    ParamSpec(
+        "command_rate_hz", ParamType.DOUBLE, 0.0,
+        "Publish policy commands at most at this rate (decimation by command stamp; the policy still steps "
+        "on every message); 0 = one command per policy step.",
+        low=0.0, high=10000.0,
+    ),
     ParamSpec(
         "stale_timeout_s", ParamType.DOUBLE, 0.5,
         "A required input stream with no valid message for this long puts the node in failsafe (hover).",
@@ -64,6 +91,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "execution_providers", ParamType.STRING_ARRAY, ["cpu"],
         "onnxruntime execution providers in order of preference; unavailable ones are skipped, CPU is the fallback.",
         choices=PROVIDER_CHOICES,
+    ),
+    ParamSpec(
+        "tensorrt_engine_cache_path", ParamType.STRING, "",
+        "TensorRT execution provider: folder where built engines are cached and reused across starts "
+        "('' = rebuild at every start). Ignored by the other providers.",
+    ),
+    ParamSpec(
+        "tensorrt_fp16", ParamType.BOOL, False,
+        "TensorRT execution provider: allow FP16 kernels (faster on Jetson; check the bundle's outputs with "
+        "lnn-ros replay first). Ignored by the other providers.",
     ),
     ParamSpec(
         "intra_op_threads", ParamType.INTEGER, 1,
@@ -136,19 +173,28 @@ PARAMETERS: tuple[ParamSpec, ...] = (
 DECLARED_PARAMETERS: tuple[str, ...] = tuple(spec.name for spec in PARAMETERS)
 """Every parameter name the node declares itself."""
 
+AUTOSTART = ParamSpec(
+    "autostart", ParamType.BOOL, False,
+    "lnn_lifecycle_node only: configure and activate at start-up (a failed configure leaves it unconfigured).",
+)
+"""The one parameter ``lnn_lifecycle_node`` declares on top of :data:`PARAMETERS` (read once, at start-up)."""
+
 
 @dataclass(frozen=True)
 class NodeParams:
     """The node's parameters, read once at start-up (see :data:`PARAMETERS` for each meaning)."""
 
     model_path: str
-    frame_id: str
+    command_frame_id: str
+    command_rate_hz: float
     stale_timeout_s: float
     failsafe_rate_hz: float
     diagnostics_period_s: float
     input_qos_reliability: str
     input_qos_depth: int
     execution_providers: tuple[str, ...]
+    tensorrt_engine_cache_path: str
+    tensorrt_fp16: bool
     intra_op_threads: int
     max_gap_s: float
     verify_bundle_hashes: bool
@@ -185,13 +231,15 @@ class NodeParams:
         ``ros__parameters``) apply in that order, then ``overrides`` (as ``-p name:=value``
         after ``--params-file`` would); the parameters rclpy declares itself
         (:data:`AUTOMATIC_PARAMETERS`) are left out. Without a file: the defaults and ``overrides``.
+        Unknown names are refused as the node refuses them (:func:`~lnn_ros.node_spec.param_table.check_names`).
 
         Raises:
-            NodeConfigError: the file cannot be read, has no section for the node, or holds invalid values.
+            NodeConfigError: the file cannot be read, has no section for the node, or holds unknown
+                names or invalid values.
         """
         values: dict[str, Any] = {}
         if path is not None:
-            values = _params_file_values(Path(path), node_name)
+            values = params_file_values(Path(path), node_name)
         values.update(overrides)
         try:
             return cls.from_values(values)
@@ -203,7 +251,12 @@ class NodeParams:
     def engine_config(self) -> EngineConfig:
         """The engine settings these parameters select."""
         return EngineConfig(
-            session=SessionConfig(intra_op_threads=self.intra_op_threads, providers=self.execution_providers),
+            session=SessionConfig(
+                intra_op_threads=self.intra_op_threads,
+                providers=self.execution_providers,
+                tensorrt_cache_path=self.tensorrt_engine_cache_path,
+                tensorrt_fp16=self.tensorrt_fp16,
+            ),
             max_gap_s=self.max_gap_s or None,
         )
 
@@ -248,31 +301,3 @@ class NodeParams:
         except ValueError as exc:
             raise NodeConfigError(f"Parameters of {NODE_NAME}: {exc} Raise failsafe_rate_hz or max_command_gap_s.") from None
 
-
-def _params_file_values(path: Path, node_name: str) -> dict[str, Any]:
-    """The node's own parameters set by a ``ros2`` parameter file (see :meth:`NodeParams.from_params_file`)."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise NodeConfigError(f"Cannot read node parameter file {str(path)!r}: {exc}") from None
-    if not isinstance(data, dict):
-        raise NodeConfigError(
-            f"Node parameter file {str(path)!r} must be a mapping of node names, got {type(data).__name__}."
-        )
-    found = [data.get(key) for key in ("/**", node_name, f"/{node_name}")]
-    sections: list[dict[str, Any]] = [
-        s["ros__parameters"] for s in found if isinstance(s, dict) and isinstance(s.get("ros__parameters"), dict)
-    ]
-    if not sections:
-        raise NodeConfigError(
-            f"Node parameter file {str(path)!r} has no '/**' or {node_name!r} section with ros__parameters; "
-            f"it has {sorted(map(str, data))}."
-        )
-    values: dict[str, Any] = {}
-    for section in sections:
-        values.update(section)
-    for name in AUTOMATIC_PARAMETERS:  # read by rclpy, not by the node's own parameters
-        values.pop(name, None)
-    return values

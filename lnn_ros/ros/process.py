@@ -1,13 +1,18 @@
 """One rclpy node as a process: its ``main()`` with exit codes, start-up errors and signal handling.
 
-Both console scripts (``lnn_node``, ``sim_drone_node``) are ``run_node(...)``:
+Every node executable (``lnn_node``, ``lnn_lifecycle_node``, ``sim_drone_node``) is ``run_node(...)``:
 
-* ROS does not start (rcl rejects the command line; rcl prints its own line first): one
-  ``[FATAL] [<node>]: ROS could not start: ...`` line on stderr, exit code 1;
-* the node cannot be built (an :class:`~lnn_ros.errors.LnnRosError`: invalid parameter, a
-  model that does not load): one FATAL log line saying why, exit code 1, no traceback;
-* SIGINT / SIGTERM: rclpy's signal handlers shut the context down and the run ends
-  cleanly, exit code 0. rclpy reports that shutdown as ``KeyboardInterrupt``,
+* ROS does not start (rcl rejects the command line, e.g. a ``--params-file`` that does not exist or
+  does not parse; rcl prints its own ERROR line first): one ``[FATAL] [<node>]: ...`` line on
+  stderr naming the file or quoting rcl, exit code 1;
+* the node cannot be built (an :class:`~lnn_ros.errors.LnnRosError`: an unknown or invalid
+  parameter, a model that does not load; or rclpy refusing a value of its own parameters, e.g.
+  ``use_sim_time:=1``): one FATAL log line saying why, exit code 1, no traceback;
+* SIGINT / SIGTERM at any point (while importing, in ``rclpy.init``, while the node is built,
+  while it spins, while ``finish`` writes a summary, a second one while the first is handled):
+  exit code 0, no traceback. :mod:`lnn_ros.ros.signals` turns the signals into a note (rclpy's
+  own handler shuts the context down and calls ours), so no ``KeyboardInterrupt`` is ever
+  raised; rclpy reports the shutdown as
   ``ExternalShutdownException`` or, when it notices it while building its wait set or a
   timeout timer, as its internal ``RCLError`` ("the given context is not valid"): any error
   raised once the context is shut down counts as that clean end. An error while the context
@@ -16,19 +21,26 @@ Both console scripts (``lnn_node``, ``sim_drone_node``) are ``run_node(...)``:
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import rclpy
 import rclpy.logging
 from rclpy.context import Context
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from lnn_ros.errors import LnnRosError
+from lnn_ros.ros import signals
 
 N = TypeVar("N", bound=Node)
+
+START_UP_ERRORS = (LnnRosError, InvalidParameterTypeException, InvalidParameterValueException)
+"""Errors of building a node that are a configuration mistake: one FATAL line, exit code 1."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -60,6 +72,31 @@ def spin_until_shutdown(executor: SingleThreadedExecutor) -> None:
             raise
 
 
+def spin_until_signal(executor: SingleThreadedExecutor) -> None:
+    """``executor.spin()`` that also ends when :mod:`~lnn_ros.ros.signals` noted a signal.
+
+    rclpy's own handler ends a spin on SIGINT and SIGTERM; the note is the fallback for an rclpy
+    that leaves one of them to the previous handler (ours), checked every 0.1 s.
+    """
+    while executor.context.ok() and not signals.received():
+        executor.spin_once(timeout_sec=0.1)
+
+
+def _init_failure(exc: BaseException, args: list[str]) -> str:
+    """Why ``rclpy.init`` refused ``args``: a ``--params-file`` that does not exist by name, else rcl's message."""
+    for flag, path in itertools.pairwise(args):
+        if flag == "--params-file" and not Path(path).is_file():
+            return f"Parameter file {path!r} does not exist (--params-file); check the path (launch: params_file:=...)."
+    return f"ROS could not start: {one_line(exc)}"
+
+
+def _start_up_message(exc: BaseException) -> str:
+    if isinstance(exc, (InvalidParameterTypeException, InvalidParameterValueException)):
+        # rclpy's message already names the parameter and the types; say what to do.
+        return f"{one_line(exc)}. Fix the value given with -p / --params-file / the launch file."
+    return one_line(exc)
+
+
 def run_node(
     node_name: str,
     factory: Callable[[], N],
@@ -80,28 +117,43 @@ def run_node(
         finish: called with the node after ``run`` ended without a fatal error (also after a
             signal), before the node is destroyed (e.g. to write a summary).
     """
+    signals.install()
     try:
         rclpy.init(args=args)
     except Exception as exc:  # rcl rejects the command line (its own error line is printed above)
-        print(f"[FATAL] [{node_name}]: ROS could not start: {one_line(exc)}", file=sys.stderr)
+        if signals.received():
+            return 0
+        print(f"[FATAL] [{node_name}]: {_init_failure(exc, sys.argv if args is None else args)}", file=sys.stderr)
         return 1
     try:
+        if signals.received():
+            return 0
         try:
             node = factory()
-        except LnnRosError as exc:
-            rclpy.logging.get_logger(node_name).fatal(one_line(exc))
-            return 1
+        except BaseException as exc:
+            if signals.received() or not rclpy.ok():
+                return 0  # a signal while the node was being built
+            if isinstance(exc, START_UP_ERRORS):
+                rclpy.logging.get_logger(node_name).fatal(_start_up_message(exc))
+                return 1
+            raise
+        if signals.received() or not rclpy.ok():  # a signal while the node was being built
+            if finish is not None:
+                finish(node)
+            node.destroy_node()
+            return 0
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         code = 0
         try:
             if run is None:
-                executor.spin()
+                spin_until_signal(executor)
             else:
                 run(node, executor)
         except fatal as exc:
-            node.get_logger().fatal(one_line(exc))
-            code = 1
+            if not signals.received():
+                node.get_logger().fatal(one_line(exc))
+                code = 1
         except BaseException as exc:
             if not ended_by_shutdown(exc, node.context):
                 raise

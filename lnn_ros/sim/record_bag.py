@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 from lnn_ros.bag.topics import BagTopics
 from lnn_ros.bag.writer import BagStorage, BagWriter
+from lnn_ros.node_spec.params import DEFAULT_COMMAND_FRAME
 from lnn_ros.runtime.records import ImuSample
 from lnn_ros.sim.errors import SimError
 from lnn_ros.sim.world.config import SimConfig, variant_from_name
@@ -58,7 +59,7 @@ class RecordBagConfig:
     topics: BagTopics = BagTopics()
     imu_frame_id: str = "base_link"
     camera_frame_id: str = "camera_optical"
-    command_frame_id: str = "base_link"
+    command_frame_id: str = DEFAULT_COMMAND_FRAME  # what lnn_node stamps on cmd_vel (docs/ros.md)
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

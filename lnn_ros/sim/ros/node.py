@@ -37,6 +37,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image, Imu
 
 from lnn_ros.node_spec.interface import CAMERA_TOPIC, COMMAND_TOPIC, COMPRESSED_SUFFIX, IMU_TOPIC
+from lnn_ros.ros import signals
 from lnn_ros.ros.convert import ns_to_stamp, stamp_to_ns
 from lnn_ros.ros.declare import declare_and_read
 from lnn_ros.ros.process import run_node
@@ -227,7 +228,7 @@ class SimDroneNode(Node):
         After the signal handler shut the context down, rclpy's spin_once fails creating its
         timeout timer (RCLError) instead of raising ExternalShutdownException.
         """
-        if not self.context.ok():
+        if not self.context.ok() or signals.received():
             raise ExternalShutdownException()
         try:
             executor.spin_once(timeout_sec=timeout_s)
