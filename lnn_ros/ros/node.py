@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
@@ -53,6 +55,7 @@ from lnn_ros.node_spec.params import PARAMETERS, NodeParams
 from lnn_ros.ros.convert import fill_twist_stamped, image_frame, imu_sample, ns_to_stamp
 from lnn_ros.ros.declare import declare_and_read
 from lnn_ros.ros.diagnostics import to_message
+from lnn_ros.ros.message_info import HAS_MESSAGE_INFO, NO_MESSAGE_INFO, received_perf_ns
 from lnn_ros.ros.process import run_node, spin_until_shutdown
 from lnn_ros.runtime import Command, Stream, WatchdogStatus
 
@@ -106,10 +109,14 @@ class LnnNode(Node):
         self._cmd_pub = self.create_publisher(TwistStamped, COMMAND_TOPIC, qos_out)
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, qos_out)
         # Camera first: when a frame and an IMU message are both ready, the frame is taken first.
+        # With message info (Iron+), latency starts at the middleware's reception (see ros/message_info.py).
+        on_image, on_imu = (self._on_image_info, self._on_imu_info) if HAS_MESSAGE_INFO else (self._on_image, self._on_imu)
+        if not HAS_MESSAGE_INFO:
+            self.get_logger().info(NO_MESSAGE_INFO)
         if Stream.CAMERA in streams:
-            self.create_subscription(Image, CAMERA_TOPIC, self._on_image, qos_in)
+            self.create_subscription(Image, CAMERA_TOPIC, on_image, qos_in)
         if Stream.IMU in streams:
-            self.create_subscription(Imu, IMU_TOPIC, self._on_imu, qos_in)
+            self.create_subscription(Imu, IMU_TOPIC, on_imu, qos_in)
         self.create_service(Trigger, RESET_SERVICE, self._on_reset)
         self.create_timer(1.0 / params.failsafe_rate_hz, self._on_failsafe_timer)
         self.create_timer(params.diagnostics_period_s, self._on_diagnostics_timer)
@@ -129,6 +136,12 @@ class LnnNode(Node):
     def _on_image(self, msg: Image) -> None:
         start = time.perf_counter_ns()
         self._publish(self.loop.on_image(image_frame(msg), start))
+
+    def _on_imu_info(self, msg: Imu, info: Mapping[str, Any]) -> None:
+        self._publish(self.loop.on_imu(imu_sample(msg), received_perf_ns(info)))
+
+    def _on_image_info(self, msg: Image, info: Mapping[str, Any]) -> None:
+        self._publish(self.loop.on_image(image_frame(msg), received_perf_ns(info)))
 
     def _publish(self, command: Command | None) -> None:
         if command is not None:
