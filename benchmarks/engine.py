@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -199,6 +200,7 @@ def run_bench(config: BenchConfig, workdir: Path) -> dict:
         "config": asdict(config),
         "machine": {
             "python": platform.python_version(),
+            "load_average_1_5_15min": os.getloadavg(),
             "machine": platform.machine(),
             "processor": platform.processor(),
             "onnxruntime": ort.__version__,

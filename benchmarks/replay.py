@@ -95,7 +95,7 @@ def main() -> int:
                 "loop_x_real_time_per_round": [b["loop_x_real_time"] / r["loop_x_real_time"] for b, r in zip(batched_runs, runs)],
             } if batched_runs else None,
             "target_x_real_time": 50,
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "machine": {"cpus": os.cpu_count(), "load_average_1_5_15min": os.getloadavg(), "platform": platform.platform(), "python": platform.python_version(),
                         "onnxruntime": onnxruntime.__version__, "rosbags": version("rosbags")},
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)
