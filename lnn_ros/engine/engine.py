@@ -130,9 +130,14 @@ class Engine:
         # Two bindings: hidden -> hidden_next, and back; _run swaps them (and the two arrays).
         self._call: Callable[[], None] | None = None
         self._spare_call: Callable[[], None] | None = None
+        self._bindings: tuple[ort.IOBinding, ...] = ()  # kept alive with the calls that use them
         if config.io_binding:
-            self._call = _bound_call(self.session, self._make_binding(self._hidden, self._hidden_next))
-            self._spare_call = _bound_call(self.session, self._make_binding(self._hidden_next, self._hidden))
+            self._bindings = (
+                self._make_binding(self._hidden, self._hidden_next),
+                self._make_binding(self._hidden_next, self._hidden),
+            )
+            self._call = _bound_call(self.session, self._bindings[0])
+            self._spare_call = _bound_call(self.session, self._bindings[1])
         self._plan: StepPlan | None = None
         self._window: WindowRunner | None = None
         self._warm_up()
