@@ -280,3 +280,11 @@ def run_bench_command(args: argparse.Namespace) -> int:
     print(format_table(result))
     print(f"\nwritten to {args.json}")
     return 0
+
+
+if __name__ == "__main__":  # python -m lnn_ros_benchmarks.engine (same as lnn-ros bench)
+    import sys
+
+    from lnn_ros.cli import main
+
+    sys.exit(main(["bench", *sys.argv[1:]]))

@@ -19,6 +19,13 @@ callback in this process (so both sides include the same rclpy/DDS costs):
 * ``imu_streaming``: IMU at 200 Hz sent on schedule (not waiting for replies) to an IMU
   bundle, then to an IMU + camera bundle while 64x48 frames arrive at 30 Hz on the other
   topic: the difference is what running the encoder inline (same thread) costs the IMU steps.
+* ``camera_formats``: camera frames as real drivers publish them -> command, for a camera-driven
+  bundle whose manifest declares preprocessing (64x48 encoder): 64x48 rgb8, 640x480 bgr8
+  (sensor_msgs/Image) and 1280x720 jpeg (CompressedImage on camera/image_raw/compressed,
+  ``camera_transport:=compressed``), next to the echo node given the same message, over
+  ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` (1 MB best-effort frames over UDP are lost); the node's
+  ``preprocess_ms`` from /diagnostics is the decoding / resizing share. ``--formats-only`` runs
+  just this section.
 * ``node_step_latency_ms``: the node's own figure from /diagnostics (message taken ->
   command published), next to each cross-process one.
 * ``in_process_us``: PolicyRunner.on_imu and on_image (decode + encode + step) without ROS,
@@ -31,6 +38,7 @@ Timings on a shared 2-core machine are noisy; the machine's load average is reco
 from __future__ import annotations
 
 import argparse
+import array
 import json
 import os
 import platform
@@ -48,10 +56,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lnn_ros.units import NS_PER_MS, NS_PER_S
+
 REPO = Path(__file__).resolve().parent.parent
-NS = 1_000_000_000
-MS = 1_000_000
-T0 = 1_000 * NS
+T0 = 1_000 * NS_PER_S
 TARGETS_MS = {"imu_overhead_p99": 0.5, "imu_p99": 2.0, "camera_p99": 8.0}
 
 
@@ -63,6 +71,7 @@ class BenchConfig:
     camera_samples: int = 300
     warmup: int = 100
     camera_sizes: tuple[tuple[int, int], ...] = ((64, 48), (160, 120))
+    camera_formats: tuple[tuple[str, int, int], ...] = (("rgb8", 64, 48), ("bgr8", 640, 480), ("jpeg", 1280, 720))
     transports: tuple[str, ...] = ("default", "LARGE_DATA")
     units: int = 32
     seed: int = 0
@@ -76,6 +85,7 @@ def build_bundles(folder: Path, config: BenchConfig) -> dict[str, Path]:
 
     from lnn_ros.bundle import CameraSpec, DtLimits, FeatureSpec, OutputSpec
     from lnn_ros.bundle.manifest import IMU_FIELDS
+    from lnn_ros.bundle.preprocess import Preprocess
     from lnn_ros.cells import build_cell
     from lnn_ros.onnx_export import export_bundle
     from lnn_ros.training.models import default_cell_config
@@ -104,10 +114,12 @@ def build_bundles(folder: Path, config: BenchConfig) -> dict[str, Path]:
     ]
     dt = DtLimits(min_s=1e-4, max_s=0.5, max_gap_s=1.0)
 
-    def export(name: str, features: list[FeatureSpec], size: tuple[int, int] | None) -> Path:
+    def export(name: str, features: list[FeatureSpec], size: tuple[int, int] | None, preprocess: bool = False) -> Path:
         torch.manual_seed(config.seed)
         cell = build_cell(default_cell_config("cfc", len(features), len(outputs), config.units))
-        camera = None if size is None else CameraSpec(size[0], size[1], "rgb8", 16, (0.5,) * 3, (0.25,) * 3)
+        camera = None if size is None else CameraSpec(
+            size[0], size[1], "rgb8", 16, (0.5,) * 3, (0.25,) * 3, preprocess=Preprocess() if preprocess else None
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             export_bundle(
@@ -120,6 +132,7 @@ def build_bundles(folder: Path, config: BenchConfig) -> dict[str, Path]:
     bundles = {"imu": export("imu", imu, None), "imu_camera": export("imu_camera", imu + camera, (64, 48))}
     for width, height in config.camera_sizes:
         bundles[f"camera_{width}x{height}"] = export(f"camera_{width}x{height}", camera, (width, height))
+    bundles["camera_preprocess"] = export("camera_preprocess", camera, (64, 48), preprocess=True)
     return bundles
 
 
@@ -134,7 +147,7 @@ def run_echo() -> int:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-    from sensor_msgs.msg import Image, Imu
+    from sensor_msgs.msg import CompressedImage, Image, Imu
 
     from lnn_ros.ros.node import spin_until_shutdown
 
@@ -143,11 +156,12 @@ def run_echo() -> int:
     reply = TwistStamped()
     publisher = node.create_publisher(TwistStamped, "cmd_vel", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
 
-    def echo(msg: Imu | Image) -> None:
+    def echo(msg: Imu | Image | CompressedImage) -> None:
         reply.header.stamp = msg.header.stamp
         publisher.publish(reply)
 
     node.create_subscription(Image, "camera/image_raw", echo, qos_profile_sensor_data)
+    node.create_subscription(CompressedImage, "camera/image_raw/compressed", echo, qos_profile_sensor_data)
     node.create_subscription(Imu, "imu", echo, qos_profile_sensor_data)
     node.create_timer(0.05, lambda: None)  # lnn_node's failsafe timer: the same wake-ups
     executor = SingleThreadedExecutor()
@@ -173,6 +187,8 @@ class Latency:
     @classmethod
     def of(cls, latencies_ns: list[int], lost: int) -> Latency:
         ms = np.array(latencies_ns, dtype=np.float64) / 1e6
+        if not len(ms):  # every message lost: say so rather than fail
+            return cls(0, lost, float("nan"), float("nan"), float("nan"))
         return cls(len(ms), lost, float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), float(ms.max()))
 
 
@@ -188,7 +204,7 @@ class Driver:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
         from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-        from sensor_msgs.msg import Image, Imu
+        from sensor_msgs.msg import CompressedImage, Image, Imu
 
         self.rclpy = rclpy
         self.context = Context()
@@ -204,11 +220,15 @@ class Driver:
             prefix = "" if target == "node" else f"{target}/"
             self.pubs[target, "imu"] = self.node.create_publisher(Imu, f"{prefix}imu", qos_profile_sensor_data)
             self.pubs[target, "camera"] = self.node.create_publisher(Image, f"{prefix}camera/image_raw", qos_profile_sensor_data)
+            self.pubs[target, "compressed"] = self.node.create_publisher(
+                CompressedImage, f"{prefix}camera/image_raw/compressed", qos_profile_sensor_data
+            )
             self.received[target] = {}
             self.node.create_subscription(TwistStamped, f"{prefix}cmd_vel", self._receiver(self.received[target]), reliable)
         self.imu_msg = Imu()
         self.imu_msg.linear_acceleration.z = 9.81
         self.image_msg = Image()
+        self.compressed_msg = CompressedImage()
         self.diagnostics: dict[str, str] = {}
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
 
@@ -227,7 +247,7 @@ class Driver:
         def on_reply(msg: object) -> None:
             now = time.perf_counter_ns()
             stamp = msg.header.stamp  # type: ignore[attr-defined]
-            received[stamp.sec * NS + stamp.nanosec] = now
+            received[stamp.sec * NS_PER_S + stamp.nanosec] = now
 
         return on_reply
 
@@ -258,9 +278,30 @@ class Driver:
         self.image_msg.step = width * 3
         self.image_msg.data = rng.integers(0, 256, height * width * 3, dtype=np.uint8).tobytes()
 
+    def set_frame(self, encoding: str, width: int, height: int) -> int:
+        """A camera-like scene (smooth, so jpeg sizes are realistic) in ``encoding``; returns its bytes."""
+        import io
+
+        from lnn_ros_tools.synthetic.flight import frame_at
+
+        rgb = frame_at(T0, 1.0, width, height).to_array()
+        if encoding == "jpeg":
+            from PIL import Image as PilImage
+
+            buffer = io.BytesIO()
+            PilImage.fromarray(rgb).save(buffer, format="JPEG", quality=90)
+            self.compressed_msg.format = "jpeg"
+            self.compressed_msg.data = array.array("B", buffer.getvalue())  # bytes would be checked value by value
+            return len(buffer.getvalue())
+        pixels = rgb[:, :, ::-1] if encoding == "bgr8" else rgb
+        self.image_msg.height, self.image_msg.width, self.image_msg.encoding = height, width, encoding
+        self.image_msg.step = width * 3
+        self.image_msg.data = array.array("B", np.ascontiguousarray(pixels).tobytes())
+        return width * height * 3
+
     def send(self, target: str, stream: str, stamp_ns: int) -> int:
-        msg = self.imu_msg if stream == "imu" else self.image_msg
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, NS)
+        msg = self.imu_msg if stream == "imu" else self.compressed_msg if stream == "compressed" else self.image_msg
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, NS_PER_S)
         publisher = self.pubs[target, stream]
         sent = time.perf_counter_ns()
         publisher.publish(msg)  # type: ignore[attr-defined]
@@ -269,7 +310,7 @@ class Driver:
     def ping_pong(self, stream: str, rate_hz: float, count: int, warmup: int, first_stamp: int) -> dict[str, Latency]:
         """One message in flight at a time, paced at ``rate_hz``, alternating between the targets
         (so load changes on the machine hit them alike); replies are matched by stamp."""
-        period_ns = int(NS / rate_hz)
+        period_ns = int(NS_PER_S / rate_hz)
         latencies: dict[str, list[int]] = {t: [] for t in self.targets}
         lost = dict.fromkeys(self.targets, 0)
         next_send = time.perf_counter_ns()
@@ -277,7 +318,7 @@ class Driver:
             stamp = first_stamp + i * period_ns
             for target in self.targets:
                 while time.perf_counter_ns() < next_send:
-                    self.executor.spin_once(timeout_sec=max(0.0, (next_send - time.perf_counter_ns()) / NS))
+                    self.executor.spin_once(timeout_sec=max(0.0, (next_send - time.perf_counter_ns()) / NS_PER_S))
                 next_send += period_ns // len(self.targets)
                 received = self.received[target]
                 sent = self.send(target, stream, stamp)
@@ -290,11 +331,11 @@ class Driver:
     def concurrent(self, imu_hz: float, camera_hz: float | None, seconds: float, warmup_s: float, first_stamp: int) -> Latency:
         """IMU (and camera, unless ``camera_hz`` is None) to the node on their own schedules, not
         waiting for replies; latency of the IMU messages (they produce the commands)."""
-        imu_period = int(NS / imu_hz)
-        camera_period = int(NS / camera_hz) if camera_hz else 1 << 62
+        imu_period = int(NS_PER_S / imu_hz)
+        camera_period = int(NS_PER_S / camera_hz) if camera_hz else 1 << 62
         start = time.perf_counter_ns()
-        end = start + int((warmup_s + seconds) * NS)
-        measure_from = start + int(warmup_s * NS)
+        end = start + int((warmup_s + seconds) * NS_PER_S)
+        measure_from = start + int(warmup_s * NS_PER_S)
         next_imu, next_frame = start, start + camera_period // 2
         sent_imu: dict[int, int] = {}
         received = self.received["node"]
@@ -311,7 +352,7 @@ class Driver:
                 next_imu += imu_period
                 k += 1
             wake = min(next_imu, next_frame)
-            self.executor.spin_once(timeout_sec=max(0.0, (wake - time.perf_counter_ns()) / NS))
+            self.executor.spin_once(timeout_sec=max(0.0, (wake - time.perf_counter_ns()) / NS_PER_S))
         self.spin_until(lambda: all(s in received for s in sent_imu), 1.0)
         latencies = [received[s] - t for s, t in sent_imu.items() if s in received]
         return Latency.of(latencies, len(sent_imu) - len(latencies))
@@ -342,7 +383,13 @@ def peers(commands: list[list[str]], env: dict[str, str], log: Path) -> Iterator
 
 @contextmanager
 def session(
-    bundle: Path, transport: str, domain_id: int, log: Path, streams: tuple[str, ...], with_echo: bool = True
+    bundle: Path,
+    transport: str,
+    domain_id: int,
+    log: Path,
+    streams: tuple[str, ...],
+    with_echo: bool = True,
+    node_params: tuple[str, ...] = (),
 ) -> Iterator[Driver]:
     """lnn_node on ``bundle`` (and the echo node) running, and a driver matched with them."""
     env = dict(os.environ)
@@ -350,7 +397,7 @@ def session(
     env.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
     if transport != "default":
         env["FASTDDS_BUILTIN_TRANSPORTS"] = transport
-    commands = [node_args(bundle)] + ([echo_args()] if with_echo else [])
+    commands = [node_args(bundle, node_params)] + ([echo_args()] if with_echo else [])
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(env)  # Fast DDS reads the transport choice when this process's participant is created
@@ -367,9 +414,12 @@ def session(
         os.environ.update(saved)
 
 
-def node_args(bundle: Path) -> list[str]:
+def node_args(bundle: Path, params: tuple[str, ...] = ()) -> list[str]:
     exe = Path(sys.executable).with_name("lnn_node")
-    return [str(exe), "--ros-args", "-p", f"model_path:={bundle}", "-p", "stale_timeout_s:=2.0"]
+    args = [str(exe), "--ros-args", "-p", f"model_path:={bundle}", "-p", "stale_timeout_s:=2.0"]
+    for param in params:
+        args += ["-p", param]
+    return args
 
 
 def echo_args() -> list[str]:
@@ -387,7 +437,7 @@ def in_process(bundles: dict[str, Path], config: BenchConfig) -> dict[str, dict[
     times = []
     for i in range(3000):
         start = time.perf_counter_ns()
-        runner.on_imu(sample._replace(stamp_ns=T0 + i * 5 * MS))
+        runner.on_imu(sample._replace(stamp_ns=T0 + i * 5 * NS_PER_MS))
         times.append(time.perf_counter_ns() - start)
     out["imu_on_imu_us"] = {"p50": float(np.percentile(times, 50)) / 1e3, "p99": float(np.percentile(times, 99)) / 1e3}
     for width, height in config.camera_sizes:
@@ -397,7 +447,7 @@ def in_process(bundles: dict[str, Path], config: BenchConfig) -> dict[str, dict[
         for label, pause_s, frames in (("back_to_back", 0.0, 300), ("paced", 1.0 / config.camera_rate_hz, 100)):
             times = []
             for _ in range(frames):
-                stamp += 33 * MS
+                stamp += 33 * NS_PER_MS
                 start = time.perf_counter_ns()
                 runner.on_image(ImageFrame(stamp, height, width, "rgb8", width * 3, data))
                 times.append(time.perf_counter_ns() - start)
@@ -413,7 +463,7 @@ def overhead(node: Latency, echo: Latency) -> dict[str, float]:
     return {"p50_ms": node.p50_ms - echo.p50_ms, "p99_ms": node.p99_ms - echo.p99_ms}
 
 
-def run(config: BenchConfig) -> dict[str, object]:
+def run(config: BenchConfig, formats_only: bool = False) -> dict[str, object]:
     rng = np.random.default_rng(config.seed)
     domain = random.Random().randrange(110, 200)
     results: dict[str, object] = {
@@ -433,9 +483,14 @@ def run(config: BenchConfig) -> dict[str, object]:
         log.write_bytes(b"")
         print("exporting bundles ...", flush=True)
         bundles = build_bundles(folder, config)
-        results["in_process_us"] = in_process(bundles, config)
         try:
+            if formats_only:
+                measure_formats(results, bundles, config, domain, log)
+                results["machine"]["loadavg_end"] = os.getloadavg()  # type: ignore[index]
+                return results
+            results["in_process_us"] = in_process(bundles, config)
             measure(results, bundles, config, domain, log, rng)
+            measure_formats(results, bundles, config, domain, log)
         except RuntimeError:
             print(log.read_text()[-4000:], file=sys.stderr)
             raise
@@ -491,6 +546,32 @@ def measure(
     results["camera"] = camera
 
 
+def measure_formats(results: dict[str, object], bundles: dict[str, Path], config: BenchConfig, domain: int, log: Path) -> None:
+    """Camera frames as drivers publish them -> command (bundle with declared preprocessing); fills ``results``."""
+    formats: list[dict[str, object]] = []
+    for encoding, width, height in config.camera_formats:
+        compressed = encoding == "jpeg"
+        stream = "compressed" if compressed else "camera"
+        params = ("camera_transport:=compressed",) if compressed else ()
+        # LARGE_DATA (SHM + TCP): with the default UDP transport, best-effort 1 MB frames are lost
+        # in fragments on a loaded machine and nothing would be measured.
+        with session(bundles["camera_preprocess"], "LARGE_DATA", domain, log, (stream,), node_params=params) as driver:
+            size = driver.set_frame(encoding, width, height)
+            measured = driver.ping_pong(stream, config.camera_rate_hz, config.camera_samples, config.warmup // 4, T0)
+            step = driver.node_step_latency()
+            preprocess = {k: float(driver.diagnostics.get(f"preprocess_ms.{k}", "nan")) for k in ("p50", "p99", "max")}
+            counters = {k: v for k, v in driver.diagnostics.items() if k.startswith("camera_") or k == "resets"}
+        entry: dict[str, object] = {"frame": f"{width}x{height} {encoding}", "bytes": size, "transport": "LARGE_DATA"}
+        entry.update(measured)
+        entry["node_step_latency_ms"] = step
+        entry["node_preprocess_ms"] = preprocess
+        entry["node_counters"] = counters
+        entry["overhead"] = overhead(measured["node"], measured["echo"])
+        print(f"camera format {entry}", flush=True)
+        formats.append(entry)
+    results["camera_formats"] = formats
+
+
 def _jsonable(value: object) -> object:
     if isinstance(value, Latency):
         return asdict(value)
@@ -506,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("results") / "bench_node.json")
     parser.add_argument("--quick", action="store_true", help="a tenth of the samples (a smoke run)")
+    parser.add_argument("--formats-only", action="store_true",
+                        help="only the camera_formats section (640x480 bgr8, 1280x720 jpeg, ...); merged into --out")
     args, _ros_args = parser.parse_known_args(argv)  # the echo node gets --ros-args (rclpy reads sys.argv)
     if args.echo:
         return run_echo()
@@ -513,9 +596,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         config = BenchConfig(imu_samples=200, camera_samples=30, warmup=20)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    results = _jsonable(run(config))
+    results = _jsonable(run(config, formats_only=args.formats_only))
+    if args.formats_only:  # keep the other sections of an earlier full run
+        previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+        previous["camera_formats"] = results["camera_formats"]  # type: ignore[index]
+        previous["camera_formats_machine"] = results["machine"]  # type: ignore[index]
+        previous["camera_formats_command"] = "python -m lnn_ros_benchmarks.node --formats-only"
+        results = previous
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results["met"], indent=2))  # type: ignore[index]
+    if "met" in results:  # type: ignore[operator]
+        print(json.dumps(results["met"], indent=2))  # type: ignore[index]
     print(f"wrote {args.out}")
     return 0
 

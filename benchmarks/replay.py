@@ -2,7 +2,7 @@
 
     python -m lnn_ros_benchmarks.replay [--seconds 60] [--repeats 3] [--model BUNDLE]
 
-Writes a synthetic flight bag (``tests/fixtures/synthetic_flight.py``: 200 Hz IMU, 30 Hz
+Writes a synthetic flight bag (:mod:`lnn_ros_tools.synthetic.flight`: 200 Hz IMU, 30 Hz
 rgb8 camera at the bundle's image size, 50 Hz expert cmd_vel) of ``--seconds``, replays it
 through an IMU + camera bundle (by default the test factory's random-init CfC with its conv
 encoder and 32x24 images; ``--model`` for another one) with the live node's message handling, and

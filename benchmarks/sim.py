@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lnn_ros.sim.world.closed_loop import fly_expert
+from lnn_ros.sim.expert.expert import fly_expert
 from lnn_ros.sim.world.config import VARIANTS, ScenarioVariant, SimConfig
 from lnn_ros.sim.world.frames import quat_from_yaw, quat_to_matrix
 from lnn_ros.sim.world.render import Renderer

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
-NS_PER_US = 1_000
-MS_PER_S = 1_000
 
 
 def seconds_to_ns(seconds: float) -> int:
     """``seconds`` as integer nanoseconds, rounded to the nearest nanosecond."""
-    return round(seconds * NS_PER_S)
+    return int(round(float(seconds) * NS_PER_S))  # noqa: RUF046  (numpy 1.x scalars round to floats)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import random
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,6 +58,24 @@ def _live_children() -> set[int]:
     return children
 
 
+_PORT = re.compile(r"port(\d+)")
+
+
+def _may_be_ours(path: str, domain: int) -> bool:
+    """Whether a Fast DDS file can belong to this test's domain.
+
+    Files named after a port (``sem.fastdds_port<N>_mutex``) belong to the domain whose port range
+    (RTPS well-known ports: 7400 + 250 * domain .. + 249) holds N; another test run on this machine
+    (another domain) creates and leaves its own, which are not this test's leak. Other files
+    (segments with random names) cannot be attributed and always count.
+    """
+    match = _PORT.search(path)
+    if match is None:
+        return True
+    base = 7400 + 250 * domain
+    return base <= int(match.group(1)) < base + 250
+
+
 @pytest.fixture
 def ros_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """Environment for ROS processes of one test: a domain id of its own, localhost only.
@@ -82,7 +101,7 @@ def ros_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     yield env
     stray = sorted(_live_children() - children_before)
     assert not stray, f"processes started by the test are still running: {stray}"
-    new = _shm_files() - before
+    new = {path for path in _shm_files() - before if _may_be_ours(path, domain)}
     leaked = sorted(new - _shm_files_in_use()) if new else []
     assert not leaked, f"Fast DDS shared-memory files left behind by processes that have exited: {leaked}"
 

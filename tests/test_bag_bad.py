@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bundle_factory import imu_bundle  # noqa: F401 (module-scoped fixture)
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
@@ -136,12 +137,21 @@ def test_non_standard_definition_of_a_needed_type_is_an_error(tmp_path: Path) ->
         BagReader(tmp_path / "bag", required=IMU_ONLY).open()
 
 
-def test_unparsable_definition_is_a_clear_error(tmp_path: Path) -> None:
+def test_unparsable_definition_of_a_topic_we_do_not_read_does_not_stop_the_bag(tmp_path: Path) -> None:
     with Writer(tmp_path / "bag", version=8, storage_plugin=StoragePlugin.MCAP) as writer:
         connection = writer.add_connection("/custom", "my_msgs/msg/Foo", msgdef="int32 x\nthis is not a field\n", rihs01="RIHS01_0")
         writer.write(connection, 1, b"\x00\x01\x00\x00\x01\x00\x00\x00")
-    with pytest.raises(BagError, match="Cannot open bag .*message definitions rosbags cannot parse"):
-        BagReader(tmp_path / "bag").open()
+        store = messages.default_typestore()
+        imu_connection = writer.add_connection("/imu", "sensor_msgs/msg/Imu", typestore=store)
+        writer.write(imu_connection, 2, bytes(store.serialize_cdr(messages.imu_message(imu(T0), "imu", store), "sensor_msgs/msg/Imu")))
+    got, warnings = read_all(tmp_path / "bag")
+    assert len(got) == 1 and not warnings
+    # a broken definition on a topic we read is a clear error naming the topic
+    with Writer(tmp_path / "bad", version=8, storage_plugin=StoragePlugin.MCAP) as writer:
+        connection = writer.add_connection("/imu", "sensor_msgs/msg/Imu", msgdef="float64 x\n---\n%%% 3\n", rihs01="RIHS01_0")
+        writer.write(connection, 1, b"\x00\x01\x00\x00\x01\x00\x00\x00")
+    with pytest.raises(BagError, match=r"Topic '/imu' in bag .*: the stored definition of its type 'sensor_msgs/msg/Imu' cannot be parsed"):
+        BagReader(tmp_path / "bad", required=IMU_ONLY).open()
 
 
 def test_bag_without_definitions_decodes_known_types_and_ignores_unknown_ones(tmp_path: Path) -> None:
@@ -197,3 +207,96 @@ def test_cli_reports_errors_in_one_line_and_exit_code_1(
     err = capsys.readouterr().err
     assert code == 1
     assert "Traceback" not in err and expected in err and err.count("\n") == 1
+
+
+# ---------------------------------------------------------------------- bags from other recorders
+# rosbag2 (Jazzy and later) records service introspection as topics '<service>/_service_event'
+# whose stored definition is the raw .srv text (ros2/rosbag2#2365), which rosbags cannot parse.
+# These bags stand in for rosbag2's test resources only_services.mcap and topics_and_services.mcap.
+SERVICE_EVENT_DEFINITION = "=" * 80 + "\nSRV: example_interfaces/srv/AddTwoInts\nint64 a\nint64 b\n---\nint64 sum\n"
+
+
+def services_bag(path: Path, storage: StoragePlugin, with_imu: bool, imu_count: int = 50) -> Path:
+    store = messages.default_typestore()
+    with Writer(path, version=8, storage_plugin=storage) as writer:
+        for service in ("/add_two_ints", "/set_mode"):
+            connection = writer.add_connection(
+                f"{service}/_service_event", "example_interfaces/srv/AddTwoInts_Event",
+                msgdef=SERVICE_EVENT_DEFINITION, rihs01="RIHS01_" + "1" * 64,
+            )
+            for k in range(3):
+                writer.write(connection, T0 + k * 7 * MS, b"\x00\x01\x00\x00" + bytes(60))
+        if with_imu:
+            connection = writer.add_connection("/imu", "sensor_msgs/msg/Imu", typestore=store)
+            for k in range(imu_count):
+                raw = store.serialize_cdr(messages.imu_message(imu(T0 + k * 5 * MS), "imu", store), "sensor_msgs/msg/Imu")
+                writer.write(connection, T0 + k * 5 * MS, bytes(raw))
+    return path
+
+
+@pytest.mark.parametrize("storage", [StoragePlugin.MCAP, StoragePlugin.SQLITE3])
+def test_bag_with_only_service_events_opens_and_says_what_is_missing(
+    tmp_path: Path, storage: StoragePlugin, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bag = services_bag(tmp_path / "only_services", storage, with_imu=False)
+    assert main(["bag-info", str(bag)]) == 0
+    out = capsys.readouterr().out
+    assert "topic    /add_two_ints/_service_event  example_interfaces/srv/AddTwoInts_Event  3" in out
+    assert "stream   imu: not found" in out
+    with pytest.raises(BagError, match=r"has no imu topic 'imu'; it has /add_two_ints/_service_event \(example_interfaces"):
+        BagReader(bag, required=IMU_ONLY).open()
+
+
+@pytest.mark.parametrize("storage", [StoragePlugin.MCAP, StoragePlugin.SQLITE3])
+def test_bag_with_topics_and_service_events_reads_the_topics(tmp_path: Path, storage: StoragePlugin) -> None:
+    bag = services_bag(tmp_path / "topics_and_services", storage, with_imu=True)
+    got, warnings = read_all(bag)
+    assert len(got) == 50 and not warnings
+    assert [m.record.stamp_ns for m in got] == [T0 + k * 5 * MS for k in range(50)]
+
+
+def test_replay_and_play_source_of_a_bag_with_service_events(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lnn_ros.bag.reader import BagWarnings, open_any_reader
+
+    bag = services_bag(tmp_path / "topics_and_services", StoragePlugin.MCAP, with_imu=True)
+    source, _ = open_any_reader(bag, BagWarnings())  # what `lnn-ros play` opens
+    try:
+        assert sorted(source.topics) == ["/add_two_ints/_service_event", "/imu", "/set_mode/_service_event"]
+        assert sum(1 for _ in source.messages()) == 56
+    finally:
+        source.close()
+
+
+# ---------------------------------------------------------------------- a required topic without messages
+def empty_imu_bag(path: Path) -> Path:
+    """/imu is recorded (a connection) but holds no message; another topic has some."""
+    store = messages.default_typestore()
+    with Writer(path, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
+        writer.add_connection("/imu", "sensor_msgs/msg/Imu", typestore=store)
+        connection = writer.add_connection("/cmd_vel", "geometry_msgs/msg/TwistStamped", typestore=store)
+        for k in range(5):
+            message = messages.twist_stamped_message(T0 + k * MS, [0.0] * 6, "base", store)
+            raw = store.serialize_cdr(message, "geometry_msgs/msg/TwistStamped")
+            writer.write(connection, T0 + k * MS, bytes(raw))
+    return path
+
+
+def test_required_topic_with_zero_messages_is_an_error_when_strict_and_a_loud_warning_otherwise(tmp_path: Path) -> None:
+    bag = empty_imu_bag(tmp_path / "bag")
+    with pytest.raises(BagError, match=r"EMPTY TOPIC: the imu topic '/imu' in bag .* has no messages .*Stopped there \(strict mode\)"):
+        read_all(bag, strict=True)
+    got, warnings = read_all(bag)
+    assert got == [] and len(warnings) == 1 and warnings[0].startswith("1 x EMPTY TOPIC: the imu topic '/imu'")
+    with BagReader(bag) as reader:  # an optional stream may be empty without a word
+        assert list(reader.messages()) != [] and not reader.warnings
+
+
+def test_replay_of_a_bag_whose_imu_topic_is_empty(tmp_path: Path, imu_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bag = empty_imu_bag(tmp_path / "bag")
+    args = ["replay", str(bag), "--model", str(imu_bundle), "--no-plot", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "strict"), "--strict"]) == 1
+    err = capsys.readouterr().err
+    assert "EMPTY TOPIC: the imu topic '/imu'" in err and "Traceback" not in err and err.count("\n") == 1
+    assert main([*args, "--out", str(tmp_path / "lenient")]) == 0
+    out = capsys.readouterr().out
+    assert "warning  1 x EMPTY TOPIC: the imu topic '/imu'" in out and "The policy produced no command" in out

@@ -31,7 +31,7 @@ GOOD: dict[str, Any] = {
     "dt": {"unit": "s", "min_s": 0.0001, "max_s": 0.5, "max_gap_s": 1.0},
     "opset": 17,
     "producer": {"lnn_ros": "0.1.0"},
-    "files": {"step.onnx": "ab", "window.onnx": "cd", "enc.onnx": "ef"},
+    "files": {"step.onnx": "ab" * 32, "window.onnx": "cd" * 32, "enc.onnx": "ef" * 32},
 }
 
 
@@ -61,12 +61,12 @@ def broken(path: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        ("schema_version", 2, r"'schema_version' is 2; this lnn_ros reads 1"),
+        ("schema_version", 3, r"'schema_version' is 3; this lnn_ros reads \[1, 2\]"),
         ("opset", 13, r"'opset' must be 17"),
         ("graphs.step", KeyError, r"'graphs.step' is missing"),
         ("graphs.window.steps", KeyError, r"'graphs.window.steps' is missing"),
         ("model.input_size", 5, r"lists 4 features but model.input_size is 5"),
-        ("model.output_size", 0, r"'model.output_size' must be an integer >= 1, got 0"),
+        ("model.output_size", 0, r"'model.output_size' must be an integer in \[1, 1048576\], got 0"),
         ("outputs.1.max", "fast", r"'outputs\[1\].max' must be a finite number, got 'fast'"),
         ("outputs.0.min", 5.0, r"'outputs\[0\]' has min 5.0 above max 2.0"),
         ("outputs.1.twist_field", "linear.x", r"map two outputs to the same twist field"),

@@ -58,7 +58,7 @@ def test_latency_deadlines_and_hover_commands_are_counted_as_documented() -> Non
     assert (deadline["checked"], deadline["late"], deadline["lost"], deadline["missed"]) == (5, 1, 3, 4)
     assert summary["pacing_lag_ms"]["max"] == pytest.approx(0.2)
     np.testing.assert_allclose(sorted(log.latencies_ms()), [0.5, 1.0, 7.0])
-    assert is_hover((0.0, -0.0, 0.0, 0.0)) and not is_hover((0.0, 0.0, 0.0, 1e-9))
+    assert is_hover(np.array((0.0, -0.0, 0.0, 0.0))) and not is_hover(np.array((0.0, 0.0, 0.0, 1e-9)))
 
 
 def test_no_command_means_nothing_is_checked() -> None:

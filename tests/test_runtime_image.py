@@ -34,8 +34,8 @@ def frame(pixels: np.ndarray, encoding: str, *, pad: int = 0, stamp_ns: int = 1)
 
 def reference(rgb: np.ndarray, camera: CameraSpec) -> np.ndarray:
     """(pixel / 255 - mean) / std in float64, channels in the camera's encoding, [1, C, H, W]."""
-    if camera.encoding == "mono8":
-        planes = (rgb.astype(np.float64) @ LUMA)[None]
+    if camera.encoding == "mono8":  # luma rounded to uint8, as the preprocessing stores it
+        planes = np.floor(rgb.astype(np.float64) @ LUMA + 0.5)[None]
     elif camera.encoding == "bgr8":
         planes = rgb[:, :, ::-1].transpose(2, 0, 1).astype(np.float64)
     else:

@@ -29,13 +29,12 @@ from bundle_factory import (  # noqa: F401 (module-scoped fixtures)
 
 from lnn_ros.bundle import CameraSpec, FeatureSpec, OutputSpec, load_bundle, write_manifest
 from lnn_ros.cells import build_cell
-from lnn_ros.engine import Engine
+from lnn_ros.engine import Engine, Outcome
 from lnn_ros.onnx_export import export_bundle_with_report
 from lnn_ros.runtime import (
     Command,
     ImageFrame,
     ImuSample,
-    Outcome,
     PolicyConfig,
     PolicyError,
     PolicyRunner,

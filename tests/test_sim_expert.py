@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from lnn_ros.sim.errors import SimError
-from lnn_ros.sim.expert.expert import Expert, ExpertConfig, expert_controller
-from lnn_ros.sim.world.closed_loop import fly_expert, run_closed_loop
+from lnn_ros.sim.expert.expert import Expert, ExpertConfig, expert_controller, fly_expert
+from lnn_ros.sim.world.closed_loop import run_closed_loop
 from lnn_ros.sim.world.config import SimConfig, VehicleModel
 from lnn_ros.sim.world.episode import Simulator, VehicleState
 from lnn_ros.sim.world.frames import quat_from_yaw

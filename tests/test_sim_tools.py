@@ -11,8 +11,8 @@ import pytest
 
 from lnn_ros.sim.cli import register
 from lnn_ros.sim.evaluate import evaluate, format_stats
+from lnn_ros.sim.expert.expert import fly_expert
 from lnn_ros.sim.plot import plot_episode
-from lnn_ros.sim.world.closed_loop import fly_expert
 from lnn_ros.sim.world.config import SimConfig
 
 REPO = Path(__file__).resolve().parent.parent

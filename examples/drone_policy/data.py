@@ -18,6 +18,11 @@ index of the held frame in :attr:`PolicyDataset.frames` (a float32 holds it exac
 2^24). The trainer normalises the IMU columns; the frame column passes through with mean 0,
 std 1 and is turned into an embedding by the encoder in the training model.
 
+Frames: every demonstration frame goes through the runtime's preprocessing
+(:meth:`lnn_ros.runtime.image.ImageDecoder.pixels`, with the :data:`PREPROCESS` the bundles
+declare) before it is stored, so the encoder is trained on exactly what it sees in flight,
+whatever size the simulator rendered at (:func:`encoder_pixels`).
+
 Numpy only (no torch), so datasets can be built anywhere.
 """
 
@@ -29,6 +34,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lnn_ros.bundle import CameraSpec
+from lnn_ros.bundle.preprocess import Preprocess
+from lnn_ros.runtime.image import ImageDecoder
 from lnn_ros.runtime.records import ImageFrame, ImuSample, SensorRecord
 from lnn_ros.sim.errors import SimError
 from lnn_ros.sim.expert.demonstrations import Demonstration
@@ -47,6 +55,33 @@ IMU_FEATURE_NAMES = ("gyro_x", "gyro_y", "gyro_z", "accel_x", "accel_y", "accel_
 IMU_UNITS = ("rad/s",) * 3 + ("m/s^2",) * 3
 FRAME_COLUMN = len(IMU_FIELDS)  # x[:, 6] is the held frame's index
 MAX_FRAMES = 1 << 24  # float32 represents every integer below this exactly
+PREPROCESS = Preprocess()
+"""What the drone bundles declare: every Image encoding and jpeg / png, centre crop, area / bilinear resize."""
+
+
+def training_camera(width: int, height: int) -> CameraSpec:
+    """The camera section frames are preprocessed with for training (mean / std do not enter :meth:`pixels`)."""
+    return CameraSpec(width, height, "rgb8", 1, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), preprocess=PREPROCESS)
+
+
+def encoder_pixels(images: np.ndarray, camera: CameraSpec) -> np.ndarray:
+    """rgb8 frames [N, h, w, 3] (any size) -> what the encoder sees, uint8 [N, H, W, C], by the runtime's function.
+
+    Raises:
+        SimError: a frame the preprocessing refuses.
+    """
+    decoder = ImageDecoder(camera)
+    out = np.empty((len(images), camera.height, camera.width, camera.channels), dtype=np.uint8)
+    if len(images) == 0:
+        return out
+    height, width = images.shape[1:3]
+    for i, image in enumerate(images):
+        frame = ImageFrame(0, height, width, "rgb8", width * 3, np.ascontiguousarray(image).data)
+        result = decoder.pixels(frame)
+        if result.pixels is None:
+            raise SimError(f"Frame {i} ({width}x{height} rgb8) was refused by the preprocessing: {result.status.value}.")
+        out[i] = result.pixels
+    return out
 
 
 class DtRule(NamedTuple):
@@ -120,8 +155,10 @@ def demo_sequences(demo: Demonstration, frame_offset: int, rule: DtRule) -> list
     ]
 
 
-def build_dataset(demos: Sequence[Demonstration], rule: DtRule) -> PolicyDataset:
+def build_dataset(demos: Sequence[Demonstration], rule: DtRule, camera: CameraSpec | None = None) -> PolicyDataset:
     """Concatenate the frames of ``demos`` and turn each into fused training sequences.
+
+    With ``camera``, frames are stored preprocessed to its size (:func:`encoder_pixels`).
 
     Raises:
         SimError: no demonstration, image sizes that differ, or more frames than a float32 index holds.
@@ -139,7 +176,7 @@ def build_dataset(demos: Sequence[Demonstration], rule: DtRule) -> PolicyDataset
         pieces = demo_sequences(demo, offset, rule)
         sequences += pieces
         seeds += [demo.seed] * len(pieces)
-        frames.append(demo.images)
+        frames.append(demo.images if camera is None else encoder_pixels(demo.images, camera))
         offset += len(demo.images)
     if offset >= MAX_FRAMES:
         raise SimError(f"{offset} frames exceed the {MAX_FRAMES} a float32 frame index can address; use fewer episodes.")

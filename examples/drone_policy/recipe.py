@@ -163,14 +163,15 @@ def split_jobs(jobs: Sequence[EpisodeJob], every: int) -> tuple[list[EpisodeJob]
 def train_one(kind: str, config: RecipeConfig, train_paths: list[Path], val_paths: list[Path]) -> dict[str, Any]:
     """Train and export one policy (worker process); returns its training report."""
     from lnn_ros.sim.expert.demonstrations import load_demonstration
-    from lnn_ros_examples.drone_policy.data import build_dataset
+    from lnn_ros_examples.drone_policy.data import build_dataset, training_camera
     from lnn_ros_examples.drone_policy.model import PolicyArch
     from lnn_ros_examples.drone_policy.train import DT_RULE, export_policy, new_policy, train_config_with, train_policy
 
     started = time.monotonic()
-    train = build_dataset([load_demonstration(p) for p in train_paths], DT_RULE)
-    validation = build_dataset([load_demonstration(p) for p in val_paths], DT_RULE) if val_paths else None
     arch = PolicyArch(cell_kind=kind, units=config.units)
+    camera = training_camera(arch.image_width, arch.image_height)
+    train = build_dataset([load_demonstration(p) for p in train_paths], DT_RULE, camera)
+    validation = build_dataset([load_demonstration(p) for p in val_paths], DT_RULE, camera) if val_paths else None
     train_config = train_config_with(epochs=config.epochs, seed=config.seed, progress=False)
     policy = new_policy(arch, train, seed=config.seed)
     trained = train_policy(policy, train, validation, train_config)

@@ -35,6 +35,7 @@ from lnn_ros_examples.drone_policy.data import (
     IMU_FEATURE_NAMES,
     IMU_FIELDS,
     IMU_UNITS,
+    PREPROCESS,
     DtRule,
     PolicyDataset,
     image_statistics,
@@ -164,7 +165,8 @@ def manifest_features(policy: DronePolicy) -> list[FeatureSpec]:
 
 
 def camera_spec(policy: DronePolicy) -> CameraSpec:
-    """How frames feed the policy's encoder: rgb8 at the trained size with its normalisation."""
+    """How frames feed the policy's encoder: rgb8 at the trained size with its normalisation, and the
+    preprocessing the training frames went through (any camera size / encoding / jpeg -> that size)."""
     arch = policy.arch
     return CameraSpec(
         width=arch.image_width,
@@ -173,6 +175,7 @@ def camera_spec(policy: DronePolicy) -> CameraSpec:
         embedding_size=arch.embedding_size,
         mean=policy.image_mean,
         std=policy.image_std,
+        preprocess=PREPROCESS,
     )
 
 

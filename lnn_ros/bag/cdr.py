@@ -78,13 +78,14 @@ def decode_image(raw: bytes | memoryview) -> ImageFrame | None:
     height, width, length = struct.unpack_from("<III", raw, 4 + offset)
     offset += 12
     encoding = bytes(raw[4 + offset : 4 + offset + length - 1]).decode("ascii")
+    is_bigendian = bool(raw[4 + offset + length])
     offset += length + 1  # string bytes incl. NUL, then uint8 is_bigendian
     offset = _align(offset, 4)
     step, size = struct.unpack_from("<II", raw, 4 + offset)
     start = 4 + offset + 8
     if start + size > len(raw):
         raise ValueError(f"Image data of {size} bytes runs past the {len(raw)}-byte message.")
-    return ImageFrame(stamp, height, width, encoding, step, memoryview(raw)[start : start + size])
+    return ImageFrame(stamp, height, width, encoding, step, memoryview(raw)[start : start + size], is_bigendian)
 
 
 def decode_twist_stamped(raw: bytes | memoryview) -> Command | None:

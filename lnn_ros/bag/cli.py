@@ -112,7 +112,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_topic_options(dataset)
     dataset.set_defaults(func=run_bag_to_dataset)
 
-    info = subparsers.add_parser("bag-info", help="list a bag's topics, types, counts and the streams lnn_ros finds")
+    info = subparsers.add_parser(
+        "bag-info",
+        help="list a bag's topics, types, counts and the streams lnn_ros finds",
+        description="Only the index is read, and message definitions are parsed only for the streams lnn_ros "
+        "reads, so topics of any other type (service events, custom messages) never stop a bag from opening.",
+    )
     info.add_argument("bag", type=Path)
     _add_topic_options(info)
     info.set_defaults(func=run_bag_info)
@@ -245,7 +250,11 @@ def run_bag_info(args: argparse.Namespace) -> int:
         for topic in info.topics.values():
             print(f"topic    {topic.name}  {topic.msgtype}  {topic.count}")
         for stream in BAG_STREAMS:
-            found = reader.topic(stream) if reader.has(stream) else "not found"
+            if reader.has(stream):
+                count = reader.expected_count([stream])
+                found = f"{reader.topic(stream)} ({count} messages{'; EMPTY: nothing to read' if not count else ''})"
+            else:
+                found = "not found"
             print(f"stream   {stream.value}: {found}")
         for warning in reader.warnings.lines():
             print(f"warning  {warning}")

@@ -35,7 +35,8 @@ import numpy as np
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.reader import BagReader, MessageOrder
 from lnn_ros.bag.topics import BagTopics
-from lnn_ros.bundle.manifest import IMAGE_ENCODINGS, IMU_FIELDS, TWIST_FIELDS, Manifest
+from lnn_ros.bundle.manifest import IMAGE_ENCODINGS, IMU_FIELDS, TWIST_FIELDS, CameraSpec, Manifest
+from lnn_ros.runtime.image import ImageDecoder
 from lnn_ros.runtime.records import Command, ImageFrame, ImuSample, Stream
 from lnn_ros.units import NS_PER_S
 
@@ -60,6 +61,10 @@ class DatasetConfig:
         max_frame_age_s: a camera frame older than this is not used (camera datasets).
         min_steps: shorter sequences are dropped.
         strict: raise on any bag problem instead of counting it.
+        camera_spec: a bundle's camera section: every frame (any size, encoding or jpeg / png the
+            bundle's ``preprocess`` takes) goes through the runtime's preprocessing
+            (:meth:`lnn_ros.runtime.image.ImageDecoder.pixels`) and is stored as the encoder sees
+            it; ``None`` stores raw ``rgb8`` / ``bgr8`` / ``mono8`` frames as recorded.
     """
 
     topics: BagTopics = BagTopics()
@@ -71,6 +76,7 @@ class DatasetConfig:
     max_frame_age_s: float = 0.5
     min_steps: int = 2
     strict: bool = False
+    camera_spec: CameraSpec | None = None
 
     def __post_init__(self) -> None:
         for name, values, known in (("imu_fields", self.imu_fields, IMU_FIELDS), ("targets", self.targets, TWIST_FIELDS)):
@@ -92,7 +98,13 @@ class DatasetConfig:
             raise BagError(
                 f"Bundle {manifest.name!r} has outputs without a twist_field; a bag's cmd_vel cannot be its target."
             )
-        return cls(imu_fields=fields_, targets=targets, camera=manifest.uses_camera, **overrides)  # type: ignore[arg-type]
+        return cls(
+            imu_fields=fields_,
+            targets=targets,
+            camera=manifest.uses_camera,
+            camera_spec=manifest.camera,
+            **overrides,  # type: ignore[arg-type]
+        )
 
 
 class BagSequence(NamedTuple):
@@ -222,7 +234,7 @@ def _sequences_of_bag(
     frame_pick: np.ndarray | None = None
     encoding: str | None = None
     if config.camera:
-        frames_array, frame_ns, encoding = _stack_frames(path, streams.frames, dropped)
+        frames_array, frame_ns, encoding = _stack_frames(path, streams.frames, dropped, config.camera_spec)
         frame_pick = np.searchsorted(frame_ns, stamps, side="right") - 1
         has_frame = (frame_pick >= 0) & (
             stamps - frame_ns[np.maximum(frame_pick, 0)] <= int(config.max_frame_age_s * NS_PER_S)
@@ -247,22 +259,27 @@ def _sequences_of_bag(
 
 
 def _stack_frames(
-    path: Path, frames: list[ImageFrame], dropped: dict[str, int]
+    path: Path, frames: list[ImageFrame], dropped: dict[str, int], camera: CameraSpec | None = None
 ) -> tuple[np.ndarray, np.ndarray, str]:
     frames = sorted(frames, key=lambda f: f.stamp_ns)
+    decoder = None if camera is None else ImageDecoder(camera)
     pixels: list[np.ndarray] = []
     stamps: list[int] = []
     shape: tuple[int, ...] | None = None
     encoding: str | None = None
     for frame in frames:
-        image = _frame_pixels(frame)
-        if image is None or (shape is not None and (image.shape != shape or frame.encoding != encoding)):
+        if decoder is None:
+            image, frame_encoding = _frame_pixels(frame), frame.encoding
+        else:  # the runtime's preprocessing: what the encoder will see in flight
+            image, frame_encoding = decoder.pixels(frame).pixels, decoder.camera.encoding
+            image = None if image is None else image.copy()
+        if image is None or (shape is not None and (image.shape != shape or frame_encoding != encoding)):
             _count(dropped, "frame_unusable", 1)
             continue
         if stamps and frame.stamp_ns == stamps[-1]:
             _count(dropped, "frame_duplicate_stamp", 1)
             continue
-        shape, encoding = image.shape, frame.encoding
+        shape, encoding = image.shape, frame_encoding
         pixels.append(image)
         stamps.append(frame.stamp_ns)
     if not pixels:

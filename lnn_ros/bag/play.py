@@ -31,8 +31,9 @@ from lnn_ros.bag.topics import CLOCK_TYPE, absolute_topic, topic_key
 from lnn_ros.units import NS_PER_S
 
 if TYPE_CHECKING:
-    from rosbags.highlevel import AnyReader
     from rosbags.interfaces import Connection
+
+    from lnn_ros.bag.source import BagSource
 
 RELIABILITIES = ("reliable", "best_effort")
 
@@ -291,7 +292,7 @@ class _RosSink:
         self.context.try_shutdown()
 
 
-def _selected(reader: AnyReader, config: PlayConfig) -> list[Connection]:
+def _selected(reader: BagSource, config: PlayConfig) -> list[Connection]:
     wanted = {topic_key(t) for t in config.topics}
     connections = [c for c in reader.connections if not wanted or topic_key(c.topic) in wanted]
     missing = sorted(wanted - {topic_key(c.topic) for c in reader.connections})
@@ -301,7 +302,7 @@ def _selected(reader: AnyReader, config: PlayConfig) -> list[Connection]:
     return connections
 
 
-def _cdr_converter(reader: AnyReader) -> Callable[[bytes, str], bytes]:
+def _cdr_converter(reader: BagSource) -> Callable[[bytes, str], bytes]:
     """Raw bag bytes -> CDR: identity for rosbag2, rosbags' conversion (Header without seq) for ROS 1."""
     if reader.is2:
         return lambda raw, _msgtype: raw if isinstance(raw, bytes) else bytes(raw)
@@ -314,7 +315,7 @@ def _cdr_converter(reader: AnyReader) -> Callable[[bytes, str], bytes]:
     return lambda raw, msgtype: bytes(store.ros1_to_cdr(raw, msgtype))
 
 
-def _items(reader: AnyReader, connections: list[Connection], start_ns: int, stop_ns: int | None,
+def _items(reader: BagSource, connections: list[Connection], start_ns: int, stop_ns: int | None,
            convert: Callable[[bytes, str], bytes], warnings: BagWarnings) -> Iterator[Item]:
     iterator = reader.messages(connections=connections, start=start_ns, stop=stop_ns)
     while True:

@@ -32,13 +32,21 @@ from typing import TYPE_CHECKING, Any
 from lnn_ros.bag import cdr, messages
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.records import BagMessage, Record
-from lnn_ros.bag.topics import BAG_STREAMS, TWIST_TYPE, BagTopics, topic_key
+from lnn_ros.bag.source import BagSource
+from lnn_ros.bag.topics import (
+    BAG_STREAMS,
+    COMPRESSED_IMAGE_TYPE,
+    SUPPORTED_TYPES,
+    TWIST_TYPE,
+    BagTopics,
+    TopicSpec,
+    topic_key,
+)
 from lnn_ros.runtime import messages as to_record
 from lnn_ros.runtime.records import Stream
 from lnn_ros.units import NS_PER_S
 
 if TYPE_CHECKING:
-    from rosbags.highlevel import AnyReader
     from rosbags.interfaces import Connection
     from rosbags.typesys.store import Typestore
 
@@ -113,7 +121,7 @@ class _Decoder:
         )
         self._unstamped = msgtype == TWIST_TYPE
         self._fast: Callable[[bytes], Record | None] | None = None
-        if not is_ros1 and not self._unstamped:
+        if not is_ros1 and not self._unstamped and msgtype != COMPRESSED_IMAGE_TYPE:
             self._fast = {
                 Stream.IMU: cdr.decode_imu,
                 Stream.CAMERA: cdr.decode_image,
@@ -160,24 +168,21 @@ def resolve_bag_path(path: str | Path, warnings: BagWarnings) -> Path:
     return files[0]
 
 
-def open_any_reader(path: str | Path, warnings: BagWarnings) -> tuple[AnyReader, Path]:
-    """An open rosbags ``AnyReader`` on ``path`` (bags without definitions use the Humble types).
+def open_any_reader(path: str | Path, warnings: BagWarnings) -> tuple[BagSource, Path]:
+    """An open :class:`BagSource` on ``path``: indexed, no message definition parsed yet.
 
-    Returns the reader and the path it reads (the storage file when metadata.yaml is gone).
+    Returns the source and the path it reads (the storage file when metadata.yaml is gone).
 
     Raises:
         BagError: the bag does not exist or cannot be opened, with rosbags' reason.
     """
-    from rosbags.highlevel import AnyReader
-
     source = resolve_bag_path(path, warnings)
     try:
-        reader = AnyReader([source], default_typestore=messages.default_typestore())
-        reader.open()
+        reader = BagSource(source).open()
     except Exception as exc:  # rosbags raises its own errors, OSError and sqlite/apsw errors
         raise BagError(
-            f"Cannot open bag {str(path)!r}: {describe_error(exc)}. The file is damaged, truncated (a recording "
-            "that was cut off or is still running), or holds message definitions rosbags cannot parse."
+            f"Cannot open bag {str(path)!r}: {describe_error(exc)}. The file is damaged or truncated (a recording "
+            "that was cut off or is still running)."
         ) from None
     return reader, source
 
@@ -208,10 +213,15 @@ class BagReader:
         self.topics = topics
         self.required = tuple(required)
         self.streams = tuple(dict.fromkeys((*streams, *self.required)))
+        unreadable = [s.value for s in self.streams if s not in BAG_STREAMS]
+        if unreadable:
+            raise BagError(
+                f"A bag holds no {unreadable} stream; choose among {[s.value for s in BAG_STREAMS]}."
+            )
         self.strict = strict
         self.warnings = BagWarnings()
         self.read_counts: dict[Stream, int] = {}
-        self._reader: AnyReader | None = None
+        self._reader: BagSource | None = None
         self._connections: dict[Stream, list[Connection]] = {}
         self._decoders: dict[int, _Decoder] = {}
         self._info: BagInfo | None = None
@@ -270,7 +280,7 @@ class BagReader:
         chosen = self.streams if streams is None else tuple(streams)
         return sum(c.msgcount for s in chosen for c in self._connections.get(s, []))
 
-    def _read_info(self, reader: AnyReader, source: Path) -> BagInfo:
+    def _read_info(self, reader: BagSource, source: Path) -> BagInfo:
         topics = {
             name: TopicInfo(name, info.msgtype, info.msgcount) for name, info in sorted(reader.topics.items())
         }
@@ -288,7 +298,7 @@ class BagReader:
         listed = ", ".join(f"{t.name} ({t.msgtype})" for t in self.info.topics.values())
         return listed or "no topics"
 
-    def _find_streams(self, reader: AnyReader) -> None:
+    def _find_streams(self, reader: BagSource) -> None:
         by_key: dict[str, list[Connection]] = {}
         for connection in reader.connections:
             by_key.setdefault(topic_key(connection.topic), []).append(connection)
@@ -302,6 +312,8 @@ class BagReader:
                         f"Pass the right name with --{stream.value}-topic."
                     )
                 continue
+            if stream is Stream.CAMERA and connections[0].msgtype in SUPPORTED_TYPES[Stream.CAMERA]:
+                spec = TopicSpec(stream, spec.topic, connections[0].msgtype)  # Image or CompressedImage: detected
             wrong = sorted({c.msgtype for c in connections if c.msgtype != spec.msgtype})
             if wrong:
                 problem = (
@@ -313,30 +325,40 @@ class BagReader:
                     raise BagError(f"{problem}; {hint}.")
                 self.warn(f"{problem}, so it is not read ({hint})")
                 continue
-            typestore = self._typestore_for(reader, spec.msgtype, connections[0].topic)
+            typestore = self._typestore_for(reader, connections, spec.msgtype, connections[0].topic)
             for connection in connections:
                 self._decoders[id(connection)] = _Decoder(stream, spec.msgtype, typestore, not reader.is2)
             self._connections[stream] = connections
+            if stream in self.required and not sum(c.msgcount for c in connections):
+                self.warn(
+                    f"EMPTY TOPIC: the {stream.value} topic {connections[0].topic!r} in bag {str(self.path)!r} has no "
+                    f"messages (its index lists 0), so nothing can be read from the {stream.value} stream; "
+                    "was the sensor publishing while the bag was recorded?"
+                )
 
-    def _typestore_for(self, reader: AnyReader, msgtype: str, topic: str) -> Typestore:
+    def _typestore_for(self, reader: BagSource, connections: list[Connection], msgtype: str, topic: str) -> Typestore:
+        """The types to decode ``connections`` with: their stored definitions (parsed now, only for
+        the topics read), else rosbags' built-in Humble definitions."""
         standard = messages.default_typestore()
-        if msgtype in reader.typestore.fielddefs:
-            if reader.is2 and _rihs01(reader.typestore, msgtype) != _rihs01(standard, msgtype):
+        stored = reader.types_for(connections)
+        if msgtype in stored.fielddefs:
+            if reader.is2 and _rihs01(stored, msgtype) != _rihs01(standard, msgtype):
                 raise BagError(
                     f"Topic {topic!r} in bag {str(self.path)!r}: the bag's stored definition of {msgtype!r} differs from "
                     "the standard ROS 2 one, so its messages cannot be read as such; record the standard message type."
                 )
-            return reader.typestore
+            return stored
         if not reader.is2:
             raise BagError(
                 f"Bag {str(self.path)!r} has no message definition for type {msgtype!r} of topic {topic!r}; "
                 "the ROS 1 bag is damaged (its connection records lack the definition)."
             )
-        self.warnings.add(
-            f"Bag {str(self.path)!r} embeds no message definition for {msgtype!r} (topic {topic!r}); "
-            "decoded it with the built-in ROS 2 Humble definition."
-        )
-        return messages.default_typestore()
+        if any(c.msgdef.data for c in reader.connections):  # Humble bags store none: no news there
+            self.warnings.add(
+                f"Bag {str(self.path)!r} embeds no message definition for {msgtype!r} (topic {topic!r}); "
+                "decoded it with the built-in ROS 2 Humble definition."
+            )
+        return standard
 
     # ------------------------------------------------------------------ reading
     def warn(self, message: str, count: int = 1) -> None:

@@ -228,8 +228,8 @@ def replay_bag(
         warnings = reader.warnings.lines()
     if not published:
         warnings.append(
-            f"The policy produced no command from {count} messages; see the counters (e.g. waiting_for_camera, "
-            "duplicate, gap_reset) for why."
+            f"The policy produced no command from {count} messages; see the counters (e.g. camera_waiting, "
+            "imu_duplicate, imu_gap_reset) for why."
         )
 
     files = {"commands_bag": writer.path, "commands_csv": out_dir / COMMANDS_CSV}

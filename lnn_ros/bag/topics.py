@@ -15,6 +15,7 @@ from lnn_ros.runtime.records import Stream
 
 IMU_TYPE = "sensor_msgs/msg/Imu"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
 TWIST_STAMPED_TYPE = "geometry_msgs/msg/TwistStamped"
 TWIST_TYPE = "geometry_msgs/msg/Twist"
 DIAGNOSTIC_ARRAY_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
@@ -28,7 +29,7 @@ BAG_STREAMS = (Stream.IMU, Stream.CAMERA, Stream.COMMAND)
 
 SUPPORTED_TYPES: dict[Stream, tuple[str, ...]] = {
     Stream.IMU: (IMU_TYPE,),
-    Stream.CAMERA: (IMAGE_TYPE,),
+    Stream.CAMERA: (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE),  # the bag's own camera type is taken (detected)
     # An unstamped Twist takes its log time (arrival time) as its stamp.
     Stream.COMMAND: (TWIST_STAMPED_TYPE, TWIST_TYPE),
 }
@@ -67,7 +68,8 @@ class BagTopics:
 
     Attributes:
         imu: IMU topic (``sensor_msgs/msg/Imu``).
-        camera: camera topic (``sensor_msgs/msg/Image``).
+        camera: camera topic (``sensor_msgs/msg/Image`` or ``CompressedImage``, e.g.
+            ``camera/image_raw/compressed``; the type is read from the bag).
         command: recorded commands of a pilot or an expert (``TwistStamped`` or ``Twist``).
         imu_type: expected type of ``imu``.
         camera_type: expected type of ``camera``.

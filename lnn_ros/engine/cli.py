@@ -14,9 +14,11 @@ from lnn_ros.bundle.store import load_bundle
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "info",
-        help="print a bundle's manifest and check it (hashes, graph inputs/outputs, one step)",
-        description="Read BUNDLE/manifest.yaml, verify every file's SHA-256, load each graph with "
-        "onnxruntime, check its inputs/outputs against the manifest and run one step.",
+        help="print a bundle's manifest and check it (hashes, graph rules, every graph run once, one step)",
+        description="Read BUNDLE/manifest.yaml strictly, verify every file's SHA-256 and the graph rules "
+        "(opset, operators, no external data), load every graph (window included) with onnxruntime from the "
+        "bytes that were hashed, check its inputs/outputs against the manifest, run each once and step the engine. "
+        "The digest printed is the SHA-256 over the bytes loaded (docs/bundle.md).",
     )
     parser.add_argument("bundle", type=Path, nargs="+", help="bundle folder(s)")
     parser.add_argument("--json", action="store_true", help="print the manifest as JSON instead of a summary")
@@ -25,10 +27,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run_info(args: argparse.Namespace) -> int:
     from lnn_ros.engine import Engine, Outcome
+    from lnn_ros.engine.session import check_bundle_graphs
 
     for path in args.bundle:
         bundle = load_bundle(path)
-        engine = Engine(bundle)  # loads every graph and checks its inputs/outputs
+        check_bundle_graphs(bundle)  # every graph, window included: loaded, signature-checked, run once
+        engine = Engine(bundle)
         m = bundle.manifest
         features = np.array([f.mean for f in m.features], dtype=np.float32)
         engine.step(features, 0)
@@ -39,16 +43,24 @@ def run_info(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(m.to_dict(), indent=2))
             continue
-        print(f"bundle   {path}  ({m.name}, sha256 {bundle.digest[:16]})")
+        print(f"bundle   {path}  ({m.name})")
+        print(f"digest   {bundle.digest}  (SHA-256 over the bytes loaded, manifest included)")
         if m.description:
             print(f"         {m.description}")
         print(f"model    {m.model.kind}: {m.model.input_size} inputs, {m.model.state_size} state, {m.model.output_size} outputs")
         for role, spec in m.graphs.items():
             extra = f", T={spec.steps}" if spec.steps else ""
-            print(f"graph    {role:8s} {spec.file}{extra}  sha256 {m.files[spec.file][:16]}")
+            print(f"graph    {role:8s} {spec.file}{extra}  sha256 {bundle.file_hashes[spec.file][:16]}")
         if m.camera is not None:
             c = m.camera
-            print(f"camera   {c.width}x{c.height} {c.encoding} (accepts {', '.join(c.accepted_encodings)}) -> {c.embedding_size} features")
+            print(f"camera   {c.width}x{c.height} {c.encoding} -> {c.embedding_size} features")
+            if c.preprocess is None:
+                print(
+                    f"         input must already be the encoder's size ({c.width}x{c.height}, "
+                    f"{', '.join(c.accepted_encodings)}; schema {m.schema_version}: no preprocess declared)"
+                )
+            else:
+                print(f"         preprocess: {c.preprocess.describe()}")
         sources: dict[str, list[str]] = {}
         for f in m.features:
             sources.setdefault(f.source, []).append(f.field or f"{f.name}")
@@ -60,5 +72,6 @@ def run_info(args: argparse.Namespace) -> int:
             print(f"output   {o.name} [{o.unit}] in [{o.min:g}, {o.max:g}]{twist}")
         print(f"dt       trained {m.dt.min_s:g}..{m.dt.max_s:g} s, reset after a {m.dt.max_gap_s:g} s gap")
         print(f"opset    {m.opset}; producer {', '.join(f'{k} {v}' for k, v in m.producer.items())}")
-        print(f"check    ok: hashes, graph inputs/outputs, one step on {engine.provider}")
+        roles = ", ".join(m.graphs)
+        print(f"check    ok: hashes, graph rules, {roles} loaded and run once, one step on {engine.provider}")
     return 0

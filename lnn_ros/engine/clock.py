@@ -8,7 +8,8 @@ Rules (each tested):
   than the gap is a restarted clock (a replayed bag, a re-synchronised time source, or recovery
   from one bogus future stamp) and is treated like a jump forward: without this, one message
   stamped minutes ahead would make every later message "out of order" until real time caught up.
-  The engine resets the state on it; a held stream (camera, vector) just takes the new value
+  The engine resets the state on it; a held stream (camera, vector, or the IMU when another
+  stream drives) just takes the new value
   and counts a jump back as ``CLOCK_RESTART``.
 * otherwise ``STEPPED`` with the raw Δt (the engine clamps it to the trained range).
 """

@@ -22,12 +22,11 @@ import numpy as np
 import onnxruntime as ort
 
 from lnn_ros.bundle import Bundle, load_bundle
-from lnn_ros.bundle.store import check_graph_io
 from lnn_ros.engine.clock import StampClock
 from lnn_ros.engine.outcome import Outcome
 from lnn_ros.engine.plan import StepPlan, WindowRunner
-from lnn_ros.engine.session import SessionConfig, open_session
-from lnn_ros.errors import EngineError
+from lnn_ros.engine.session import SessionConfig, check_graph_runs, open_graph
+from lnn_ros.errors import BundleError, EngineError
 from lnn_ros.units import NS_PER_S
 
 _sum = np.add.reduce  # ndarray.sum without its Python wrapper
@@ -144,9 +143,9 @@ class Engine:
 
     # ------------------------------------------------------------------ set-up
     def _open(self, role: str) -> tuple[ort.InferenceSession, str]:
-        path = self.bundle.graph_path(role)
-        session, provider = open_session(path, self.config.session)
-        check_graph_io(path, role, self.manifest, session.get_inputs(), session.get_outputs())
+        """Open graph ``role`` from the bundle's checked bytes, check its signature and run it once."""
+        session, provider = open_graph(self.bundle, role, self.config.session)
+        check_graph_runs(self.bundle, role, session)
         return session, provider
 
     def _make_binding(self, hidden: np.ndarray, hidden_out: np.ndarray) -> ort.IOBinding:
@@ -159,9 +158,15 @@ class Engine:
 
     def _warm_up(self) -> None:
         """Run each graph once at load: first runs allocate (and on CUDA / TensorRT build kernels),
-        which must not happen inside the first sensor callback. State and buffers end as new."""
+        which must not happen inside the first sensor callback. State and buffers end as new.
+        (Each graph already ran once in :meth:`_open`; this run goes through the io_binding.)"""
         self._dt[0, 0] = self.max_dt_s
-        self._run()
+        try:
+            self._run()
+        except Exception as exc:  # onnxruntime's own exception types
+            raise BundleError(
+                f"{self.bundle.graph_path('step')}: the step graph failed its first run ({' '.join(str(exc).split())})."
+            ) from None
         self._zero_state()
         self._y.fill(0.0)
         self._dt.fill(0.0)

@@ -31,6 +31,9 @@ class Outcome(Enum):
     WRONG_SIZE = "wrong_size"  # image width/height differ from the manifest: dropped
     MALFORMED = "malformed"  # image step/data length inconsistent: dropped
 
+    # Members are singletons: hash by identity in C (they key per-message counters).
+    __hash__ = object.__hash__
+
     @property
     def valid(self) -> bool:
         """Whether the message was usable input: a sign of life of *its stream* for the watchdog.

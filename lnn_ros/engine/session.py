@@ -1,4 +1,5 @@
-"""onnxruntime sessions: thread counts and execution providers, with fallback to CPU."""
+"""onnxruntime sessions: thread counts and execution providers (with fallback to CPU), and
+opening a bundle's graphs from the bytes the bundle read, checked against the manifest and run once."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 
+from lnn_ros.bundle.store import Bundle, Shape, check_graph_io, expected_io
 from lnn_ros.errors import BundleError, EngineError
 
 LOG = logging.getLogger("lnn_ros.engine")
@@ -57,18 +60,104 @@ class SessionConfig:
         return chosen
 
 
-def open_session(path: Path, config: SessionConfig) -> tuple[ort.InferenceSession, str]:
-    """Open ``path`` with ``config``; returns the session and the provider actually used first."""
+def open_session(
+    source: Path | bytes, config: SessionConfig, label: str | Path | None = None
+) -> tuple[ort.InferenceSession, str]:
+    """Open an ONNX graph with ``config``; returns the session and the provider actually used first.
+
+    ``source`` is the graph's bytes (what a :class:`~lnn_ros.bundle.Bundle` read and hashed:
+    the bytes checked are the bytes run) or a path; ``label`` names it in messages.
+
+    Raises:
+        BundleError: onnxruntime refused the graph.
+    """
+    name = str(label if label is not None else source if isinstance(source, Path) else "graph")
     options = ort.SessionOptions()
     options.intra_op_num_threads = config.intra_op_threads
     options.inter_op_num_threads = config.inter_op_threads
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    model = source if isinstance(source, bytes) else str(source)
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=config.resolved_providers())
+        session = ort.InferenceSession(model, sess_options=options, providers=config.resolved_providers())
     except Exception as exc:  # onnxruntime raises several private exception types
-        raise BundleError(f"{path}: onnxruntime could not load the graph ({exc}).") from None
+        raise BundleError(f"{name}: onnxruntime could not load the graph ({_one_line(exc)}).") from None
     provider = session.get_providers()[0]
-    LOG.info("Loaded %s with execution provider %s.", path.name, provider)
+    LOG.info("Loaded %s with execution provider %s.", Path(name).name, provider)
     return session, provider
+
+
+def run_once(session: ort.InferenceSession, feeds: dict[str, np.ndarray], label: str | Path) -> list[np.ndarray]:
+    """Run ``session`` on ``feeds``; onnxruntime's failures become one BundleError naming ``label``.
+
+    Raises:
+        BundleError: the graph failed to run on inputs of the shapes the manifest promises.
+    """
+    try:
+        outputs = session.run(None, feeds)
+    except Exception as exc:  # onnxruntime's Fail / InvalidArgument / RuntimeException
+        shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in feeds.items())
+        raise BundleError(f"{label}: the graph failed to run on inputs {shapes} ({_one_line(exc)}).") from None
+    return [np.asarray(o) for o in outputs]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 400 else f"{text[:397]}..."
+
+
+def open_graph(bundle: Bundle, role: str, config: SessionConfig) -> tuple[ort.InferenceSession, str]:
+    """Open graph ``role`` from the bytes ``bundle`` read and check its inputs/outputs against the manifest.
+
+    Raises:
+        BundleError: onnxruntime refused the graph, or its signature differs from the manifest.
+    """
+    label = bundle.graph_path(role)
+    session, provider = open_session(bundle.graph_data(role), config, label)
+    check_graph_io(label, role, bundle.manifest, session.get_inputs(), session.get_outputs())
+    return session, provider
+
+
+def _concrete(shape: Shape) -> tuple[int, ...]:
+    return tuple(1 if dim is None else dim for dim in shape)
+
+
+def check_graph_runs(bundle: Bundle, role: str, session: ort.InferenceSession) -> None:
+    """Run graph ``role`` once with batch 1 on the manifest's shapes: the normalised mean input
+    (zeros), a zero state and Δt = ``dt.max_s``. Every output must have exactly the promised
+    shape, be float32 and finite.
+
+    Raises:
+        BundleError: naming the graph and the output that is wrong.
+    """
+    label = bundle.graph_path(role)
+    want_in, want_out = expected_io(bundle.manifest, role)
+    feeds = {name: np.zeros(_concrete(shape), dtype=np.float32) for name, shape in want_in.items()}
+    if "dt" in feeds:
+        feeds["dt"].fill(bundle.manifest.dt.max_s)
+    outputs = run_once(session, feeds, label)
+    for info, value in zip(session.get_outputs(), outputs):
+        shape = _concrete(want_out[info.name])
+        if value.shape != shape or value.dtype != np.float32:
+            raise BundleError(
+                f"{label}: output {info.name!r} came out {value.dtype} {list(value.shape)} but must be float32 "
+                f"{list(shape)} for the inputs {[list(v.shape) for v in feeds.values()]}."
+            )
+        if not np.isfinite(value).all():
+            raise BundleError(f"{label}: output {info.name!r} is NaN or Inf for the mean input and a zero state.")
+
+
+def check_bundle_graphs(bundle: Bundle, config: SessionConfig = SessionConfig()) -> dict[str, str]:
+    """Open, signature-check and run once every graph of ``bundle`` (window included).
+
+    Returns the execution provider used per graph role.
+
+    Raises:
+        BundleError: the first graph that does not load, match the manifest or run.
+    """
+    providers: dict[str, str] = {}
+    for role in bundle.manifest.graphs:
+        session, providers[role] = open_graph(bundle, role, config)
+        check_graph_runs(bundle, role, session)
+    return providers

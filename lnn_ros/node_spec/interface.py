@@ -17,6 +17,8 @@ NODE_NAME = "lnn_node"
 
 IMU_TOPIC = "imu"
 CAMERA_TOPIC = "camera/image_raw"
+COMPRESSED_SUFFIX = "/compressed"  # image_transport's compressed transport: <base topic>/compressed
+CAMERA_TRANSPORTS = ("raw", "compressed")
 COMMAND_TOPIC = "cmd_vel"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 RESET_SERVICE = "~/reset"

@@ -16,7 +16,7 @@ from typing import Any
 from lnn_ros.engine import EngineConfig, SessionConfig
 from lnn_ros.engine.session import KNOWN_PROVIDERS, PROVIDER_ALIASES
 from lnn_ros.node_spec.errors import NodeConfigError
-from lnn_ros.node_spec.interface import NODE_NAME, check_streams_fed
+from lnn_ros.node_spec.interface import CAMERA_TRANSPORTS, NODE_NAME, check_streams_fed
 from lnn_ros.node_spec.param_table import AUTOMATIC_PARAMETERS, QOS_RELIABILITY, ParamSpec, ParamType, check_values
 from lnn_ros.runtime.factory import build_live_loop
 from lnn_ros.runtime.live import LiveConfig, LiveLoop
@@ -81,6 +81,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "stats_window", ParamType.INTEGER, 1000,
         "Samples kept for the latency and age percentiles in /diagnostics.", low=10, high=1_000_000,
     ),
+    ParamSpec(
+        "camera_transport", ParamType.STRING, "raw",
+        "raw: sensor_msgs/Image on camera/image_raw; compressed: sensor_msgs/CompressedImage (jpeg / png) on "
+        "camera/image_raw/compressed (image_transport's naming). The bundle's preprocess must accept the format.",
+        choices=CAMERA_TRANSPORTS,
+    ),
 )
 
 DECLARED_PARAMETERS: tuple[str, ...] = tuple(spec.name for spec in PARAMETERS)
@@ -103,6 +109,7 @@ class NodeParams:
     max_gap_s: float
     verify_bundle_hashes: bool
     stats_window: int
+    camera_transport: str = "raw"
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> NodeParams:
@@ -184,8 +191,10 @@ def _params_file_values(path: Path, node_name: str) -> dict[str, Any]:
         raise NodeConfigError(
             f"Node parameter file {str(path)!r} must be a mapping of node names, got {type(data).__name__}."
         )
-    sections = [data.get(key) for key in ("/**", node_name, f"/{node_name}")]
-    sections = [s["ros__parameters"] for s in sections if isinstance(s, dict) and isinstance(s.get("ros__parameters"), dict)]
+    found = [data.get(key) for key in ("/**", node_name, f"/{node_name}")]
+    sections: list[dict[str, Any]] = [
+        s["ros__parameters"] for s in found if isinstance(s, dict) and isinstance(s.get("ros__parameters"), dict)
+    ]
     if not sections:
         raise NodeConfigError(
             f"Node parameter file {str(path)!r} has no '/**' or {node_name!r} section with ros__parameters; "
@@ -193,7 +202,7 @@ def _params_file_values(path: Path, node_name: str) -> dict[str, Any]:
         )
     values: dict[str, Any] = {}
     for section in sections:
-        values.update(section or {})
+        values.update(section)
     for name in AUTOMATIC_PARAMETERS:  # read by rclpy, not by the node's own parameters
         values.pop(name, None)
     return values

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TwistStamped
-from sensor_msgs.msg import Image, Imu
+from sensor_msgs.msg import CompressedImage, Image, Imu
 
 from lnn_ros.runtime import messages
 from lnn_ros.runtime.records import Command, ImageFrame, ImuSample
@@ -30,8 +30,8 @@ def imu_sample(msg: Imu) -> ImuSample:
     return messages.imu_sample(msg, stamp_to_ns(msg.header.stamp))
 
 
-def image_frame(msg: Image) -> ImageFrame:
-    """``sensor_msgs/Image`` -> :class:`ImageFrame` sharing the message's pixel buffer."""
+def image_frame(msg: Image | CompressedImage) -> ImageFrame:
+    """``sensor_msgs/Image`` or ``CompressedImage`` -> :class:`ImageFrame` sharing the message's buffer."""
     return messages.image_frame(msg, stamp_to_ns(msg.header.stamp))
 
 

@@ -2,7 +2,8 @@
 
 Topics (relative names, remappable):
 
-* ``imu`` (sensor_msgs/Imu) and ``camera/image_raw`` (sensor_msgs/Image): subscribed only when
+* ``imu`` (sensor_msgs/Imu) and ``camera/image_raw`` (sensor_msgs/Image; with
+  ``camera_transport: compressed``, ``camera/image_raw/compressed``, sensor_msgs/CompressedImage): subscribed only when
   the bundle reads that stream; QoS keep-last ``input_qos_depth``, ``input_qos_reliability``
   (best effort by default, i.e. sensor-data QoS);
 * ``cmd_vel`` (geometry_msgs/TwistStamped, reliable, depth 10): one message per policy step,
@@ -40,12 +41,13 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image, Imu
+from sensor_msgs.msg import CompressedImage, Image, Imu
 from std_srvs.srv import Trigger
 
 from lnn_ros.node_spec.interface import (
     CAMERA_TOPIC,
     COMMAND_TOPIC,
+    COMPRESSED_SUFFIX,
     DIAGNOSTICS_TOPIC,
     IMU_TOPIC,
     NODE_NAME,
@@ -114,7 +116,10 @@ class LnnNode(Node):
         if not HAS_MESSAGE_INFO:
             self.get_logger().info(NO_MESSAGE_INFO)
         if Stream.CAMERA in streams:
-            self.create_subscription(Image, CAMERA_TOPIC, on_image, qos_in)
+            if params.camera_transport == "compressed":
+                self.create_subscription(CompressedImage, CAMERA_TOPIC + COMPRESSED_SUFFIX, on_image, qos_in)
+            else:
+                self.create_subscription(Image, CAMERA_TOPIC, on_image, qos_in)
         if Stream.IMU in streams:
             self.create_subscription(Imu, IMU_TOPIC, on_imu, qos_in)
         self.create_service(Trigger, RESET_SERVICE, self._on_reset)
@@ -133,14 +138,14 @@ class LnnNode(Node):
         start = time.perf_counter_ns()
         self._publish(self.loop.on_imu(imu_sample(msg), start))
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg: Image | CompressedImage) -> None:
         start = time.perf_counter_ns()
         self._publish(self.loop.on_image(image_frame(msg), start))
 
     def _on_imu_info(self, msg: Imu, info: Mapping[str, Any]) -> None:
         self._publish(self.loop.on_imu(imu_sample(msg), received_perf_ns(info)))
 
-    def _on_image_info(self, msg: Image, info: Mapping[str, Any]) -> None:
+    def _on_image_info(self, msg: Image | CompressedImage, info: Mapping[str, Any]) -> None:
         self._publish(self.loop.on_image(image_frame(msg), received_perf_ns(info)))
 
     def _publish(self, command: Command | None) -> None:

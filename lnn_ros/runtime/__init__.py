@@ -16,7 +16,7 @@ __all__, __getattr__ = lazy_exports(
         "image": ("DecodeResult", "ImageDecoder", "ImageStatus"),
         "live": ("LiveConfig", "LiveLoop"),
         "counters": ("Counters", "counter_name"),
-        "policy": ("Outcome", "PolicyConfig", "PolicyError", "PolicyRunner", "used_streams"),
+        "policy": ("PolicyConfig", "PolicyError", "PolicyRunner", "used_streams"),
         "records": ("ZERO_TWIST", "Command", "ImageFrame", "ImuSample", "SensorRecord", "Stream", "Twist"),
         "report": ("Level", "Report", "build_report"),
         "stats": ("RateMeter", "RollingWindow", "Summary"),

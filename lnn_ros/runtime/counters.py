@@ -12,6 +12,7 @@ diagnostics, ``summary.json`` and the demo. Meanings of the less obvious keys:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 
 from lnn_ros.engine.outcome import Outcome
 from lnn_ros.runtime.records import Stream
@@ -23,18 +24,44 @@ def counter_name(stream: Stream, outcome: Outcome) -> str:
 
 
 class Counters(Counter[tuple[Stream, Outcome]]):
-    """A :class:`collections.Counter` over ``(stream, outcome)``; missing keys read 0."""
+    """A :class:`collections.Counter` over ``(stream, outcome)``; missing keys read 0.
+
+    Args:
+        reported: keys reported even while zero (a diagnostics reader sees "0 dropped", and the
+            set of keys does not change while the node runs); any other key appears once counted.
+    """
+
+    def __init__(self, reported: Iterable[tuple[Stream, Outcome]] = ()) -> None:
+        super().__init__()
+        for key in reported:
+            self[key] = 0
 
     def add(self, stream: Stream, outcome: Outcome) -> None:
         """Count one message of ``stream`` that ended ``outcome``."""
         self[stream, outcome] += 1
 
     def as_dict(self) -> dict[str, int]:
-        """Every non-zero counter by its reported name, in a stable order (stream, then outcome)."""
-        order = {s: i for i, s in enumerate(Stream)}
-        outcomes = {o: i for i, o in enumerate(Outcome)}
-        keys = sorted((k for k, v in self.items() if v), key=lambda k: (order[k[0]], outcomes[k[1]]))
+        """Every reported or counted key by its reported name, in a stable order (stream, then outcome)."""
+        keys = sorted(self, key=lambda k: (_STREAM_ORDER[k[0]], _OUTCOME_ORDER[k[1]]))
         return {counter_name(stream, outcome): self[stream, outcome] for stream, outcome in keys}
+
+
+def reported_keys(streams: Iterable[Stream], driver: Stream) -> list[tuple[Stream, Outcome]]:
+    """The counters a runner over ``streams`` (stepped by ``driver``) reports from the start."""
+    keys: list[tuple[Stream, Outcome]] = []
+    for stream in streams:
+        keys += [(stream, o) for o in (Outcome.RECEIVED, Outcome.DUPLICATE, Outcome.OUT_OF_ORDER, Outcome.NONFINITE_INPUT)]
+        if stream is driver:
+            keys += [(stream, o) for o in (Outcome.STEPPED, Outcome.INITIALISED, Outcome.GAP_RESET, Outcome.NONFINITE_OUTPUT)]
+        else:
+            keys += [(stream, o) for o in (Outcome.HELD, Outcome.CLOCK_RESTART, Outcome.WAITING)]
+        if stream is Stream.CAMERA:
+            keys += [(stream, o) for o in (Outcome.ENCODED, Outcome.WRONG_ENCODING, Outcome.WRONG_SIZE, Outcome.MALFORMED)]
+    return keys
+
+
+_STREAM_ORDER = {s: i for i, s in enumerate(Stream)}
+_OUTCOME_ORDER = {o: i for i, o in enumerate(Outcome)}
 
 
 DROPPED_NAMES = frozenset(counter_name(s, o) for s in Stream for o in Outcome if o.dropped)

@@ -151,6 +151,7 @@ class LiveLoop:
             recoveries=self.watchdog.recoveries,
             latency_s=self.latency_s.summary(),
             frame_latency_s=self.frame_latency_s.summary() if Stream.CAMERA in runner.streams else None,
+            preprocess_s=runner.image_cost_s.summary() if runner.image_cost_s is not None else None,
             age_s=self.age_s.summary(),
             rates_hz={name: meter.rate_hz(now, self.config.rate_window_s) for name, meter in self.rates.items()},
             counters=runner.counters_dict(),

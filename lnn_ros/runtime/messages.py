@@ -34,8 +34,47 @@ def imu_sample(msg: Any, stamp: int) -> ImuSample:
 
 
 def image_frame(msg: Any, stamp: int) -> ImageFrame:
-    """``sensor_msgs/Image`` -> :class:`ImageFrame` stamped ``stamp``, sharing the message's pixel buffer."""
-    return ImageFrame(stamp, int(msg.height), int(msg.width), str(msg.encoding), int(msg.step), memoryview(msg.data))
+    """``sensor_msgs/Image`` (or ``CompressedImage``) -> :class:`ImageFrame` stamped ``stamp``.
+
+    ``data`` is viewed without a copy when it is a contiguous buffer (rclpy's ``array.array``,
+    rosbags' uint8 arrays, bytes); anything else (a list, a strided array) is copied to uint8.
+    """
+    if not hasattr(msg, "encoding"):
+        return compressed_frame(msg, stamp)
+    return ImageFrame(
+        stamp, int(msg.height), int(msg.width), str(msg.encoding), int(msg.step), _buffer(msg.data), bool(msg.is_bigendian)
+    )
+
+
+def _buffer(values: Any) -> memoryview:
+    try:
+        data = memoryview(values)
+    except TypeError:
+        data = None
+    if data is None or not data.c_contiguous:
+        data = np.ascontiguousarray(values, dtype=np.uint8).data
+    return data
+
+
+def compressed_format(text: str) -> str:
+    """A ``CompressedImage.format`` -> ``jpeg``, ``png`` or the text itself (then refused as an encoding).
+
+    image_transport writes ``jpeg`` / ``png`` or ``"<encoding>; jpeg compressed <encoding>"``;
+    ``compressedDepth`` streams are not images of a camera bundle and are left unrecognised.
+    """
+    lowered = str(text).lower()
+    if "compresseddepth" in lowered:
+        return lowered
+    if "jpeg" in lowered or "jpg" in lowered:
+        return "jpeg"
+    if "png" in lowered:
+        return "png"
+    return lowered
+
+
+def compressed_frame(msg: Any, stamp: int) -> ImageFrame:
+    """``sensor_msgs/CompressedImage`` -> :class:`ImageFrame` (encoding ``jpeg`` / ``png``, size 0 until decoded)."""
+    return ImageFrame(stamp, 0, 0, compressed_format(msg.format), 0, _buffer(msg.data))
 
 
 def command(msg: Any, stamp: int) -> Command:

@@ -48,10 +48,16 @@ import numpy as np
 from lnn_ros.bundle.manifest import IMU_FIELDS, TWIST_FIELDS, Manifest
 from lnn_ros.engine import Engine, Outcome, StampClock
 from lnn_ros.errors import LnnRosError
-from lnn_ros.runtime.counters import Counters
+from lnn_ros.runtime.counters import Counters, reported_keys
 from lnn_ros.runtime.image import ImageDecoder, ImageStatus
 from lnn_ros.runtime.records import Command, ImageFrame, ImuSample, Stream, Twist
+from lnn_ros.runtime.stats import RollingWindow
 from lnn_ros.units import NS_PER_S
+
+# Counter keys used on every message, built once (enum attribute lookups cost more than the count).
+_IMU_RECEIVED = (Stream.IMU, Outcome.RECEIVED)
+_CAMERA_RECEIVED = (Stream.CAMERA, Outcome.RECEIVED)
+_VECTOR_RECEIVED = (Stream.VECTOR, Outcome.RECEIVED)
 
 _IMAGE_OUTCOME = {
     ImageStatus.WRONG_ENCODING: Outcome.WRONG_ENCODING,
@@ -134,7 +140,7 @@ class PolicyRunner:
         else:
             driver = config.driver
         self.driver = driver
-        self.counters = Counters()
+        self.counters = Counters(reported_keys(self.streams, driver))
         self.last_outcome = Outcome.UNUSED
         self.has_state = False
         max_gap_s = engine.clock.max_gap_ns / NS_PER_S
@@ -162,7 +168,7 @@ class PolicyRunner:
     # ------------------------------------------------------------------ inputs
     def on_imu(self, sample: ImuSample) -> Command | None:
         """Feed one IMU sample; returns a command when it stepped the policy."""
-        self.counters.add(Stream.IMU, Outcome.RECEIVED)
+        self.counters[_IMU_RECEIVED] += 1
         slot = self._slots.get(Stream.IMU)
         if slot is None:
             return self._unused(Stream.IMU)
@@ -175,7 +181,7 @@ class PolicyRunner:
 
     def on_vector(self, values: np.ndarray, stamp_ns: int) -> Command | None:
         """Feed the caller's vector (``vector`` features index into it); returns a command when it stepped."""
-        self.counters.add(Stream.VECTOR, Outcome.RECEIVED)
+        self.counters[_VECTOR_RECEIVED] += 1
         slot = self._slots.get(Stream.VECTOR)
         if slot is None:
             return self._unused(Stream.VECTOR)
@@ -190,7 +196,7 @@ class PolicyRunner:
 
     def on_image(self, frame: ImageFrame) -> Command | None:
         """Feed one camera frame: decoded and encoded once; returns a command only if the camera drives."""
-        self.counters.add(Stream.CAMERA, Outcome.RECEIVED)
+        self.counters[_CAMERA_RECEIVED] += 1
         slot = self._slots.get(Stream.CAMERA)
         if slot is None or self._decoder is None:
             return self._unused(Stream.CAMERA)
@@ -242,6 +248,11 @@ class PolicyRunner:
         return Command(stamp_ns, self._hover_twist, self._hover_values.copy())
 
     @property
+    def image_cost_s(self) -> RollingWindow | None:
+        """Seconds the camera preprocessing took per decoded frame (camera bundles), else None."""
+        return None if self._decoder is None else self._decoder.cost_s
+
+    @property
     def ready(self) -> bool:
         """True once every held stream has delivered a first valid value."""
         return all(slot.has_value for slot in self._held)
@@ -284,7 +295,7 @@ class PolicyRunner:
         result = self.engine.step(features, stamp_ns)
         outcome = result.outcome
         self.last_outcome = outcome
-        self.counters.add(slot.stream, outcome)
+        self.counters[slot.stream, outcome] += 1
         if result.output is None:
             if outcome is Outcome.GAP_RESET or outcome is Outcome.NONFINITE_OUTPUT:
                 self.has_state = False  # the engine zeroed the state

@@ -32,6 +32,10 @@ class Stream(Enum):
     VECTOR = "vector"  # a caller-supplied feature vector (no ROS message type)
     COMMAND = "command"  # commands: the policy's output, or a pilot's / expert's recorded cmd_vel
 
+    # Members are singletons: hash by identity in C, not Enum's Python-level hash of the name,
+    # because (stream, outcome) keys are counted on every message.
+    __hash__ = object.__hash__
+
 
 class ImuSample(NamedTuple):
     """One IMU message.
@@ -56,10 +60,14 @@ class ImageFrame(NamedTuple):
         stamp_ns: header stamp (capture time), integer nanoseconds.
         height: rows.
         width: columns.
-        encoding: ``rgb8``, ``bgr8`` or ``mono8`` (anything else is rejected and counted).
+        encoding: ``rgb8``, ``bgr8``, ``mono8``, ``rgba8``, ``bgra8``, ``mono16`` (what a bundle
+            accepts is its manifest's; anything else is counted ``wrong_encoding``), or ``jpeg`` /
+            ``png`` for a ``sensor_msgs/CompressedImage`` (then height, width and step are 0 and
+            ``data`` is the compressed stream; see :mod:`lnn_ros.runtime.image`).
         step: bytes per row, ``>= width * channels`` (rows may be padded).
         data: ``height * step`` bytes, row-major; any buffer (``bytes``, ``memoryview``,
             ``array.array``) is read without copying.
+        is_bigendian: byte order of 16-bit encodings (``mono16``).
     """
 
     stamp_ns: int
@@ -68,6 +76,7 @@ class ImageFrame(NamedTuple):
     encoding: str
     step: int
     data: bytes | memoryview
+    is_bigendian: bool = False
 
     def to_array(self) -> np.ndarray:
         """The pixels as a uint8 array of shape (height, width, channels), row padding skipped.
@@ -140,10 +149,6 @@ class Command(NamedTuple):
         """``[vx, vy, vz, yaw_rate]`` as float64, shape (4,)."""
         twist = self.twist
         return np.array((twist[0], twist[1], twist[2], twist[5]), dtype=np.float64)
-
-    def twist_array(self) -> np.ndarray:
-        """The six twist values as float64, shape (6,)."""
-        return np.array(self.twist, dtype=np.float64)
 
 
 SensorRecord = ImuSample | ImageFrame

@@ -10,6 +10,8 @@ values are strings, numbers in plain decimal):
   fuse, step, clamp), over the window;
 * ``frame_latency_ms.p50/p99/max`` (camera bundles): camera callback time of frames that were
   decoded and encoded (the inline encoder's cost);
+* ``preprocess_ms.p50/p99/max`` (camera bundles): the camera preprocessing alone (jpeg / png
+  decoding, crop, resize, colour, normalise; :attr:`lnn_ros.runtime.image.ImageDecoder.cost_s`);
 * ``message_age_ms.p50/p99``: node clock - header stamp of the message, at step time;
 * ``<stream>.rate_hz``: received messages per second over the last period;
 * ``dropped``: total messages received but not used (sum of the per-reason counts);
@@ -70,6 +72,7 @@ def build_report(
     bundle_name: str,
     bundle_hash: str,
     execution_provider: str,
+    preprocess_s: Summary | None = None,
 ) -> Report:
     """Assemble the report; latencies and age are given in seconds."""
     if status is WatchdogStatus.OK:
@@ -92,6 +95,8 @@ def build_report(
     ]
     if frame_latency_s is not None:
         values += [(f"frame_latency_ms.{name}", _ms(getattr(frame_latency_s, name))) for name in ("p50", "p99", "max")]
+    if preprocess_s is not None:
+        values += [(f"preprocess_ms.{name}", _ms(getattr(preprocess_s, name))) for name in ("p50", "p99", "max")]
     values += [
         ("message_age_ms.p50", _ms(age_s.p50)),
         ("message_age_ms.p99", _ms(age_s.p99)),

@@ -22,7 +22,7 @@ from lnn_ros._lazy import lazy_exports
 __all__, __getattr__ = lazy_exports(
     __name__,
     {
-        "world.closed_loop": ("Controller", "fly_expert", "run_closed_loop"),
+        "world.closed_loop": ("Controller", "run_closed_loop"),
         "world.config": (
             "VARIANTS",
             "CameraIntrinsics",
@@ -43,7 +43,7 @@ __all__, __getattr__ = lazy_exports(
             "record_demonstration",
             "save_demonstration",
         ),
-        "expert.expert": ("Expert", "ExpertConfig", "expert_controller", "expert_for"),
+        "expert.expert": ("Expert", "ExpertConfig", "expert_controller", "expert_for", "fly_expert"),
         "errors": ("SimError",),
         "evaluate": ("VariantStats", "evaluate", "format_stats"),
         "pilot": ("BundlePilot", "runner_controller"),

@@ -23,7 +23,9 @@ import numpy as np
 
 from lnn_ros.runtime.records import Command, ImuSample, SensorRecord
 from lnn_ros.sim.errors import SimError
-from lnn_ros.sim.world.episode import Simulator, VehicleState
+from lnn_ros.sim.world.closed_loop import run_closed_loop
+from lnn_ros.sim.world.config import ScenarioVariant, SimConfig
+from lnn_ros.sim.world.episode import EpisodeResult, Simulator, VehicleState
 from lnn_ros.sim.world.frames import world_to_heading, wrap_angle
 
 
@@ -118,3 +120,14 @@ def expert_controller(
         return None
 
     return controller
+
+
+def fly_expert(
+    config: SimConfig = SimConfig(),
+    variant: str | ScenarioVariant = ScenarioVariant.NOMINAL,
+    seed: int | None = None,
+    expert: ExpertConfig | None = None,
+) -> EpisodeResult:
+    """One episode flown by the privileged expert."""
+    sim = Simulator(config, variant, seed)
+    return run_closed_loop(sim, expert_controller(sim, expert))

@@ -131,7 +131,7 @@ class LatencyLog:
         seen: set[int] = set()
         out = []
         for record in self.commands:
-            if is_hover(record.command.twist) or record.stamp_ns in seen:
+            if is_hover(record.command.heading_array()) or record.stamp_ns in seen:
                 continue
             wall = self.published_wall_ns(record.stamp_ns)
             if wall is not None:
@@ -144,7 +144,7 @@ class LatencyLog:
         matched = self.matched()
         latency_ms = np.array([(c.arrival_wall_ns - wall) / NS_PER_MS for c, wall in matched])
         stamp_ms = np.array([(c.arrival_wall_ns - self.wall_of(c.stamp_ns)) / NS_PER_MS for c, _ in matched])
-        hover = sum(is_hover(c.command.twist) for c in self.commands)
+        hover = sum(is_hover(c.command.heading_array()) for c in self.commands)
         arrival = {c.stamp_ns: c.arrival_wall_ns for c, _ in matched}
         deadline_ns = deadline_ms * NS_PER_MS
         checked = late = lost = 0
@@ -211,9 +211,9 @@ class LatencyLog:
         return np.array([(c.arrival_wall_ns - wall) / NS_PER_MS for c, wall in self.matched()], dtype=np.float64)
 
 
-def is_hover(twist: tuple[float, ...]) -> bool:
-    """A failsafe hover command: every field exactly zero."""
-    return not any(twist)
+def is_hover(setpoint: np.ndarray) -> bool:
+    """A failsafe hover command: every heading-frame set-point (vx, vy, vz, yaw rate) exactly zero."""
+    return not setpoint.any()
 
 
 def flight_result(result: EpisodeResult) -> dict[str, Any]:

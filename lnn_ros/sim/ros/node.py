@@ -35,9 +35,9 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image, Imu
+from sensor_msgs.msg import CompressedImage, Image, Imu
 
-from lnn_ros.node_spec.interface import CAMERA_TOPIC, COMMAND_TOPIC, IMU_TOPIC
+from lnn_ros.node_spec.interface import CAMERA_TOPIC, COMMAND_TOPIC, COMPRESSED_SUFFIX, IMU_TOPIC
 from lnn_ros.ros.convert import ns_to_stamp, stamp_to_ns
 from lnn_ros.ros.declare import declare_and_read
 from lnn_ros.ros.message_info import HAS_MESSAGE_INFO, NO_MESSAGE_INFO, hop_ns, received_perf_ns
@@ -49,6 +49,7 @@ from lnn_ros.sim.ros.flight_log import CommandArrival, LatencyLog, flight_record
 from lnn_ros.sim.ros.params import NODE_NAME, PARAMETERS, SimNodeParams
 from lnn_ros.sim.world.config import SimConfig, VehicleModel
 from lnn_ros.sim.world.episode import Simulator
+from lnn_ros.sim.world.sensors import CameraOutput
 from lnn_ros.units import NS_PER_S
 
 CLOCK_TOPIC = "/clock"
@@ -95,7 +96,18 @@ class SimDroneNode(Node):
         reliability = ReliabilityPolicy.RELIABLE if p.sensor_qos_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
         sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=reliability)
         self._imu_pub = self.create_publisher(Imu, IMU_TOPIC, sensor_qos)
-        self._image_pub = self.create_publisher(Image, CAMERA_TOPIC, sensor_qos)
+        self._output = CameraOutput(
+            p.camera_width,
+            p.camera_height,
+            p.camera_encoding,
+            "" if p.camera_transport == "raw" else p.camera_transport,
+            p.jpeg_quality,
+        )
+        self._raw_output = p.camera_transport == "raw" and p.camera_encoding == "rgb8" and not (p.camera_width or p.camera_height)
+        if p.camera_transport == "raw":
+            self._image_pub = self.create_publisher(Image, CAMERA_TOPIC, sensor_qos)
+        else:
+            self._image_pub = self.create_publisher(CompressedImage, CAMERA_TOPIC + COMPRESSED_SUFFIX, sensor_qos)
         self._clock_pub = self.create_publisher(Clock, CLOCK_TOPIC, QoSProfile(depth=10))
         command_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
         # With message info (Iron+) the arrival is the middleware's reception, not when this loop got to it.
@@ -107,6 +119,8 @@ class SimDroneNode(Node):
         self._imu.header.frame_id = p.imu_frame_id
         self._image = Image()
         self._image.header.frame_id = p.camera_frame_id
+        self._compressed = CompressedImage()
+        self._compressed.header.frame_id = p.camera_frame_id
         self._clock_msg = Clock()
         self.log = LatencyLog(time.perf_counter_ns(), p.real_time_factor)
         self.completed = False
@@ -151,6 +165,16 @@ class SimDroneNode(Node):
                 self.log.imu_published(event.stamp_ns, time.perf_counter_ns())
                 self._imu_pub.publish(msg)
             else:
+                if not self._raw_output:
+                    event = self._output.frame(event)
+                if event.encoding in ("jpeg", "png"):
+                    compressed = self._compressed
+                    ns_to_stamp(event.stamp_ns, compressed.header.stamp)
+                    compressed.format = event.encoding
+                    compressed.data = array.array("B", event.data)
+                    self.log.image_published(event.stamp_ns, time.perf_counter_ns())
+                    self._image_pub.publish(compressed)
+                    continue
                 image = self._image
                 ns_to_stamp(event.stamp_ns, image.header.stamp)
                 image.height, image.width, image.encoding, image.step = event.height, event.width, event.encoding, event.step

@@ -17,6 +17,7 @@ from typing import Any
 from lnn_ros.node_spec.param_table import AUTOMATIC_PARAMETERS, QOS_RELIABILITY, ParamSpec, ParamType, check_values
 from lnn_ros.sim.errors import SimError
 from lnn_ros.sim.world.config import ScenarioVariant, VehicleModel
+from lnn_ros.sim.world.sensors import CAMERA_OUTPUT_ENCODINGS
 
 __all__ = ["AUTOMATIC_PARAMETERS", "DECLARED_PARAMETERS", "NODE_NAME", "PARAMETERS", "SimNodeParams"]
 
@@ -77,6 +78,23 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "Write an .npz with the trajectory, commands and every latency here at the end; '' = do not.",
     ),
     ParamSpec("shutdown_when_done", ParamType.BOOL, True, "Exit once the episode is over and the summary is written."),
+    ParamSpec(
+        "camera_width", ParamType.INTEGER, 0,
+        "Published image columns (0: the rendered size). The rendered frame is scaled by pixel repetition and "
+        "centred, grey bands where the aspect ratio differs (a stand-in for a real camera's resolution).",
+        low=0, high=8192,
+    ),
+    ParamSpec("camera_height", ParamType.INTEGER, 0, "Published image rows (0: the rendered size).", low=0, high=8192),
+    ParamSpec(
+        "camera_encoding", ParamType.STRING, "rgb8", "Published image encoding.", choices=CAMERA_OUTPUT_ENCODINGS
+    ),
+    ParamSpec(
+        "camera_transport", ParamType.STRING, "raw",
+        "raw: sensor_msgs/Image on camera/image_raw; jpeg / png: sensor_msgs/CompressedImage on "
+        "camera/image_raw/compressed (image_transport's naming).",
+        choices=("raw", "jpeg", "png"),
+    ),
+    ParamSpec("jpeg_quality", ParamType.INTEGER, 90, "JPEG quality of camera_transport jpeg.", low=1, high=95),
 )
 
 DECLARED_PARAMETERS: tuple[str, ...] = tuple(spec.name for spec in PARAMETERS)
@@ -102,6 +120,11 @@ class SimNodeParams:
     summary_path: str
     record_path: str
     shutdown_when_done: bool
+    camera_width: int = 0
+    camera_height: int = 0
+    camera_encoding: str = "rgb8"
+    camera_transport: str = "raw"
+    jpeg_quality: int = 90
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> SimNodeParams:

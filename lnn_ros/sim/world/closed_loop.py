@@ -6,8 +6,6 @@ from collections.abc import Callable
 
 from lnn_ros.runtime.records import Command, SensorRecord
 from lnn_ros.sim.errors import SimError
-from lnn_ros.sim.expert.expert import ExpertConfig, expert_controller
-from lnn_ros.sim.world.config import ScenarioVariant, SimConfig
 from lnn_ros.sim.world.episode import EpisodeResult, Simulator
 from lnn_ros.units import NS_PER_S
 
@@ -34,14 +32,3 @@ def run_closed_loop(sim: Simulator, controller: Controller, latency_s: float = 0
         if command is not None:
             sim.set_command(command, event.stamp_ns + latency_ns)
     return sim.result()
-
-
-def fly_expert(
-    config: SimConfig = SimConfig(),
-    variant: str | ScenarioVariant = ScenarioVariant.NOMINAL,
-    seed: int | None = None,
-    expert: ExpertConfig | None = None,
-) -> EpisodeResult:
-    """One episode flown by the privileged expert."""
-    sim = Simulator(config, variant, seed)
-    return run_closed_loop(sim, expert_controller(sim, expert))

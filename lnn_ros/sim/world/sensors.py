@@ -183,3 +183,84 @@ class CameraSensor:
             data=out.image.tobytes(),
         )
 
+
+
+CAMERA_OUTPUT_ENCODINGS = ("rgb8", "bgr8", "mono8", "rgba8", "bgra8")
+
+
+class CameraOutput:
+    """Presents the rendered rgb8 frame as a real camera driver would publish it.
+
+    The frame is scaled by a whole factor (pixel repetition) to the largest such size that fits
+    ``width x height`` and centred there, the bands grey (128): a
+    stand-in for a wider camera, rendering at the output size would cost the simulator more
+    than a real-time episode allows. The policy's centre crop takes back the rendered view; with
+    an integer scale factor its area averaging recovers the rendered pixels exactly.
+
+    Args:
+        width: output columns (0: the rendered size); at least the rendered width.
+        height: output rows (0: the rendered size); at least the rendered height.
+        encoding: one of :data:`CAMERA_OUTPUT_ENCODINGS`.
+        compressed: ``""`` (raw ``Image``), ``jpeg`` or ``png`` (``CompressedImage`` data, via Pillow).
+        jpeg_quality: 1..95.
+    """
+
+    def __init__(self, width: int = 0, height: int = 0, encoding: str = "rgb8", compressed: str = "", jpeg_quality: int = 90) -> None:
+        if encoding not in CAMERA_OUTPUT_ENCODINGS:
+            raise ValueError(f"Camera output encoding {encoding!r} is not one of {list(CAMERA_OUTPUT_ENCODINGS)}.")
+        if compressed not in ("", "jpeg", "png"):
+            raise ValueError(f"Camera compression {compressed!r} is not '', 'jpeg' or 'png'.")
+        self.width, self.height, self.encoding = width, height, encoding
+        self.compressed, self.jpeg_quality = compressed, jpeg_quality
+        self._layout_cache: tuple[tuple[int, int], int, int, int, np.ndarray] | None = None
+
+    def _layout(self, h: int, w: int) -> tuple[int, int, int, int, np.ndarray]:
+        """(scale, top, left, inner rows, canvas) for a rendered ``h x w`` frame; the canvas is reused."""
+        if self._layout_cache is None or self._layout_cache[0] != (h, w):
+            out_w, out_h = self.width or w, self.height or h
+            scale = max(1, min(out_w // w, out_h // h))  # whole pixels: each rendered pixel becomes scale x scale
+            top, left = (out_h - h * scale) // 2, (out_w - w * scale) // 2
+            channels = {"mono8": 1, "rgb8": 3, "bgr8": 3}.get(self.encoding, 4)
+            canvas = np.full((out_h, out_w, channels), 128, dtype=np.uint8)
+            if channels == 4:
+                canvas[:, :, 3] = 255
+            self._layout_cache = ((h, w), scale, top, left, canvas)
+        _, scale, top, left, canvas = self._layout_cache
+        return scale, top, left, h * scale, canvas
+
+    def present(self, rgb: np.ndarray) -> np.ndarray:
+        """rgb8 [h, w, 3] -> the output frame [H, W, C] in :attr:`encoding` (uint8; a reused buffer)."""
+        h, w = rgb.shape[:2]
+        scale, top, left, rows, canvas = self._layout(h, w)
+        if self.encoding == "mono8":
+            source = ((rgb @ np.array((0.299, 0.587, 0.114))) + 0.5).astype(np.uint8)[:, :, None]
+        elif self.encoding in ("bgr8", "bgra8"):
+            source = rgb[:, :, ::-1]
+        else:
+            source = rgb
+        region = canvas[top : top + rows, left : left + w * scale, : source.shape[2]]
+        region.reshape(h, scale, w, scale, source.shape[2])[:] = source[:, None, :, None, :]  # one broadcast copy
+        return canvas
+
+    def frame(self, frame: ImageFrame) -> ImageFrame:
+        """A rendered rgb8 frame as the output camera publishes it (``jpeg`` / ``png`` encoding when compressed)."""
+        pixels = self.present(frame.to_array())
+        if self.compressed:
+            import io
+
+            from PIL import Image
+
+            buffer = io.BytesIO()
+            # A jpeg / png holds RGB (or grey) whatever the driver's raw encoding: decoders return RGB.
+            if self.encoding == "mono8":
+                image = Image.fromarray(pixels[:, :, 0])
+            else:
+                rgb = pixels[:, :, :3] if self.encoding in ("rgb8", "rgba8") else pixels[:, :, 2::-1]
+                image = Image.fromarray(np.ascontiguousarray(rgb))
+            if self.compressed == "jpeg":
+                image.save(buffer, format="JPEG", quality=self.jpeg_quality)
+            else:
+                image.save(buffer, format="PNG", compress_level=1)
+            return ImageFrame(frame.stamp_ns, 0, 0, self.compressed, 0, buffer.getvalue())
+        height, width, channels = pixels.shape
+        return ImageFrame(frame.stamp_ns, height, width, self.encoding, width * channels, pixels.tobytes())
