@@ -10,13 +10,16 @@ Batch 1, one thread everywhere. Measured per step (median and p99, microseconds)
 * ``ltc_engine`` / ``ltc_torch_eager``  an LTC of the same number of units (6 ODE unfolds).
 
 Timings on a shared 2-core machine are noisy, which is why everything is compared as
-ratios within one run, never as absolute thresholds in tests.
+ratios within one run, never as absolute thresholds in tests: the contenders are timed in
+``--repeats`` interleaved rounds, each ratio is taken per round (so both sides of it saw the same
+load), and the median ratio is reported with its range over the rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -37,6 +40,7 @@ class BenchConfig:
     steps: int = 3000
     warmup: int = 300
     seed: int = 0
+    repeats: int = 5
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,26 @@ def _time_per_call(fn: Callable[[int], object], steps: int, warmup: int) -> tupl
         samples[i] = clock() - start
     samples /= 1e3
     return float(np.median(samples)), float(np.percentile(samples, 99))
+
+
+def _engine_stepper(engine: object, xs: np.ndarray, stamps: np.ndarray) -> Callable[[int], object]:
+    """``engine.step(xs[i], stamp)`` with a stamp that always moves forward by ``stamps``' i-th gap.
+
+    The timing loop calls ``i = 0, 1, ...`` again after the warm-up and in every round; stamps
+    taken as ``stamps[i]`` would then go back in time and the engine would drop those inputs
+    (``out_of_order`` / ``gap_reset``) instead of stepping, which is not what is timed.
+    """
+    gaps = np.diff(stamps, prepend=stamps[0] - 5_000_000).tolist()
+    rows = list(xs)
+    clock = [int(stamps[0]) - 5_000_000]
+    step = engine.step  # type: ignore[attr-defined]
+    step(rows[0], clock[0])  # starts the stamp clock
+
+    def call(i: int) -> object:
+        clock[0] += gaps[i]
+        return step(rows[i], clock[0])
+
+    return call
 
 
 def run_bench(config: BenchConfig, workdir: Path) -> dict:
@@ -104,17 +128,15 @@ def run_bench(config: BenchConfig, workdir: Path) -> dict:
     stamps = np.cumsum(rng.uniform(0.002, 0.01, size=n) * 1e9).astype(np.int64) + 1_000_000_000
     dts = np.diff(stamps, prepend=stamps[0] - 5_000_000).astype(np.float32)[:, None] / 1e9
 
-    timings: list[Timing] = []
+    contenders: dict[str, Callable[[int], object]] = {}
 
     def add(name: str, fn: Callable[[int], object]) -> None:
-        median, p99 = _time_per_call(fn, config.steps, config.warmup)
-        timings.append(Timing(name, median, p99))
+        contenders[name] = fn
 
     for kind in ("cfc", "ltc"):
         engine = engines[kind]
-        engine.step(xs[0], int(stamps[0]) - 5_000_000)
         prefix = "" if kind == "cfc" else "ltc_"
-        add(f"{prefix}engine", lambda i, e=engine: e.step(xs[i], int(stamps[i])))
+        add(f"{prefix}engine", _engine_stepper(engine, xs, stamps))
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -158,18 +180,31 @@ def run_bench(config: BenchConfig, workdir: Path) -> dict:
         ).eval()
         add("ncps_eager", torch_stepper(ncps_cell, lambda c, x, h, dt: c(x, h, dt.squeeze(-1))[1]))
 
-    by_name = {t.name: t for t in timings}
+    # Rounds: every contender once per round, so each round's ratios share the machine's load.
+    rounds: list[dict[str, tuple[float, float]]] = []
+    for _ in range(max(config.repeats, 1)):
+        rounds.append({name: _time_per_call(fn, config.steps, config.warmup) for name, fn in contenders.items()})
+    timings = [
+        Timing(name, float(np.median([r[name][0] for r in rounds])), float(np.median([r[name][1] for r in rounds])))
+        for name in contenders
+    ]
 
-    def ratio(a: str, b: str) -> float | None:
-        if a not in by_name or b not in by_name:
+    def ratio_per_round(a: str, b: str) -> list[float] | None:
+        if a not in contenders or b not in contenders:
             return None
-        return by_name[a].median_us / by_name[b].median_us
+        return [r[a][0] / r[b][0] for r in rounds]
 
-    ratios = {
-        "engine_over_ort_run": ratio("engine", "ort_run"),
-        "ncps_eager_over_engine": ratio("ncps_eager", "engine"),
-        "torch_eager_over_engine": ratio("torch_eager", "engine"),
-        "ltc_engine_over_engine": ratio("ltc_engine", "engine"),
+    pairs = {
+        "engine_over_ort_run": ("engine", "ort_run"),
+        "ncps_eager_over_engine": ("ncps_eager", "engine"),
+        "torch_eager_over_engine": ("torch_eager", "engine"),
+        "ltc_engine_over_engine": ("ltc_engine", "engine"),
+    }
+    per_round = {key: ratio_per_round(a, b) for key, (a, b) in pairs.items()}
+    ratios = {key: None if values is None else float(np.median(values)) for key, values in per_round.items()}
+    spread = {
+        key: None if values is None else {"min": min(values), "max": max(values), "rounds": values}
+        for key, values in per_round.items()
     }
     targets = {
         "engine_over_ort_run": ("<=", 1.5),
@@ -184,6 +219,7 @@ def run_bench(config: BenchConfig, workdir: Path) -> dict:
         "config": asdict(config),
         "machine": {
             "python": platform.python_version(),
+            "load_average_1_5_15min": os.getloadavg(),
             "machine": platform.machine(),
             "processor": platform.processor(),
             "onnxruntime": ort.__version__,
@@ -191,6 +227,9 @@ def run_bench(config: BenchConfig, workdir: Path) -> dict:
         },
         "timings_us": [asdict(t) for t in timings],
         "ratios": ratios,
+        "ratio_spread": spread,
+        "command": f"lnn-ros bench --units {config.units} --inputs {config.input_size} --steps {config.steps} "
+        f"--repeats {config.repeats}",
         "targets": {k: f"{op} {bound}" for k, (op, bound) in targets.items()},
         "targets_met": verdicts,
     }
@@ -208,7 +247,9 @@ def format_table(result: dict) -> str:
         target = result["targets"].get(key)
         met = result["targets_met"].get(key)
         suffix = f"  (target {target}: {'met' if met else 'MISSED'})" if target else ""
-        lines.append(f"{key} = {value:.2f}{suffix}")
+        spread = result.get("ratio_spread", {}).get(key)
+        rounds = f" [rounds {spread['min']:.2f}-{spread['max']:.2f}]" if spread else ""
+        lines.append(f"{key} = {value:.2f}{rounds}{suffix}")
     return "\n".join(lines)
 
 
@@ -223,12 +264,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--units", type=int, default=defaults.units, help="CfC/LTC units (default %(default)s)")
     parser.add_argument("--inputs", type=int, default=defaults.input_size, help="input features (default %(default)s)")
     parser.add_argument("--steps", type=int, default=defaults.steps, help="timed steps per contender (default %(default)s)")
+    parser.add_argument(
+        "--repeats", type=int, default=defaults.repeats, help="interleaved rounds; ratios are per round (default %(default)s)"
+    )
     parser.add_argument("--json", type=Path, default=Path("results/bench_engine.json"), help="where to write the results")
     parser.set_defaults(func=run_bench_command)
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
-    config = BenchConfig(input_size=args.inputs, units=args.units, steps=args.steps)
+    config = BenchConfig(input_size=args.inputs, units=args.units, steps=args.steps, repeats=args.repeats)
     with tempfile.TemporaryDirectory(prefix="lnn_bench_") as tmp:
         result = run_bench(config, Path(tmp))
     args.json.parent.mkdir(parents=True, exist_ok=True)

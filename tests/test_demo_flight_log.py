@@ -89,3 +89,30 @@ def test_flight_record_round_trip_and_plot(tmp_path: Path) -> None:
     assert png.stat().st_size > 10_000
     with pytest.raises(SimError, match="Cannot read flight record"):
         load_record(tmp_path / "summary.json")
+
+
+def test_hops_split_the_latency_at_the_middleware_timestamps() -> None:
+    log = LatencyLog(START, real_time_factor=1.0)
+    log.imu_published(5 * MS, START + 5 * MS)
+    log.imu_published(10 * MS, START + 10 * MS)
+    # published at 5 ms; the node published at 5.8 ms; the simulator's middleware got it at 6.0 ms and its
+    # callback ran at 9.0 ms (the simulator was busy): the latency counts to 6.0 ms, the pickup is apart.
+    arrival = command(5, 6.0)
+    log.command(arrival._replace(sent_wall_ns=START + round(5.8 * MS), handled_wall_ns=START + 9 * MS))
+    arrival = command(10, 10.5)
+    log.command(arrival._replace(sent_wall_ns=START + round(10.4 * MS), handled_wall_ns=START + round(10.6 * MS)))
+    summary = log.summary(deadline_ms=5.0)
+    hops = summary["hops"]
+    assert hops["available"] and hops["commands"] == 2
+    assert hops["sensor_to_node_publish"]["max"] == pytest.approx(0.8)
+    assert hops["node_to_sim"]["max"] == pytest.approx(0.2)
+    assert hops["sim_pickup"]["max"] == pytest.approx(3.0)
+    assert summary["latency_ms"]["max"] == pytest.approx(1.0)
+
+
+def test_without_message_info_the_hops_say_so() -> None:
+    log = LatencyLog(START, real_time_factor=1.0)
+    log.imu_published(5 * MS, START + 5 * MS)
+    log.command(command(5, 6.0))
+    hops = log.summary(deadline_ms=5.0)["hops"]
+    assert hops["available"] is False and "message info" in hops["note"]

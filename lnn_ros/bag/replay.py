@@ -29,6 +29,7 @@ import csv
 import json
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,13 +40,14 @@ from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.log_clock import LogClock, Timer
 from lnn_ros.bag.metrics import CommandMetrics, command_metrics
 from lnn_ros.bag.reader import BagReader, MessageOrder
+from lnn_ros.bag.records import BagMessage
 from lnn_ros.bag.topics import BagTopics
 from lnn_ros.bag.writer import BagWriter
 from lnn_ros.bundle.manifest import TWIST_FIELDS
 from lnn_ros.node_spec.errors import NodeConfigError
 from lnn_ros.node_spec.interface import NODE_NAME
 from lnn_ros.node_spec.params import NodeParams
-from lnn_ros.runtime import Command, Report, Stream
+from lnn_ros.runtime import Command, PolicyRunner, Report, Stream
 
 COMMANDS_BAG = "commands"
 COMMANDS_CSV = "commands.csv"
@@ -71,6 +73,14 @@ class ReplayConfig:
         plot: write ``commands.png`` (matplotlib) when there are recorded commands.
         strict: stop with an error on any bag problem instead of counting it.
         progress: show a progress bar (None: only on a terminal).
+        batch: when the bundle has a window graph, compute the IMU steps between two camera
+            frames ahead through it (:meth:`~lnn_ros.runtime.PolicyRunner.plan_imu`); every
+            message still goes through the live loop one by one, so the outcomes, counters and
+            diagnostics are those of the step-by-step path and the commands equal it to float
+            rounding. Off by default: on a CPU, onnxruntime's cost per graph node makes an unrolled
+            window about as costly per step as a step call (``python -m lnn_ros_benchmarks.replay``
+            measures both).
+        batch_messages: the most messages read ahead for one plan.
     """
 
     topics: BagTopics = BagTopics()
@@ -83,6 +93,8 @@ class ReplayConfig:
     plot: bool = True
     strict: bool = False
     progress: bool | None = None
+    batch: bool = False
+    batch_messages: int = 64
 
 
 @dataclass(frozen=True)
@@ -186,7 +198,10 @@ def replay_bag(
         frame_id = params.command_frame_id
         try:
             with writer:
-                for message in reader.messages(config.order, config.reorder_window_s):
+                messages = reader.messages(config.order, config.reorder_window_s)
+                if config.batch and runner.engine.can_plan:
+                    messages = _planned(messages, runner, config.batch_messages)
+                for message in messages:
                     count += 1
                     if count % _PROGRESS_EVERY == 0:
                         progress.update(_PROGRESS_EVERY)
@@ -269,6 +284,31 @@ def replay_bag(
     files["summary_json"] = out_dir / SUMMARY_JSON
     files["summary_json"].write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     return result
+
+
+def _planned(messages: Iterator[BagMessage], runner: PolicyRunner, limit: int) -> Iterator[BagMessage]:
+    """``messages`` unchanged, read ahead in runs of up to ``limit`` that end before a camera
+    frame; before a run is handed on, its IMU samples are planned (the held camera value cannot
+    change inside it). Recorded commands in a run do not touch the policy."""
+    run: list[BagMessage] = []
+    for message in messages:
+        if message.stream is Stream.CAMERA:
+            yield from _flush(run, runner)
+            yield message
+            continue
+        run.append(message)
+        if len(run) >= limit:
+            yield from _flush(run, runner)
+    yield from _flush(run, runner)
+
+
+def _flush(run: list[BagMessage], runner: PolicyRunner) -> list[BagMessage]:
+    samples = [m.record for m in run if m.stream is Stream.IMU]
+    if samples:
+        runner.plan_imu(samples)  # type: ignore[arg-type]
+    out = run.copy()
+    run.clear()
+    return out
 
 
 def _write_csv(

@@ -54,6 +54,19 @@ class StampClock:
             return Outcome.GAP_RESET
         return Outcome.STEPPED
 
+    def continue_stream(self, stamp_ns: int) -> float | None:
+        """The common case of :meth:`advance`, cheaply: if ``stamp_ns`` is ``STEPPED`` (0 < Δt <= the
+        gap), accept it and return Δt in seconds; otherwise return None and change nothing (call
+        :meth:`advance` for the verdict)."""
+        last = self.last_stamp_ns
+        if last is None:
+            return None
+        delta_ns = stamp_ns - last
+        if 0 < delta_ns <= self.max_gap_ns:
+            self.last_stamp_ns = stamp_ns
+            return delta_ns / NS_PER_S
+        return None
+
     def advance(self, stamp_ns: int) -> tuple[Outcome, float]:
         """Classify ``stamp_ns`` and accept it unless dropped; returns (outcome, dt_s)."""
         last = self.last_stamp_ns

@@ -1,15 +1,19 @@
 """The stepping engine: one policy's recurrent state, advanced by stamped inputs.
 
 Per step the engine does no allocation it can avoid: the normalised input, Δt, output and
-both hidden buffers are preallocated and bound to onnxruntime once (io_binding), and the
-new hidden state is copied back in place. Measured on a small graph (see ``lnn-ros bench``),
-binding once is about twice as fast as ``session.run`` with a feed dict, which allocates
-its outputs on every call.
+two hidden buffers are preallocated and bound to onnxruntime once (io_binding), in two
+bindings that read one hidden buffer and write the other; each step swaps them, so the new
+state is never copied. Measured on a small graph (see ``lnn-ros bench``), binding once is
+about twice as fast as ``session.run`` with a feed dict, which allocates its outputs on
+every call. The common step (a finite input whose stamp continues the stream) takes one
+stamp check (:meth:`StampClock.continue_stream`) and one pass over the outputs.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -20,8 +24,12 @@ import onnxruntime as ort
 from lnn_ros.bundle import Bundle, load_bundle
 from lnn_ros.engine.clock import StampClock
 from lnn_ros.engine.outcome import Outcome
+from lnn_ros.engine.plan import StepPlan, WindowRunner
 from lnn_ros.engine.session import SessionConfig, check_graph_runs, open_graph
 from lnn_ros.errors import BundleError, EngineError
+from lnn_ros.units import NS_PER_S
+
+_sum = np.add.reduce  # ndarray.sum without its Python wrapper
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,20 @@ class EngineCounters:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+def _bound_call(session: ort.InferenceSession, binding: ort.IOBinding) -> Callable[[], None]:
+    """``session.run_with_iobinding(binding)`` as a no-argument call, without the Python wrapper where possible.
+
+    onnxruntime >= 1.2x's wrapper checks for WebGPU graph capture on every call (a pybind call
+    and a few lookups, about 1 µs); the engine binds CPU buffers and never captures, so it calls
+    the C++ method directly, falling back to the public wrapper if the private names change.
+    """
+    raw_run = getattr(getattr(session, "_sess", None), "run_with_iobinding", None)
+    raw_binding = getattr(binding, "_iobinding", None)
+    if raw_run is None or raw_binding is None:
+        return functools.partial(session.run_with_iobinding, binding)
+    return functools.partial(raw_run, raw_binding, None)
 
 
 class StepResult(NamedTuple):
@@ -103,7 +125,20 @@ class Engine:
         self._hidden_next = np.zeros((1, model.state_size), dtype=np.float32)
         self._y = np.zeros((1, model.output_size), dtype=np.float32)
         self._output = self._y[0]
-        self._binding = self._make_binding() if config.io_binding else None
+        self._x_row = self._x[0]
+        # Two bindings: hidden -> hidden_next, and back; _run swaps them (and the two arrays).
+        self._call: Callable[[], None] | None = None
+        self._spare_call: Callable[[], None] | None = None
+        self._bindings: tuple[ort.IOBinding, ...] = ()  # kept alive with the calls that use them
+        if config.io_binding:
+            self._bindings = (
+                self._make_binding(self._hidden, self._hidden_next),
+                self._make_binding(self._hidden_next, self._hidden),
+            )
+            self._call = _bound_call(self.session, self._bindings[0])
+            self._spare_call = _bound_call(self.session, self._bindings[1])
+        self._plan: StepPlan | None = None
+        self._window: WindowRunner | None = None
         self._warm_up()
 
     # ------------------------------------------------------------------ set-up
@@ -113,15 +148,12 @@ class Engine:
         check_graph_runs(self.bundle, role, session)
         return session, provider
 
-    def _make_binding(self) -> ort.IOBinding:
+    def _make_binding(self, hidden: np.ndarray, hidden_out: np.ndarray) -> ort.IOBinding:
         binding = self.session.io_binding()
-        for name, array in (("x", self._x), ("dt", self._dt)):
+        for name, array in (("x", self._x), ("dt", self._dt), ("hidden", hidden)):
             binding.bind_input(name, "cpu", 0, np.float32, list(array.shape), array.ctypes.data)
-        binding.bind_input("hidden", "cpu", 0, np.float32, list(self._hidden.shape), self._hidden.ctypes.data)
-        binding.bind_output("y", "cpu", 0, np.float32, list(self._y.shape), self._y.ctypes.data)
-        binding.bind_output(
-            "hidden_out", "cpu", 0, np.float32, list(self._hidden_next.shape), self._hidden_next.ctypes.data
-        )
+        for name, array in (("y", self._y), ("hidden_out", hidden_out)):
+            binding.bind_output(name, "cpu", 0, np.float32, list(array.shape), array.ctypes.data)
         return binding
 
     def _warm_up(self) -> None:
@@ -147,11 +179,13 @@ class Engine:
     @property
     def hidden(self) -> np.ndarray:
         """A copy of the current hidden state [H]."""
+        self._settle()
         hidden: np.ndarray = self._hidden[0].copy()
         return hidden
 
     def set_hidden(self, hidden: np.ndarray) -> None:
         """Overwrite the hidden state (e.g. to resume a rollout); shape [H]."""
+        self._plan = None
         self._hidden[0, :] = hidden
 
     def reset(self) -> None:
@@ -161,6 +195,7 @@ class Engine:
         self.counters.explicit_resets += 1
 
     def _zero_state(self) -> None:
+        self._plan = None
         self._hidden.fill(0.0)
 
     # ------------------------------------------------------------------ stepping
@@ -169,36 +204,102 @@ class Engine:
 
         Returns the outcome, the clamped output [O] (only when stepped) and the Δt used.
         """
-        x = self._x[0]
+        x = self._x_row
         np.subtract(features, self._mean, out=x)
         np.multiply(x, self._inv_std, out=x)
-        if not math.isfinite(x.sum()):  # NaN or Inf anywhere makes the sum non-finite
+        if not math.isfinite(_sum(x)):  # NaN or Inf anywhere makes the sum non-finite
             return StepResult(Outcome.NONFINITE_INPUT, None, 0.0)
-        outcome, dt_s = self.clock.advance(stamp_ns)
-        if outcome is Outcome.GAP_RESET:
-            self._zero_state()
-        if outcome is not Outcome.STEPPED:
-            return StepResult(outcome, None, dt_s)
+        dt_s = self.clock.continue_stream(stamp_ns)
+        if dt_s is None:  # not the common case: the full rule, which may not step
+            self._settle()
+            outcome, dt_s = self.clock.advance(stamp_ns)
+            if outcome is Outcome.GAP_RESET:
+                self._zero_state()
+            if outcome is not Outcome.STEPPED:
+                return StepResult(outcome, None, dt_s)
         if dt_s > self.max_dt_s:
             dt_s = self.max_dt_s
             self.counters.dt_clamped += 1
-        self._dt[0, 0] = dt_s
-        self._run()
-        values = self._output.tolist()
+        plan = self._plan
+        if plan is None or not plan.take(stamp_ns, x, self._y, self._hidden):
+            if plan is not None:
+                self._settle()
+            self._dt[0, 0] = dt_s
+            self._run()
+        elif plan.exhausted:
+            self._plan = None
+        output = self._output
         # One Python pass over O floats: NaN fails every comparison, so it lands here too.
-        if not all(low <= v <= high for v, low, high in zip(values, self._low_list, self._high_list)):
-            if not all(math.isfinite(v) for v in values):
-                self._zero_state()
-                return StepResult(Outcome.NONFINITE_OUTPUT, None, dt_s)
-            if self.config.clamp_outputs:
-                self.counters.outputs_clamped += 1
-                np.clip(self._output, self._low, self._high, out=self._output)
-        return StepResult(Outcome.STEPPED, self._output, dt_s)
+        values = output.tolist()
+        for v, low, high in zip(values, self._low_list, self._high_list):
+            if not low <= v <= high:
+                break
+        else:
+            return StepResult(Outcome.STEPPED, output, dt_s)
+        if not all(math.isfinite(v) for v in values):
+            self._zero_state()
+            return StepResult(Outcome.NONFINITE_OUTPUT, None, dt_s)
+        if self.config.clamp_outputs:
+            self.counters.outputs_clamped += 1
+            np.clip(output, self._low, self._high, out=output)
+        return StepResult(Outcome.STEPPED, output, dt_s)
+
+    # ------------------------------------------------------------------ planned steps (replay)
+    @property
+    def can_plan(self) -> bool:
+        """True when the bundle has a window graph, so :meth:`plan` can batch steps."""
+        return "window" in self.manifest.graphs
+
+    def plan(self, features: np.ndarray, stamps_ns: Sequence[int]) -> int:
+        """Precompute the next steps through the window graph, for inputs known in advance (replay).
+
+        ``features`` [K,F] are the raw feature vectors that the next K :meth:`step` calls are
+        expected to receive, stamped ``stamps_ns``. The leading run of them that would step
+        (finite, each stamp 0 < Δt <= ``max_gap_s`` after the previous one) goes through the
+        window graph, T steps per call, with the same Δt clamp as :meth:`step` (padding steps
+        have Δt = 0, which keeps the state). Later :meth:`step` calls whose stamp and
+        normalised input equal the planned ones take their output from the plan instead of
+        running the step graph; any other call, or any change of state (reset, gap, a NaN
+        output, :meth:`set_hidden`), drops the plan first, so the outcomes are those of stepping
+        one by one and the outputs equal them to float rounding (the window graph is checked
+        against T step calls at export). Returns how many steps were planned (0 without a
+        window graph or a started stamp clock).
+        """
+        self._settle()
+        last = self.clock.last_stamp_ns
+        if last is None or not len(stamps_ns) or "window" not in self.manifest.graphs:
+            return 0
+        stamps = np.asarray(stamps_ns, dtype=np.int64)
+        deltas = np.diff(stamps, prepend=np.int64(last))
+        x = np.subtract(np.asarray(features, dtype=np.float32), self._mean)
+        np.multiply(x, self._inv_std, out=x)
+        good = (deltas > 0) & (deltas <= self.clock.max_gap_ns) & np.isfinite(x).all(axis=1)
+        count = len(stamps) if good.all() else int(np.argmin(good))
+        if count == 0:
+            return 0
+        if self._window is None:
+            window_session, _ = self._open("window")
+            steps = self.manifest.graphs["window"].steps
+            assert steps is not None  # the manifest requires it for a window graph
+            self._window = WindowRunner(window_session, steps)
+        dts = np.minimum(deltas[:count] / NS_PER_S, self.max_dt_s).astype(np.float32)
+        self._plan = StepPlan(self._window, stamps[:count].tolist(), x[:count], dts, self._hidden)
+        return count
+
+    def _settle(self) -> None:
+        """Drop the plan, leaving the hidden state where the consumed planned steps took it."""
+        plan = self._plan
+        if plan is not None:
+            self._plan = None
+            plan.settle(self._hidden)
 
     def _run(self) -> None:
-        if self._binding is not None:
-            self.session.run_with_iobinding(self._binding)
-            np.copyto(self._hidden, self._hidden_next)
+        call = self._call
+        if call is not None:
+            call()
+            # The new state is in _hidden_next: swap the buffers and the bindings, no copy.
+            self._hidden, self._hidden_next = self._hidden_next, self._hidden
+            self._call, self._spare_call = self._spare_call, call
         else:
             y, hidden = self.session.run(None, {"x": self._x, "hidden": self._hidden, "dt": self._dt})
             np.copyto(self._y, y)

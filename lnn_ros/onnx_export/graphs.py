@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from lnn_ros.cells import RecurrentCell
 from lnn_ros.onnx_export.checks import OPSET, check_graph_file
 from lnn_ros.onnx_export.errors import ExportError
+from lnn_ros.onnx_export.fuse import for_export
 
 LOG = logging.getLogger("lnn_ros.onnx_export")
 BATCH_AXIS = "batch"
@@ -65,7 +66,7 @@ class WindowUnroll(nn.Module):
         steps: T, the fixed window length baked into the graph.
     """
 
-    def __init__(self, cell: RecurrentCell, steps: int) -> None:
+    def __init__(self, cell: nn.Module, steps: int) -> None:
         super().__init__()
         if steps < 1:
             raise ExportError(f"A window graph needs at least 1 step, got steps={steps!r}.")
@@ -178,17 +179,24 @@ def _export(
     *,
     role: str,
     exporter: Exporter,
+    plain: nn.Module | None = None,
 ) -> Path:
-    """Run the exporter (falling back to dynamo if TorchScript fails), tag and check the file."""
+    """Run the exporter (falling back to dynamo if TorchScript fails), tag and check the file.
+
+    ``module`` may be a fused rewrite (:mod:`lnn_ros.onnx_export.fuse`) of ``plain``; the dynamo
+    exporter always gets ``plain``: its opset-18-to-17 conversion leaves a ``Split`` with the
+    opset-18 attribute ``num_outputs``, which the checker rejects.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     order = [exporter, *([_FALLBACK[exporter]] if exporter in _FALLBACK else [])]
     failures: list[str] = []
     used: Exporter | None = None
-    with eval_mode(module), _quiet_export(), torch.no_grad():
+    with eval_mode(module), eval_mode(module if plain is None else plain), _quiet_export(), torch.no_grad():
         for candidate in order:
             try:
-                _EXPORTERS[candidate](module, args, path, input_names, output_names)
+                traced = plain if candidate is Exporter.DYNAMO and plain is not None else module
+                _EXPORTERS[candidate](traced, args, path, input_names, output_names)
             except Exception as exc:  # torch.onnx raises many private exception types
                 failures.append(f"{candidate.value}: {type(exc).__name__}: {exc}")
                 LOG.warning("The %s exporter failed on the %s graph (%s).", candidate.value, role, exc)
@@ -226,12 +234,22 @@ def _require_float32(module: nn.Module, what: str) -> None:
 def export_step_graph(cell: RecurrentCell, path: Path, *, exporter: Exporter = Exporter.TORCHSCRIPT) -> Path:
     """Write the one-step graph ``(x, hidden, dt) -> (y, hidden_out)`` of ``cell`` to ``path``.
 
+    Cells with an inference rewrite (:func:`~lnn_ros.onnx_export.fuse.for_export`) are exported
+    through it: the same function in fewer graph nodes.
+
     Raises:
         ExportError: The export failed or the file breaks a rule of :func:`check_graph_file`.
     """
     _require_float32(cell, "cell")
     return _export(
-        cell, _cell_samples(cell, None), path, ("x", "hidden", "dt"), ("y", "hidden_out"), role="step", exporter=exporter
+        for_export(cell),
+        _cell_samples(cell, None),
+        path,
+        ("x", "hidden", "dt"),
+        ("y", "hidden_out"),
+        role="step",
+        exporter=exporter,
+        plain=cell,
     )
 
 
@@ -245,13 +263,14 @@ def export_window_graph(
     """
     _require_float32(cell, "cell")
     return _export(
-        WindowUnroll(cell, steps),
+        WindowUnroll(for_export(cell), steps),
         _cell_samples(cell, steps),
         path,
         ("x", "hidden", "dt"),
         ("y", "hidden_out"),
         role="window",
         exporter=exporter,
+        plain=WindowUnroll(cell, steps),
     )
 
 

@@ -37,6 +37,8 @@ bag replay runs the same class on the bag's log time.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
@@ -61,6 +63,7 @@ from lnn_ros.node_spec.interface import (
 from lnn_ros.node_spec.params import NodeParams
 from lnn_ros.ros.convert import fill_twist_stamped, image_frame, imu_sample, ns_to_stamp
 from lnn_ros.ros.diagnostics import to_message
+from lnn_ros.ros.message_info import HAS_MESSAGE_INFO, NO_MESSAGE_INFO, received_perf_ns
 from lnn_ros.ros.rate_limit import RateLimit
 from lnn_ros.runtime import Command, Stream, WatchdogStatus
 from lnn_ros.runtime.live import LiveLoop
@@ -95,6 +98,8 @@ class Flight:
         self._starts = 0
         self._cmd_pub: Publisher | None = None
         self._diag_pub: Publisher | None = None
+        if not HAS_MESSAGE_INFO:
+            node.get_logger().info(NO_MESSAGE_INFO)
 
     @property
     def description(self) -> str:
@@ -132,14 +137,16 @@ class Flight:
         self._entities = [self._cmd_pub, self._diag_pub]
         streams = self.runner.streams
         # Camera first: when a frame and an IMU message are both ready, the frame is taken first.
+        # With message info (Iron+), latency starts at the middleware's reception (see ros/message_info.py).
+        on_image, on_imu = (self._on_image_info, self._on_imu_info) if HAS_MESSAGE_INFO else (self._on_image, self._on_imu)
         if Stream.CAMERA in streams:
             if params.camera_transport == "compressed":
                 topic, msg_type = CAMERA_TOPIC + COMPRESSED_SUFFIX, CompressedImage
             else:
                 topic, msg_type = CAMERA_TOPIC, Image
-            self._entities.append(node.create_subscription(msg_type, topic, self._on_image, qos_in))
+            self._entities.append(node.create_subscription(msg_type, topic, on_image, qos_in))
         if Stream.IMU in streams:
-            self._entities.append(node.create_subscription(Imu, IMU_TOPIC, self._on_imu, qos_in))
+            self._entities.append(node.create_subscription(Imu, IMU_TOPIC, on_imu, qos_in))
         self._entities.append(node.create_service(Trigger, RESET_SERVICE, self._on_reset))
         self._timers = [
             node.create_timer(1.0 / params.failsafe_rate_hz, self._on_failsafe_timer),
@@ -173,6 +180,12 @@ class Flight:
     def _on_image(self, msg: Image | CompressedImage) -> None:
         start = time.perf_counter_ns()
         self._publish(self.loop.on_image(image_frame(msg), start))
+
+    def _on_imu_info(self, msg: Imu, info: Mapping[str, Any]) -> None:
+        self._publish(self.loop.on_imu(imu_sample(msg), received_perf_ns(info)))
+
+    def _on_image_info(self, msg: Image | CompressedImage, info: Mapping[str, Any]) -> None:
+        self._publish(self.loop.on_image(image_frame(msg), received_perf_ns(info)))
 
     def _publish(self, command: Command | None) -> None:
         if command is not None and self._cmd_pub is not None and self._rate.passes(command.stamp_ns):

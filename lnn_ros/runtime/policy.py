@@ -40,6 +40,7 @@ the same messages in the same order gives the same commands (bit for bit on one 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -209,6 +210,26 @@ class PolicyRunner:
         self.counters.add(Stream.CAMERA, Outcome.ENCODED)
         np.take(embedding, slot.source, out=slot.values)
         return self._accept(slot, frame.stamp_ns)
+
+    def plan_imu(self, samples: Sequence[ImuSample]) -> int:
+        """Let the engine precompute the steps these IMU samples will take (:meth:`Engine.plan`).
+
+        For a caller that knows the coming messages (a bag replay): call it with the IMU samples
+        that will be fed next, in order, with no camera frame or vector between them; then feed
+        them as usual. Outcomes and counters are those of feeding them one by one (a sample
+        that does not step as planned drops the plan); only the graph calls are batched. Returns
+        how many steps were planned: 0 unless the IMU drives, every held stream has a value
+        and the bundle has a window graph.
+        """
+        slot = self._slots.get(Stream.IMU)
+        if slot is None or slot.stream is not self.driver or not self.ready or not samples or not self.engine.can_plan:
+            return 0
+        raw = np.array(
+            [(*s.angular_velocity, *s.linear_acceleration, *s.orientation) for s in samples], dtype=np.float64
+        )
+        rows = np.repeat(self._features[None, :], len(samples), axis=0)
+        rows[:, slot.target] = raw[:, slot.source]  # float64 -> float32 as on_imu's buffer does
+        return self.engine.plan(rows, [s.stamp_ns for s in samples])
 
     # ------------------------------------------------------------------ control
     def reset(self) -> None:

@@ -312,6 +312,7 @@ def describe(summary: dict[str, Any], json_path: Path, png: Path | None) -> list
         f"and {summary['images_published']} camera frames published",
         f"  latency:   sensor publish -> cmd_vel arrival p50 {_ms(latency['p50'])}, p99 {_ms(latency['p99'])}, "
         f"max {_ms(latency['max'])} (from the stamp's time: p50 {_ms(stamp['p50'])}, p99 {_ms(stamp['p99'])})",
+        _hops_line(summary.get("hops")),
         f"  deadlines: {deadline['missed']} of {deadline['checked']} IMU samples without a command within "
         f"{deadline['deadline_ms']:g} ms ({deadline['late']} late, {deadline['lost']} lost)",
         f"  processes: {', '.join(f'{k} {v}' for k, v in summary['processes'].items())}; "
@@ -319,6 +320,18 @@ def describe(summary: dict[str, Any], json_path: Path, png: Path | None) -> list
         f"  wrote {json_path}" + (f" and {png}" if png is not None else ""),
     ]
     return lines
+
+
+def _hops_line(hops: dict[str, Any] | None) -> str:
+    if not hops or not hops.get("available"):
+        note = (hops or {}).get("note", "not measured")
+        return f"  hops:      {note}; the latency above counts from the simulator's callback"
+    parts = [
+        f"{name} p50 {_ms(hops[key]['p50'])} / p99 {_ms(hops[key]['p99'])}"
+        for name, key in (("sensor->node publish", "sensor_to_node_publish"), ("node->sim", "node_to_sim"),
+                          ("sim pickup (not counted)", "sim_pickup"))
+    ]
+    return "  hops:      " + "; ".join(parts)
 
 
 def _ms(value: float | None) -> str:

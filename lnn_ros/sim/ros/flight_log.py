@@ -59,11 +59,19 @@ class Percentiles(NamedTuple):
 
 
 class CommandArrival(NamedTuple):
-    """One ``cmd_vel`` message and when it arrived at the simulator (wall and sim time, ns)."""
+    """One ``cmd_vel`` message and when it arrived at the simulator (wall and sim time, ns).
+
+    Wall times are ``time.perf_counter_ns`` readings. With rclpy's message info (Iron+),
+    ``arrival_wall_ns`` is the middleware's reception, ``sent_wall_ns`` the node's publish
+    (the message's source timestamp) and ``handled_wall_ns`` when the simulator's callback ran;
+    without it (Humble) the arrival is the callback's start and the other two are None.
+    """
 
     command: Command
     arrival_wall_ns: int
     arrival_sim_ns: int
+    sent_wall_ns: int | None = None
+    handled_wall_ns: int | None = None
 
     @property
     def stamp_ns(self) -> int:
@@ -170,6 +178,32 @@ class LatencyLog:
                 "missed_fraction": round((late + lost) / checked, 6) if checked else None,
             },
             "pacing_lag_ms": Percentiles.of(np.array(self.pacing_lag_ns) / NS_PER_MS).to_dict(),
+            "hops": self.hops(matched),
+        }
+
+    def hops(self, matched: list[tuple[CommandArrival, int]]) -> dict[str, Any]:
+        """Per-hop latency (ms percentiles) of the matched commands, from middleware timestamps.
+
+        ``sensor_to_node_publish``: sensor publish -> the node's cmd_vel publish (the source
+        timestamp): transport to the node plus the node's work, which the node splits itself
+        (its /diagnostics ``latency`` runs from the middleware's reception to the publish);
+        ``node_to_sim``: the node's publish -> the simulator's middleware reception;
+        ``sim_pickup``: reception -> the simulator's callback (the simulator's own delay, not
+        counted in the latency above). Without message info (Humble) only a note is given.
+        """
+        timed = [(c, wall) for c, wall in matched if c.sent_wall_ns is not None and c.handled_wall_ns is not None]
+        if not timed:
+            return {"available": False, "note": "no middleware timestamps (rclpy without message info, e.g. Humble)"}
+
+        def ms(values: list[int]) -> dict[str, Any]:
+            return Percentiles.of(np.array(values, dtype=np.float64) / NS_PER_MS).to_dict()
+
+        return {
+            "available": True,
+            "commands": len(timed),
+            "sensor_to_node_publish": ms([c.sent_wall_ns - wall for c, wall in timed]),  # type: ignore[operator]
+            "node_to_sim": ms([c.arrival_wall_ns - c.sent_wall_ns for c, _ in timed]),  # type: ignore[operator]
+            "sim_pickup": ms([c.handled_wall_ns - c.arrival_wall_ns for c, _ in timed]),  # type: ignore[operator]
         }
 
     def latencies_ms(self) -> np.ndarray:

@@ -27,6 +27,7 @@ import dataclasses
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from geometry_msgs.msg import TwistStamped
@@ -40,9 +41,10 @@ from lnn_ros.node_spec.interface import CAMERA_TOPIC, COMMAND_TOPIC, COMPRESSED_
 from lnn_ros.ros import signals
 from lnn_ros.ros.convert import ns_to_stamp, stamp_to_ns
 from lnn_ros.ros.declare import declare_and_read
+from lnn_ros.ros.message_info import HAS_MESSAGE_INFO, NO_MESSAGE_INFO, hop_ns, received_perf_ns
 from lnn_ros.ros.process import run_node
 from lnn_ros.runtime import messages as to_record
-from lnn_ros.runtime.records import ImageFrame, ImuSample
+from lnn_ros.runtime.records import Command, ImageFrame, ImuSample
 from lnn_ros.sim.errors import SimError
 from lnn_ros.sim.ros.flight_log import CommandArrival, LatencyLog, flight_record, flight_result, save_record, write_json
 from lnn_ros.sim.ros.params import NODE_NAME, PARAMETERS, SimNodeParams
@@ -109,7 +111,11 @@ class SimDroneNode(Node):
             self._image_pub = self.create_publisher(CompressedImage, CAMERA_TOPIC + COMPRESSED_SUFFIX, sensor_qos)
         self._clock_pub = self.create_publisher(Clock, CLOCK_TOPIC, QoSProfile(depth=10))
         command_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(TwistStamped, COMMAND_TOPIC, self._on_command, command_qos)
+        # With message info (Iron+) the arrival is the middleware's reception, not when this loop got to it.
+        on_command = self._on_command_info if HAS_MESSAGE_INFO else self._on_command
+        if not HAS_MESSAGE_INFO:
+            self.get_logger().info(NO_MESSAGE_INFO)
+        self.create_subscription(TwistStamped, COMMAND_TOPIC, on_command, command_qos)
         self._imu = Imu()
         self._imu.header.frame_id = p.imu_frame_id
         self._image = Image()
@@ -126,10 +132,20 @@ class SimDroneNode(Node):
 
     # ------------------------------------------------------------------ commands
     def _on_command(self, msg: TwistStamped) -> None:
+        self._handle_command(msg, CommandArrival)
+
+    def _on_command_info(self, msg: TwistStamped, info: Mapping[str, Any]) -> None:
+        handled = time.perf_counter_ns()
+        received = received_perf_ns(info)
+        hop = hop_ns(info)
+        sent = None if hop is None else received - hop
+        self._handle_command(msg, lambda c, now, sim: CommandArrival(c, received, sim, sent, handled))
+
+    def _handle_command(self, msg: TwistStamped, arrival: Callable[[Command, int, int], CommandArrival]) -> None:
         now = time.perf_counter_ns()
         command = to_record.command(msg, stamp_to_ns(msg.header.stamp))
         sim_now = max(self.sim.now_ns, self.log.sim_of(now))
-        self.log.command(CommandArrival(command, now, sim_now))
+        self.log.command(arrival(command, now, sim_now))
         try:
             self.sim.set_command(command, stamp_ns=sim_now)
         except SimError as exc:
