@@ -49,6 +49,15 @@ def test_table_and_dataclass_agree(node: str) -> None:
         spec.check(spec.default)
 
 
+def test_every_node_parameter_is_in_the_reference_table() -> None:
+    """docs/node.md's parameter table names every declared parameter of lnn_node, and no parameter that is gone."""
+    text = (REPO / "docs" / "node.md").read_text(encoding="utf-8")
+    table = text.split("## Parameters", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in row.split("|")[1].replace("`", "").replace(" ", "").split(",")}
+    assert documented == set(lnn_ros.node_spec.params.DECLARED_PARAMETERS)
+
+
 def test_defaults_are_px4_friendly() -> None:
     params = NodeParams.from_values({"model_path": "/b"})
     assert params.failsafe_rate_hz > 2.0  # PX4 offboard drops out below 2 Hz
