@@ -89,7 +89,7 @@ def main() -> int:
             )
     report = {
         "what": "lnn-ros demo repeated: end-to-end latency and per-hop breakdown per run, and the spread over runs",
-        "command": "python -m lnn_ros_benchmarks.demo_runs --runs %d" % args.runs
+        "command": f"python -m lnn_ros_benchmarks.demo_runs --runs {args.runs}"
         + (" -- " + " ".join(args.demo_args) if args.demo_args else ""),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "runs": runs,
