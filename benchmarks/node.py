@@ -26,6 +26,9 @@ callback in this process (so both sides include the same rclpy/DDS costs):
   ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` (1 MB best-effort frames over UDP are lost); the node's
   ``preprocess_ms`` from /diagnostics is the decoding / resizing share. ``--formats-only`` runs
   just this section.
+* ``executors``: the ``imu`` measurement for ``executor:=single_threaded`` and ``executor:=events``
+  (rclpy's EventsExecutor), alternating in three rounds, each session with its own echo;
+  ``--executors-only`` runs just this section.
 * ``node_step_latency_ms``: the node's own figure from /diagnostics (message taken ->
   command published), next to each cross-process one.
 * ``in_process_us``: PolicyRunner.on_imu and on_image (decode + encode + step) without ROS,
@@ -466,7 +469,7 @@ def overhead(node: Latency, echo: Latency) -> dict[str, float]:
     return {"p50_ms": node.p50_ms - echo.p50_ms, "p99_ms": node.p99_ms - echo.p99_ms}
 
 
-def run(config: BenchConfig, formats_only: bool = False) -> dict[str, object]:
+def run(config: BenchConfig, formats_only: bool = False, executors_only: bool = False) -> dict[str, object]:
     rng = np.random.default_rng(config.seed)
     domain = random.Random().randrange(110, 200)
     results: dict[str, object] = {
@@ -487,12 +490,13 @@ def run(config: BenchConfig, formats_only: bool = False) -> dict[str, object]:
         print("exporting bundles ...", flush=True)
         bundles = build_bundles(folder, config)
         try:
-            if formats_only:
-                measure_formats(results, bundles, config, domain, log)
+            if formats_only or executors_only:
+                (measure_formats if formats_only else measure_executors)(results, bundles, config, domain, log)
                 results["machine"]["loadavg_end"] = os.getloadavg()  # type: ignore[index]
                 return results
             results["in_process_us"] = in_process(bundles, config)
             measure(results, bundles, config, domain, log, rng)
+            measure_executors(results, bundles, config, domain, log)
             measure_formats(results, bundles, config, domain, log)
         except RuntimeError:
             print(log.read_text()[-4000:], file=sys.stderr)
@@ -549,6 +553,33 @@ def measure(
     results["camera"] = camera
 
 
+EXECUTOR_ROUNDS = 3
+
+
+def measure_executors(results: dict[str, object], bundles: dict[str, Path], config: BenchConfig, domain: int, log: Path) -> None:
+    """IMU ping-pong through lnn_node on each ``executor`` (single_threaded, events), in interleaved rounds; fills ``results``.
+
+    Each session runs the echo node beside the policy node, so each round has its own echo figure and
+    the node's overhead over it; the executors alternate within a round so both see the same load.
+    """
+    rounds: list[dict[str, object]] = []
+    for index in range(EXECUTOR_ROUNDS):
+        entry: dict[str, object] = {"round": index}
+        for executor in ("single_threaded", "events"):
+            with session(bundles["imu"], "default", domain, log, ("imu",), node_params=(f"executor:={executor}",)) as driver:
+                measured = driver.ping_pong("imu", config.imu_rate_hz, config.imu_samples, config.warmup, T0)
+                step = driver.node_step_latency()
+            entry[executor] = {**measured, "node_step_latency_ms": step, "overhead": overhead(measured["node"], measured["echo"])}
+        single, events = entry["single_threaded"], entry["events"]
+        entry["events_over_single_threaded"] = {  # node latency, same round
+            key: getattr(events["node"], key) / getattr(single["node"], key)  # type: ignore[index]
+            for key in ("p50_ms", "p99_ms")
+        }
+        print(f"executors round {index}: {entry}", flush=True)
+        rounds.append(entry)
+    results["executors"] = {"rounds": rounds, "bundle": "imu CfC (the imu section's)", "samples_per_session": config.imu_samples}
+
+
 def measure_formats(results: dict[str, object], bundles: dict[str, Path], config: BenchConfig, domain: int, log: Path) -> None:
     """Camera frames as drivers publish them -> command (bundle with declared preprocessing); fills ``results``."""
     formats: list[dict[str, object]] = []
@@ -592,6 +623,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a tenth of the samples (a smoke run)")
     parser.add_argument("--formats-only", action="store_true",
                         help="only the camera_formats section (640x480 bgr8, 1280x720 jpeg, ...); merged into --out")
+    parser.add_argument("--executors-only", action="store_true",
+                        help="only the executors section (single_threaded vs events, interleaved rounds); merged into --out")
     args, _ros_args = parser.parse_known_args(argv)  # the echo node gets --ros-args (rclpy reads sys.argv)
     if args.echo:
         return run_echo()
@@ -599,13 +632,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         config = BenchConfig(imu_samples=200, camera_samples=30, warmup=20)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    results = _jsonable(run(config, formats_only=args.formats_only))
-    if args.formats_only:  # keep the other sections of an earlier full run
-        previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
-        previous["camera_formats"] = results["camera_formats"]  # type: ignore[index]
-        previous["camera_formats_machine"] = results["machine"]  # type: ignore[index]
-        previous["camera_formats_command"] = "python -m lnn_ros_benchmarks.node --formats-only"
-        results = previous
+    results = _jsonable(run(config, formats_only=args.formats_only, executors_only=args.executors_only))
+    for flag, section, option in (
+        (args.formats_only, "camera_formats", "--formats-only"),
+        (args.executors_only, "executors", "--executors-only"),
+    ):
+        if flag:  # keep the other sections of an earlier full run
+            previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+            previous[section] = results[section]  # type: ignore[index]
+            previous[f"{section}_machine"] = results["machine"]  # type: ignore[index]
+            previous[f"{section}_command"] = f"python -m lnn_ros_benchmarks.node {option}"
+            results = previous
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     if "met" in results:  # type: ignore[operator]
         print(json.dumps(results["met"], indent=2))  # type: ignore[index]

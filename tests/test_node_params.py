@@ -234,6 +234,13 @@ def test_rate_limit_absorbs_jitter_without_drifting_slower() -> None:
     assert min(b - a for a, b in itertools.pairwise(passed)) >= 18 * MS
 
 
+def test_rate_limit_sends_no_catch_up_burst_after_lost_messages() -> None:
+    limit = RateLimit(50.0)  # 20 ms
+    stamps = [0, 5, 10, 15, 40, 45, 50, 55, 60, 65]  # ms; 20-35 lost (best effort): 40 is one period late
+    passed = [s for s in stamps if limit.passes(s * MS)]
+    assert passed == [0, 40, 60]  # not 40 and 45 back to back
+
+
 def test_rate_limit_restarts_after_a_gap_or_a_stamp_going_back() -> None:
     limit = RateLimit(10.0)
     assert limit.passes(0) and not limit.passes(50 * MS) and limit.passes(100 * MS)

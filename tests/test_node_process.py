@@ -290,13 +290,17 @@ def assert_same_commands(received: Sequence[TwistStamped], expected: Sequence[Co
 
 
 # ---------------------------------------------------------------------- tests: flying
+@pytest.mark.parametrize("executor", ["single_threaded", "events"])
 def test_irregular_imu_and_camera_streams_match_offline_runner(
-    driver: Driver, ros_env: dict[str, str], tmp_path: Path, camera_bundle: Path
+    executor: str, driver: Driver, ros_env: dict[str, str], tmp_path: Path, camera_bundle: Path
 ) -> None:
     messages = irregular_stream(seed=11, seconds=1.0)
     expected, runner = offline(camera_bundle, messages)
     assert len(expected) > 150 and runner.counters_dict()["camera_waiting"] > 0
-    with node_process(ros_env, tmp_path / "node.log", camera_bundle, command_frame_id="fc_body", **RELIABLE, **FAST_DIAGNOSTICS):
+    log = tmp_path / "node.log"
+    with node_process(
+        ros_env, log, camera_bundle, command_frame_id="fc_body", executor=executor, **RELIABLE, **FAST_DIAGNOSTICS
+    ):
         driver.wait_for_node(("imu", "camera"))
         driver.play(messages, expected)
         received = driver.commands_with({c.stamp_ns for c in expected})
@@ -313,7 +317,13 @@ def test_irregular_imu_and_camera_streams_match_offline_runner(
         p50, p99, worst = (float(values[f"step_latency_ms.{k}"]) for k in ("p50", "p99", "max"))
         assert 0 < p50 <= p99 <= worst
         assert 0 < float(values["frame_latency_ms.p50"]) <= float(values["frame_latency_ms.max"])
-        print(f"\nnode step latency p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {worst:.3f} ms over {len(expected)} steps")
+        print(f"\n{executor}: node step latency p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {worst:.3f} ms over {len(expected)} steps")
+    from lnn_ros.ros.message_info import EVENTS_NO_MESSAGE_INFO
+    from lnn_ros.ros.process import NO_EVENTS_EXECUTOR
+
+    text = log.read_text()
+    assert NO_EVENTS_EXECUTOR not in text  # the events executor exists in the rclpy under test (Jazzy, Kilted)
+    assert (EVENTS_NO_MESSAGE_INFO in text) == (executor == "events")
 
 
 def test_bad_messages_are_counted_and_never_fly(
@@ -582,10 +592,14 @@ def test_signals_during_start_up_and_a_second_one_end_the_node_with_exit_code_0(
     assert "Traceback" not in log.read_text() and "KeyboardInterrupt" not in log.read_text()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_ends_the_node_cleanly(sig: signal.Signals, ros_env: dict[str, str], tmp_path: Path, camera_bundle: Path, driver: Driver) -> None:
+@pytest.mark.parametrize(("sig", "executor"), [
+    (signal.SIGTERM, "single_threaded"), (signal.SIGINT, "single_threaded"), (signal.SIGINT, "events"), (signal.SIGTERM, "events"),
+])
+def test_signal_ends_the_node_cleanly(
+    sig: signal.Signals, executor: str, ros_env: dict[str, str], tmp_path: Path, camera_bundle: Path, driver: Driver
+) -> None:
     log = tmp_path / "node.log"
-    with node_process(ros_env, log, camera_bundle, failsafe_action="hover") as process:
+    with node_process(ros_env, log, camera_bundle, failsafe_action="hover", executor=executor) as process:
         driver.wait_for_node(("imu", "camera"))
         driver.spin_until(lambda: len(driver.commands) > 0, 10.0, "the node to run (hover)")
         start = time.monotonic()
@@ -639,3 +653,43 @@ def test_parameters_are_declared_read_only_with_ranges_and_reset_service(
         assert_same_commands(driver.commands_with({m.stamp_ns for m in more}), expected_more)
         values = driver.wait_for_diagnostics(lambda v: v.get("explicit_resets") == "1", "the reset in diagnostics")
         assert values["resets"] == "1" and not math.isnan(float(values["message_age_ms.p50"]))
+
+
+# ---------------------------------------------------------------------- executor choice
+class _Logger:
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warning(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+class _NodeStub:
+    """What :func:`make_executor` uses of a node: its context and its logger."""
+
+    def __init__(self, context: Context) -> None:
+        self.context, self.logger = context, _Logger()
+
+    def get_logger(self) -> _Logger:
+        return self.logger
+
+
+def test_events_executor_is_used_where_it_exists_and_falls_back_with_one_warning_on_humble(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lnn_ros.ros.process import NO_EVENTS_EXECUTOR, make_executor
+
+    context = Context()
+    rclpy.init(args=[], context=context)
+    try:
+        node = _NodeStub(context)
+        events = make_executor("events", node)  # type: ignore[arg-type]
+        assert not isinstance(events, SingleThreadedExecutor) and not node.logger.warnings
+        events.shutdown(timeout_sec=0.0)
+        assert isinstance(make_executor("single_threaded", node), SingleThreadedExecutor)  # type: ignore[arg-type]
+        monkeypatch.setitem(sys.modules, "rclpy.experimental", None)  # as on Humble: the import fails
+        fallback = make_executor("events", node)  # type: ignore[arg-type]
+        assert isinstance(fallback, SingleThreadedExecutor)
+        assert node.logger.warnings == [NO_EVENTS_EXECUTOR]
+    finally:
+        rclpy.try_shutdown(context=context)

@@ -19,6 +19,8 @@ IMU_TOPIC = "imu"
 CAMERA_TOPIC = "camera/image_raw"
 COMPRESSED_SUFFIX = "/compressed"  # image_transport's compressed transport: <base topic>/compressed
 CAMERA_TRANSPORTS = ("raw", "compressed")
+EXECUTORS = ("single_threaded", "events")
+"""The rclpy executors a node process can spin (parameter ``executor``)."""
 COMMAND_TOPIC = "cmd_vel"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 RESET_SERVICE = "~/reset"

@@ -19,7 +19,7 @@ from typing import Any
 from lnn_ros.engine import EngineConfig, SessionConfig
 from lnn_ros.engine.session import KNOWN_PROVIDERS, PROVIDER_ALIASES
 from lnn_ros.node_spec.errors import NodeConfigError
-from lnn_ros.node_spec.interface import CAMERA_TRANSPORTS, NODE_NAME, check_streams_fed
+from lnn_ros.node_spec.interface import CAMERA_TRANSPORTS, EXECUTORS, NODE_NAME, check_streams_fed
 from lnn_ros.node_spec.param_table import (
     AUTOMATIC_PARAMETERS,
     QOS_RELIABILITY,
@@ -168,6 +168,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "camera/image_raw/compressed (image_transport's naming). The bundle's preprocess must accept the format.",
         choices=CAMERA_TRANSPORTS,
     ),
+    ParamSpec(
+        "executor", ParamType.STRING, "single_threaded",
+        "rclpy executor the process spins, chosen at start-up: single_threaded (callbacks in a fixed order, "
+        "camera before IMU, as replay feeds them) or events (rclpy.experimental.EventsExecutor, Jazzy and later: "
+        "less Python per message, callbacks in arrival order; Humble falls back to single_threaded with a log line).",
+        choices=EXECUTORS,
+    ),
 )
 
 DECLARED_PARAMETERS: tuple[str, ...] = tuple(spec.name for spec in PARAMETERS)
@@ -208,6 +215,7 @@ class NodeParams:
     imu_rate_hz: float
     camera_rate_hz: float
     camera_transport: str = "raw"
+    executor: str = "single_threaded"
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> NodeParams:

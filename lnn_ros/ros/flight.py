@@ -21,8 +21,9 @@ Topics (relative names, remappable), created by :meth:`Flight.start`, destroyed 
 * ``/diagnostics`` (diagnostic_msgs/DiagnosticArray) every ``diagnostics_period_s``;
 * service ``~/reset`` (std_srvs/Trigger): zero the recurrent state.
 
-Threading: one single-threaded executor runs every callback, so messages are handled one at a
-time in the order the executor takes them, exactly like a replay feeds
+Threading: one executor thread runs every callback (``executor: single_threaded`` by default;
+``events`` takes them in arrival order instead, see :func:`~lnn_ros.ros.process.make_executor`),
+so messages are handled one at a time in the order the executor takes them, exactly like a replay feeds
 :class:`~lnn_ros.runtime.PolicyRunner`. The camera subscription is created before the IMU
 one, so when a frame and an IMU message are both waiting the frame is handled first and the
 IMU step uses it. The encoder runs inline in the frame's callback: it delays at most the one
@@ -63,7 +64,7 @@ from lnn_ros.node_spec.interface import (
 from lnn_ros.node_spec.params import NodeParams
 from lnn_ros.ros.convert import fill_twist_stamped, image_frame, imu_sample, ns_to_stamp
 from lnn_ros.ros.diagnostics import to_message
-from lnn_ros.ros.message_info import HAS_MESSAGE_INFO, NO_MESSAGE_INFO, received_perf_ns
+from lnn_ros.ros.message_info import EVENTS_NO_MESSAGE_INFO, HAS_MESSAGE_INFO, NO_MESSAGE_INFO, received_perf_ns
 from lnn_ros.ros.rate_limit import RateLimit
 from lnn_ros.runtime import Command, Stream, WatchdogStatus
 from lnn_ros.runtime.live import LiveLoop
@@ -98,8 +99,13 @@ class Flight:
         self._starts = 0
         self._cmd_pub: Publisher | None = None
         self._diag_pub: Publisher | None = None
+        # rclpy's EventsExecutor cannot call a subscription callback with message info (it raises
+        # "SystemError: null argument to internal routine" in Kilted's rclpy 9.x): plain callbacks there.
+        self._message_info = HAS_MESSAGE_INFO and params.executor != "events"
         if not HAS_MESSAGE_INFO:
             node.get_logger().info(NO_MESSAGE_INFO)
+        elif not self._message_info:
+            node.get_logger().info(EVENTS_NO_MESSAGE_INFO)
 
     @property
     def description(self) -> str:
@@ -138,7 +144,7 @@ class Flight:
         streams = self.runner.streams
         # Camera first: when a frame and an IMU message are both ready, the frame is taken first.
         # With message info (Iron+), latency starts at the middleware's reception (see ros/message_info.py).
-        on_image, on_imu = (self._on_image_info, self._on_imu_info) if HAS_MESSAGE_INFO else (self._on_image, self._on_imu)
+        on_image, on_imu = (self._on_image_info, self._on_imu_info) if self._message_info else (self._on_image, self._on_imu)
         if Stream.CAMERA in streams:
             if params.camera_transport == "compressed":
                 topic, msg_type = CAMERA_TOPIC + COMPRESSED_SUFFIX, CompressedImage

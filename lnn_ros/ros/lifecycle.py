@@ -23,6 +23,8 @@ shutdown       from any state: stops publishing and unloads
 Parameters can be set (``ros2 param set``) only while *unconfigured*: a bundle is swapped
 without restarting the process by deactivate -> cleanup -> set ``model_path`` -> configure
 -> activate. With ``autostart:=true`` the node configures and activates itself at start-up.
+``executor`` is read once at start-up (the process spins that executor from then on) and cannot
+be changed afterwards.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from rclpy.parameter import Parameter
 
 from lnn_ros.errors import LnnRosError
 from lnn_ros.node_spec.interface import NODE_NAME
+from lnn_ros.node_spec.param_table import check_values
 from lnn_ros.node_spec.params import AUTOSTART, PARAMETERS, NodeParams
 from lnn_ros.ros.declare import declare_and_read
 from lnn_ros.ros.flight import Flight
@@ -44,6 +47,7 @@ from lnn_ros.ros.process import one_line, run_node
 __all__ = ["NODE_NAME", "LnnLifecycleNode", "main"]
 
 _NAMES = frozenset(spec.name for spec in PARAMETERS)
+EXECUTOR = next(spec for spec in PARAMETERS if spec.name == "executor")
 
 
 class LnnLifecycleNode(LifecycleNode):
@@ -58,6 +62,7 @@ class LnnLifecycleNode(LifecycleNode):
         try:
             values = declare_and_read(self, (*PARAMETERS, AUTOSTART), read_only=False)
             self.autostart = bool(values[AUTOSTART.name])
+            self.executor_kind = str(check_values([EXECUTOR], {EXECUTOR.name: values[EXECUTOR.name]}, NODE_NAME)[EXECUTOR.name])
         except BaseException:
             self.destroy_node()
             raise
@@ -72,6 +77,11 @@ class LnnLifecycleNode(LifecycleNode):
 
     # ------------------------------------------------------------------ parameters
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        if any(p.name == EXECUTOR.name and p.value != self.executor_kind for p in parameters):
+            return SetParametersResult(
+                successful=False,
+                reason=f"'{EXECUTOR.name}' is chosen at start-up; restart the process to change it.",
+            )
         ours = [p.name for p in parameters if p.name in _NAMES]
         if ours and self.flight is not None:
             return SetParametersResult(
@@ -132,7 +142,7 @@ def _build() -> LnnLifecycleNode:
 
 def main(args: list[str] | None = None) -> int:
     """Run the managed node until SIGINT/SIGTERM; returns the process exit code (1: unknown / wrong-typed parameter)."""
-    return run_node(NODE_NAME, _build, args=args)
+    return run_node(NODE_NAME, _build, args=args, executor_kind=lambda node: node.executor_kind)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,11 @@ NO_MESSAGE_INFO = (
     "each callback, not from the middleware's reception, so time spent waiting for the executor is not counted."
 )
 
+EVENTS_NO_MESSAGE_INFO = (
+    "executor 'events': rclpy's EventsExecutor cannot pass message info to callbacks, so latency is measured "
+    "from the start of each callback, not from the middleware's reception."
+)
+
 
 def received_perf_ns(info: Mapping[str, Any]) -> int:
     """``info['received_timestamp']`` (system clock) as a ``time.perf_counter_ns`` reading.

@@ -55,9 +55,10 @@ def main(args: list[str] | None = None) -> int:
     """Run the node until SIGINT/SIGTERM; returns the process exit code.
 
     A node that cannot be built (unknown or invalid parameter, bundle that does not load) logs
-    one FATAL line saying why and returns 1 (see :func:`~lnn_ros.ros.process.run_node`).
+    one FATAL line saying why and returns 1 (see :func:`~lnn_ros.ros.process.run_node`). The
+    executor is the one the ``executor`` parameter names.
     """
-    return run_node(NODE_NAME, LnnNode, args=args)
+    return run_node(NODE_NAME, LnnNode, args=args, executor_kind=lambda node: node.params.executor)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ Every node executable (``lnn_node``, ``lnn_lifecycle_node``, ``sim_drone_node``)
   timeout timer, as its internal ``RCLError`` ("the given context is not valid"): any error
   raised once the context is shut down counts as that clean end. An error while the context
   is still valid is a bug and propagates.
+
+The executor is rclpy's ``SingleThreadedExecutor`` unless the node asks for the events executor
+(:func:`make_executor`, parameter ``executor``).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import rclpy
 import rclpy.logging
 from rclpy.context import Context
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from lnn_ros.errors import LnnRosError
@@ -60,7 +63,34 @@ def ended_by_shutdown(exc: BaseException, context: Context | None = None) -> boo
     return isinstance(exc, Exception) and not rclpy.ok(context=context)
 
 
-def spin_until_shutdown(executor: SingleThreadedExecutor) -> None:
+NO_EVENTS_EXECUTOR = (
+    "executor 'events': this rclpy has no rclpy.experimental.EventsExecutor (ROS 2 Humble has none); "
+    "spinning the single-threaded executor instead."
+)
+
+
+def make_executor(kind: str, node: Node) -> Executor:
+    """The executor ``kind`` names (``single_threaded`` or ``events``), for ``node``'s context.
+
+    ``events`` is rclpy's experimental ``EventsExecutor`` (Jazzy and later): the middleware's
+    events are queued and dispatched from C++, with less Python per message than the
+    single-threaded executor's wait-set rebuild, and callbacks run in the order their events
+    arrived. Its ``spin()`` without a timeout does not return on shutdown in the releases tested
+    here, so every spin loop in this module uses ``spin_once(timeout_sec=...)``. Where it does
+    not exist (Humble) the single-threaded executor is used and ``node`` logs one warning saying so.
+    """
+    if kind == "events":
+        try:
+            from rclpy.experimental import EventsExecutor
+        except ImportError:
+            node.get_logger().warning(NO_EVENTS_EXECUTOR)
+        else:
+            executor: Executor = EventsExecutor(context=node.context)
+            return executor
+    return SingleThreadedExecutor(context=node.context)
+
+
+def spin_until_shutdown(executor: Executor) -> None:
     """Spin until SIGINT/SIGTERM (rclpy's handlers shut the context down) or another shutdown.
 
     Any error while the context is still valid is re-raised.
@@ -72,7 +102,7 @@ def spin_until_shutdown(executor: SingleThreadedExecutor) -> None:
             raise
 
 
-def spin_until_signal(executor: SingleThreadedExecutor) -> None:
+def spin_until_signal(executor: Executor) -> None:
     """``executor.spin()`` that also ends when :mod:`~lnn_ros.ros.signals` noted a signal.
 
     rclpy's own handler ends a spin on SIGINT and SIGTERM; the note is the fallback for an rclpy
@@ -100,11 +130,12 @@ def _start_up_message(exc: BaseException) -> str:
 def run_node(
     node_name: str,
     factory: Callable[[], N],
-    run: Callable[[N, SingleThreadedExecutor], None] | None = None,
+    run: Callable[[N, Executor], None] | None = None,
     *,
     args: list[str] | None = None,
     fatal: tuple[type[Exception], ...] = (),
     finish: Callable[[N], object] | None = None,
+    executor_kind: Callable[[N], str] | None = None,
 ) -> int:
     """Init rclpy, build the node, run it on a single-threaded executor; returns the exit code.
 
@@ -116,6 +147,7 @@ def run_node(
         fatal: errors of ``run`` that end the process with one FATAL line and exit code 1.
         finish: called with the node after ``run`` ended without a fatal error (also after a
             signal), before the node is destroyed (e.g. to write a summary).
+        executor_kind: the executor the built node asks for (:func:`make_executor`; default single-threaded).
     """
     signals.install()
     try:
@@ -142,7 +174,7 @@ def run_node(
                 finish(node)
             node.destroy_node()
             return 0
-        executor = SingleThreadedExecutor()
+        executor = make_executor("single_threaded" if executor_kind is None else executor_kind(node), node)
         executor.add_node(node)
         code = 0
         try:

@@ -15,7 +15,8 @@ class RateLimit:
     """Pass at most one stamp per period; ``rate_hz == 0`` passes every stamp.
 
     A stamp passes when it reaches the next due time; the due time then moves on by one period
-    from where it was (not from the stamp), so jitter does not accumulate into a slower rate. A
+    from where it was (not from the stamp), so jitter does not accumulate into a slower rate, but
+    never to a time already reached (a late stamp is not followed by a catch-up burst). A
     stamp more than a period past the due time (a gap) or before the last passed one (a
     reset, a bag looping) restarts the schedule from that stamp.
 
@@ -39,7 +40,10 @@ class RateLimit:
             self._due_ns, self._last_ns = stamp_ns + self.period_ns, stamp_ns
             return True
         if stamp_ns >= due - self._slack_ns:
-            self._due_ns, self._last_ns = due + self.period_ns, stamp_ns
+            # On from the due time (jitter does not slow the rate), but never to a due time already
+            # reached: after a lost period the next command waits a whole period, no catch-up burst.
+            next_due = due + self.period_ns
+            self._due_ns, self._last_ns = (next_due if next_due > stamp_ns else stamp_ns + self.period_ns), stamp_ns
             return True
         return False
 

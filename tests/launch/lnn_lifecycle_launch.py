@@ -75,10 +75,13 @@ class TestTransitions(unittest.TestCase):
         request.transition.id = transition
         return bool(self.probe.call(ChangeState, "/lnn_node/change_state", request, timeout_s=60.0).success)
 
-    def set_model(self, path: str) -> bool:
-        value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=path)
-        reply = self.probe.call(SetParameters, "/lnn_node/set_parameters", SetParameters.Request(parameters=[Parameter(name="model_path", value=value)]))
+    def set_string(self, name: str, text: str) -> bool:
+        value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=text)
+        reply = self.probe.call(SetParameters, "/lnn_node/set_parameters", SetParameters.Request(parameters=[Parameter(name=name, value=value)]))
         return bool(reply.results[0].successful)
+
+    def set_model(self, path: str) -> bool:
+        return self.set_string("model_path", path)
 
     def cmd_vel_publishers(self) -> int:
         return self.probe.node.count_publishers("/cmd_vel")
@@ -88,6 +91,9 @@ class TestTransitions(unittest.TestCase):
         self.probe.spin_for(0.5)
         self.assertEqual(self.cmd_vel_publishers(), 0)
         self.assertEqual(self.commands, [])
+        # The executor is chosen when the process starts: refused even while unconfigured.
+        self.assertFalse(self.set_string("executor", "events"))
+        self.assertTrue(self.set_string("executor", "single_threaded"))  # the one it spins: no change
 
     def test_2_configure_with_a_bundle_that_does_not_load_fails_and_stays_unconfigured(self) -> None:
         self.assertFalse(self.change(Transition.TRANSITION_CONFIGURE))

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from geometry_msgs.msg import TwistStamped
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -184,7 +184,7 @@ class SimDroneNode(Node):
                 self._image_pub.publish(image)
 
     # ------------------------------------------------------------------ the episode
-    def wait_for_policy(self, executor: SingleThreadedExecutor) -> None:
+    def wait_for_policy(self, executor: Executor) -> None:
         """Block until a node subscribes ``imu`` and publishes ``cmd_vel`` (then settle briefly).
 
         Raises:
@@ -207,7 +207,7 @@ class SimDroneNode(Node):
             self._spin_once(executor, 0.05)
         self.get_logger().info("Policy node found; starting the clock.")
 
-    def run(self, executor: SingleThreadedExecutor) -> None:
+    def run(self, executor: Executor) -> None:
         """Fly the episode paced at real time, then drain late commands.
 
         The simulator is advanced to the next sensor stamp shortly *before* that stamp is due
@@ -233,12 +233,12 @@ class SimDroneNode(Node):
         self.completed = True
         self._spin_until(executor, time.perf_counter_ns() + round(self.params.drain_s * NS_PER_S))
 
-    def _spin_until(self, executor: SingleThreadedExecutor, wall_ns: int) -> None:
+    def _spin_until(self, executor: Executor, wall_ns: int) -> None:
         """Handle callbacks (commands) until the wall clock reaches ``wall_ns``."""
         while (wait_ns := wall_ns - time.perf_counter_ns()) > 0:
             self._spin_once(executor, wait_ns / NS_PER_S)
 
-    def _spin_once(self, executor: SingleThreadedExecutor, timeout_s: float) -> None:
+    def _spin_once(self, executor: Executor, timeout_s: float) -> None:
         """``executor.spin_once``, turning a shutdown by SIGINT/SIGTERM into ExternalShutdownException.
 
         After the signal handler shut the context down, rclpy's spin_once fails creating its
@@ -296,7 +296,7 @@ class SimDroneNode(Node):
         return summary
 
 
-def _fly(node: SimDroneNode, executor: SingleThreadedExecutor) -> None:
+def _fly(node: SimDroneNode, executor: Executor) -> None:
     node.wait_for_policy(executor)
     node.run(executor)
     if not node.params.shutdown_when_done:
