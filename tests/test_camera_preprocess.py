@@ -180,7 +180,8 @@ def test_raw_frames_allocate_no_image_sized_memory() -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert result.status is ImageStatus.OK
-    assert peak < 64 * 1024, peak
+    # numpy 1.x counts its ufunc casting buffer here (8192 elements x 8 B = 64 KiB); an image-sized copy is >= 300 KB.
+    assert peak < 128 * 1024, peak
 
 
 # ------------------------------------------------------------------------------------- bad frames

@@ -318,11 +318,12 @@ def test_irregular_imu_and_camera_streams_match_offline_runner(
         assert 0 < p50 <= p99 <= worst
         assert 0 < float(values["frame_latency_ms.p50"]) <= float(values["frame_latency_ms.max"])
         print(f"\n{executor}: node step latency p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {worst:.3f} ms over {len(expected)} steps")
-    from lnn_ros.ros.message_info import EVENTS_NO_MESSAGE_INFO
+    from lnn_ros.ros.message_info import EVENTS_NO_MESSAGE_INFO, HAS_MESSAGE_INFO
     from lnn_ros.ros.process import NO_EVENTS_EXECUTOR
 
     text = log.read_text()
     assert NO_EVENTS_EXECUTOR not in text  # the events executor exists in the rclpy under test (Jazzy, Kilted)
+    assert HAS_MESSAGE_INFO  # Jazzy and Kilted: callbacks get the middleware's reception time
     assert (EVENTS_NO_MESSAGE_INFO in text) == (executor == "events")
 
 

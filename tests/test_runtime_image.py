@@ -135,7 +135,8 @@ def test_reads_any_buffer_without_copying(rgb: np.ndarray) -> None:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         assert result.status is ImageStatus.OK
-        assert peak < 64 * 1024, f"{source}->{target} allocated {peak} bytes for a {vga.image.nbytes}-byte image"
+        # numpy 1.x counts its ufunc casting buffer (64 KiB) here; an image-sized copy would be >= 300 KB.
+        assert peak < 128 * 1024, f"{source}->{target} allocated {peak} bytes for a {vga.image.nbytes}-byte image"
 
 
 @pytest.mark.parametrize("pad", [0, 5])

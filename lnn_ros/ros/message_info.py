@@ -15,12 +15,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-try:
-    from rclpy.subscription import MessageInfo  # noqa: F401 (Iron and later)
-except ImportError:  # Humble
-    HAS_MESSAGE_INFO = False
-else:
-    HAS_MESSAGE_INFO = True
+from rclpy.subscription import Subscription
+
+# rclpy calls a two-argument callback with (message, message info) since Iron, where Subscription
+# got its CallbackType enum (Jazzy 7.1.6 has the enum but no importable MessageInfo type); Humble has neither.
+HAS_MESSAGE_INFO = hasattr(Subscription, "CallbackType")
 
 NO_MESSAGE_INFO = (
     "This rclpy has no subscription message info (ROS 2 Humble): latency is measured from the start of "
