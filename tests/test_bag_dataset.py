@@ -98,6 +98,28 @@ def test_npz_output_is_read_by_the_training_loader(tmp_path: Path) -> None:
     np.testing.assert_array_equal(from_bag.dt_s, load_sequences(FIXTURE)[0].dt_s)
 
 
+def test_bags_are_recognised_by_their_shape_without_a_format(tmp_path: Path) -> None:
+    import shutil
+
+    from lnn_ros.training.errors import DataError
+    from lnn_ros.training.loaders import BAG_READER, format_of
+
+    (by_shape,) = training_load(FIXTURE)  # a rosbag2 folder (metadata.yaml)
+    np.testing.assert_array_equal(by_shape.dt_s, load_sequences(FIXTURE)[0].dt_s)
+    shutil.copytree(FIXTURE, tmp_path / "flights" / "monday")
+    (from_folder,) = training_load(tmp_path / "flights")  # a folder of bags
+    np.testing.assert_array_equal(from_folder.x, by_shape.x)
+    for name in ("a.mcap", "a.db3", "a.bag", "A.MCAP"):
+        (tmp_path / name).write_bytes(b"")
+        assert format_of(tmp_path / name) == BAG_READER, name
+    assert format_of(tmp_path / "flights") is None  # a folder of bags is a dataset, not one shard
+    assert format_of(tmp_path / "flights" / "monday") == BAG_READER
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no data here")
+    with pytest.raises(DataError, match=r"neither a registered format .* nor a bag .*; pass --format"):
+        training_load(tmp_path / "notes")
+
+
 def test_config_from_a_bundle_manifest_and_bad_configs(tmp_path: Path) -> None:
     manifest = load_bundle(make_imu_camera_bundle(tmp_path / "bundle").path).manifest
     config = DatasetConfig.for_manifest(manifest)
@@ -151,7 +173,7 @@ def test_lnn_ros_train_fits_a_policy_on_a_simulated_flight_bag(tmp_path: Path, c
     np.testing.assert_array_equal(sequence.y, expected)
 
     code = main([
-        "train", str(bag), "--format", "lnn_ros.bag.dataset:load_sequences", "--out", str(tmp_path / "ckpt"),
+        "train", str(bag), "--out", str(tmp_path / "ckpt"),  # a bag: recognised without --format
         "--units", "8", "--epochs", "2", "--window-steps", "32", "--tbptt-steps", "16", "--val-fraction", "0",
         "--no-progress",
     ])
@@ -186,7 +208,7 @@ def test_bags_become_shards_in_parallel_exactly_as_serially(tmp_path: Path, caps
     assert code == 0, capsys.readouterr().err
     assert "wrote checkpoint" in capsys.readouterr().out
     # Or streamed from the bags themselves, one bag at a time.
-    code = main(["train", str(bags / "flight_*"), "--stream", "--format", "lnn_ros.bag.dataset:load_sequences",
+    code = main(["train", str(bags / "flight_*"), "--stream",  # bags as shards, without --format
                  "--out", str(tmp_path / "ckpt_bags"), "--units", "4", "--epochs", "1", "--window-steps", "16",
                  "--tbptt-steps", "8", "--val-fraction", "0.3", "--no-progress"])
     assert code == 0, capsys.readouterr().err

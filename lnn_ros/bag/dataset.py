@@ -18,8 +18,8 @@ and a sequence is split there and wherever consecutive IMU stamps are more than
 ``max_gap_s`` apart (where the engine would reset). Repeated IMU stamps are dropped (the
 engine drops them too). Everything left out is counted in :attr:`BagDataset.dropped`.
 
-``lnn-ros train --format lnn_ros.bag.dataset:load_sequences DATA`` trains on a bag or a
-folder of bags with the default :class:`DatasetConfig`; ``lnn-ros bag-to-dataset`` writes
+``lnn-ros train DATA`` trains on a bag or a folder of bags (recognised without ``--format``)
+with the default :class:`DatasetConfig`; ``lnn-ros bag-to-dataset`` writes
 an ``.npz`` with other settings, or with ``--shards`` one ``.npz`` per bag, converted in
 parallel processes (:func:`write_shards`), for ``lnn-ros train --stream``.
 """
@@ -373,7 +373,7 @@ def bags_to_dataset(paths: Iterable[str | Path], config: DatasetConfig = Dataset
 def load_sequences(path: Path) -> list[TimedSequence]:
     """Training loader: a bag or a folder of bags -> ``list[TimedSequence]`` (IMU-only, defaults).
 
-    Plug in with ``lnn-ros train --format lnn_ros.bag.dataset:load_sequences BAG_OR_FOLDER``.
+    ``lnn-ros train BAG_OR_FOLDER`` picks it for bags by itself (``--format`` names it explicitly).
     """
     return bags_to_dataset([path]).timed_sequences()
 

@@ -3,7 +3,9 @@
 Built in: ``npz``. Other subsystems plug in their own reader either by calling
 :func:`register_loader` or, without any registration, by naming it ``package.module:function``
 (e.g. ``lnn-ros train --format lnn_ros.bag.dataset:load_sequences``). A reader takes a
-:class:`~pathlib.Path` and returns ``list[TimedSequence]``.
+:class:`~pathlib.Path` and returns ``list[TimedSequence]``. Without a format, a dataset is read
+by its suffix, and bags (``.mcap`` / ``.db3`` / ``.bag`` files, rosbag2 folders, folders of them)
+are recognised by their shape and go to the bag reader.
 
 ``npz`` layout (read with ``allow_pickle=False``): either one sequence as arrays ``x`` [T,F],
 ``dt_s`` [T], ``y`` [T,O], or several as ``x_0, dt_s_0, y_0, x_1, ...``. A directory is read as
@@ -45,9 +47,24 @@ def formats() -> list[str]:
 BAG_READER = "lnn_ros.bag.dataset:load_sequences"  # named, not imported: bag sits above training
 
 
+BAG_SUFFIXES = (".mcap", ".db3", ".bag")
+"""rosbag2 storage files (mcap, sqlite3) and ROS 1 bags."""
+
+
+def is_bag(path: Path) -> bool:
+    """Whether ``path`` is a bag by its shape: a ``.mcap`` / ``.db3`` / ``.bag`` file or a rosbag2
+    folder (one holding ``metadata.yaml``). The bag reader checks the contents."""
+    if path.is_file():
+        return path.suffix.lower() in BAG_SUFFIXES
+    return (path / "metadata.yaml").is_file()
+
+
 def format_of(path: Path) -> str | None:
-    """The registered format of one file, from its suffix (None: unknown, e.g. a bag)."""
-    return _SUFFIXES.get(path.suffix.lower())
+    """The format of one file or shard: a registered one by suffix, the bag reader for a bag, else None."""
+    name = _SUFFIXES.get(path.suffix.lower())
+    if name is None and is_bag(path):
+        return BAG_READER
+    return name
 
 
 def resolve_loader(format_name: str) -> SequenceLoader:
@@ -82,18 +99,28 @@ def load_sequences(path: str | Path, format_name: str | None = None) -> list[Tim
     if not path.exists():
         raise DataError(f"Dataset {str(path)!r} does not exist.")
     if format_name is None:
-        suffix = path.suffix.lower() if path.is_file() else next(
-            (p.suffix.lower() for p in sorted(path.iterdir()) if p.suffix.lower() in _SUFFIXES), ""
-        )
-        format_name = _SUFFIXES.get(suffix)
-        if format_name is None:
-            raise DataError(
-                f"Cannot tell the format of dataset {str(path)!r}; pass a format (one of {formats()}, "
-                f"or {BAG_READER!r} for bags)."
-            )
+        format_name = _format_of_dataset(path)
     sequences = list(resolve_loader(format_name)(path))
     check_sequences(sequences, where=str(path))
     return sequences
+
+
+def _format_of_dataset(path: Path) -> str:
+    """A file's format by suffix; a folder's by the first file of a registered format in it, else
+    the bag reader when the folder is a bag or holds bags directly (:func:`is_bag`)."""
+    if path.is_file():
+        found = format_of(path)
+    else:
+        children = sorted(path.iterdir())
+        found = next((_SUFFIXES[p.suffix.lower()] for p in children if p.suffix.lower() in _SUFFIXES), None)
+        if found is None and (is_bag(path) or any(is_bag(p) for p in children)):
+            found = BAG_READER
+    if found is None:
+        raise DataError(
+            f"Cannot tell the format of dataset {str(path)!r}: it is neither a registered format ({formats()}, "
+            f"by suffix) nor a bag ({'/'.join(BAG_SUFFIXES)} file, rosbag2 folder, or a folder of them); pass --format."
+        )
+    return found
 
 
 def _read_npz_file(path: Path) -> list[TimedSequence]:
