@@ -236,12 +236,13 @@ class SimDroneNode(Node):
     def _spin_until(self, executor: Executor, wall_ns: int) -> None:
         """Handle callbacks (commands) until the wall clock reaches ``wall_ns``.
 
-        At least one callback that is ready is handled even when ``wall_ns`` has passed: a loop
+        When ``wall_ns`` has already passed, one callback that is ready is still handled: a loop
         running behind its schedule would otherwise take no command at all until it caught up,
         and the vehicle would fly commands hundreds of ms old (seen on Jazzy's slower executor:
-        pickup p50 up to 265 ms and a flight into the target).
+        pickup p50 up to 265 ms and a flight into the target). On schedule nothing extra runs.
         """
-        self._spin_once(executor, 0.0)
+        if wall_ns <= time.perf_counter_ns():
+            self._spin_once(executor, 0.0)
         while (wait_ns := wall_ns - time.perf_counter_ns()) > 0:
             self._spin_once(executor, wait_ns / NS_PER_S)
 
