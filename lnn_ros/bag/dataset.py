@@ -42,6 +42,7 @@ from lnn_ros.bag.topics import BagTopics
 from lnn_ros.bundle.manifest import IMAGE_ENCODINGS, IMU_FIELDS, TWIST_FIELDS, CameraSpec, Manifest
 from lnn_ros.runtime.image import ImageDecoder
 from lnn_ros.runtime.records import Command, ImageFrame, ImuSample, Stream
+from lnn_ros.training.loaders import is_bag
 from lnn_ros.units import NS_PER_S
 
 if TYPE_CHECKING:
@@ -327,10 +328,7 @@ def bag_paths(path: str | Path) -> list[Path]:
         raise BagError(f"Dataset path {str(root)!r} does not exist; pass a bag or a folder of bags.")
     if root.is_file() or (root / "metadata.yaml").is_file():
         return [root]
-    found = sorted(
-        p for p in root.iterdir()
-        if (p.is_dir() and (p / "metadata.yaml").is_file()) or (p.is_file() and p.suffix in (".mcap", ".db3", ".bag"))
-    )
+    found = sorted(p for p in root.iterdir() if is_bag(p))
     if found:
         return found
     return [root]  # a bag folder without metadata.yaml: the reader handles it or explains
