@@ -36,7 +36,9 @@ CELL_CONFIGS: dict[str, dict[str, Any]] = {
     "wired_cfc": {"kind": "wired_cfc", "input_size": 4, "wiring": AutoNCP(12, 2).to_config()},
     "ltc": {"kind": "ltc", "input_size": 4, "wiring": AutoNCP(10, 2).to_config()},
     "lstm": {"kind": "lstm", "input_size": 4, "units": 8, "output_size": 2},
+    "gru": {"kind": "gru", "input_size": 4, "units": 8, "output_size": 2},
     "mlp": {"kind": "mlp", "input_size": 4, "output_size": 2, "hidden_units": 16},
+    "stack_mlp": {"kind": "stack_mlp", "input_size": 4, "output_size": 2, "stack_size": 3, "stack_features": 2, "hidden_units": 16},
 }
 
 

@@ -20,7 +20,9 @@ CONFIGS = [
     {"kind": "wired_cfc", "input_size": 3, "wiring": AutoNCP(8, 2).to_config()},
     {"kind": "ltc", "input_size": 3, "wiring": AutoNCP(8, 2).to_config(), "implicit_param_constraints": False},
     {"kind": "lstm", "input_size": 3, "units": 4, "output_size": 2},
+    {"kind": "gru", "input_size": 3, "units": 4, "output_size": 2},
     {"kind": "mlp", "input_size": 3, "output_size": 2},
+    {"kind": "stack_mlp", "input_size": 3, "output_size": 2, "stack_features": 2},
 ]
 STATS = FeatureStats(mean=(0.5, -1.0, 2.0), std=(1.5, 0.25, 3.0))
 

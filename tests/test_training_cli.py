@@ -87,3 +87,26 @@ def test_sine_example_learns_and_the_engine_agrees(tmp_path: Path) -> None:
     assert abs(result.test_rmse_engine - result.test_rmse_torch) < 1e-5
     assert result.engine_vs_torch_max_abs <= 1e-5
     assert result.plot_path.is_file() and result.checkpoint_dir == tmp_path / "sine" / "checkpoint"
+
+
+def test_every_training_kind_has_a_default_config_the_registry_builds() -> None:
+    from lnn_ros.cells import CELL_KINDS as REGISTRY_KINDS
+    from lnn_ros.cells import build_cell
+    from lnn_ros.training.models import CELL_KINDS, default_cell_config
+
+    assert set(CELL_KINDS) == set(REGISTRY_KINDS)
+    for kind in CELL_KINDS:
+        cell = build_cell(default_cell_config(kind, 22, 4, units=32))
+        assert (cell.kind, cell.input_size, cell.output_size) == (kind, 22, 4)
+    stack = build_cell(default_cell_config("stack_mlp", 22, 4, units=32)).config()
+    assert (stack["stack_features"], stack["hidden_units"]) == (16, 32)
+    assert build_cell(default_cell_config("stack_mlp", 2, 1)).config()["stack_features"] == 2
+
+
+@pytest.mark.parametrize("kind", ["gru", "stack_mlp"])
+def test_train_baseline_kinds_from_the_cli(tmp_path: Path, kind: str) -> None:
+    data = dataset(tmp_path, count=4)
+    argv = ["train", str(data), "--out", str(tmp_path / "ckpt"), "--cell", kind, "--units", "6", "--epochs", "1"]
+    argv += ["--window-steps", "8", "--tbptt-steps", "8", "--no-progress"]
+    assert main(argv) == 0
+    assert load_checkpoint(tmp_path / "ckpt").cell.kind == kind

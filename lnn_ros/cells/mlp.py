@@ -19,6 +19,22 @@ from lnn_ros.cells.cfc import ACTIVATIONS
 from lnn_ros.cells.errors import CellConfigError
 
 
+def feed_forward(width: int, output_size: int, hidden_units: int, hidden_layers: int, activation: str) -> nn.Sequential:
+    """``hidden_layers`` of ``Linear(., hidden_units)`` + activation, then ``Linear(., output_size)``.
+
+    Raises:
+        CellConfigError: Unknown activation.
+    """
+    if activation not in ACTIVATIONS:
+        raise CellConfigError(f"Unknown activation {activation!r}; valid choices are {sorted(ACTIVATIONS)}.")
+    layers: list[nn.Module] = []
+    for _ in range(hidden_layers):
+        layers += [nn.Linear(width, hidden_units), ACTIVATIONS[activation]()]
+        width = hidden_units
+    layers.append(nn.Linear(width, output_size))
+    return nn.Sequential(*layers)
+
+
 class MLPCell(RecurrentCell):
     """Memoryless MLP on ``[x, Δt]`` with a constant 1-wide dummy state.
 
@@ -46,21 +62,13 @@ class MLPCell(RecurrentCell):
                 f"MLPCell needs input_size, output_size >= 1, hidden_layers >= 0 and hidden_units >= 1, got "
                 f"{input_size!r}, {output_size!r}, {hidden_layers!r} and {hidden_units!r}."
             )
-        if activation not in ACTIVATIONS:
-            raise CellConfigError(f"Unknown activation {activation!r}; valid choices are {sorted(ACTIVATIONS)}.")
         self.input_size = input_size
         self.state_size = 1
         self.output_size = output_size
         self.hidden_units = hidden_units
         self.hidden_layers = hidden_layers
         self.activation = activation
-        layers: list[nn.Module] = []
-        width = input_size + 1
-        for _ in range(hidden_layers):
-            layers += [nn.Linear(width, hidden_units), ACTIVATIONS[activation]()]
-            width = hidden_units
-        layers.append(nn.Linear(width, output_size))
-        self.net = nn.Sequential(*layers)
+        self.net = feed_forward(input_size + 1, output_size, hidden_units, hidden_layers, activation)
 
     def forward(self, x: Tensor, hidden: Tensor, dt_s: Tensor) -> tuple[Tensor, Tensor]:
         return self.net(torch.cat([x, dt_s], dim=1)), hidden

@@ -6,13 +6,15 @@ from typing import Any
 from lnn_ros.cells.base import RecurrentCell
 from lnn_ros.cells.cfc import CfCCell
 from lnn_ros.cells.errors import CellConfigError
+from lnn_ros.cells.gru import GRUCell
 from lnn_ros.cells.lstm import LSTMCell
 from lnn_ros.cells.ltc import LTCCell
 from lnn_ros.cells.mlp import MLPCell
+from lnn_ros.cells.stack_mlp import FrameStackMLPCell
 from lnn_ros.cells.wired_cfc import WiredCfCCell
 
 CELL_KINDS: dict[str, type[RecurrentCell]] = {
-    cls.kind: cls for cls in (CfCCell, WiredCfCCell, LTCCell, LSTMCell, MLPCell)
+    cls.kind: cls for cls in (CfCCell, WiredCfCCell, LTCCell, LSTMCell, GRUCell, MLPCell, FrameStackMLPCell)
 }
 
 

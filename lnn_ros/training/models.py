@@ -6,7 +6,7 @@ from typing import Any
 
 from lnn_ros.training.errors import TrainingError
 
-CELL_KINDS = ("cfc", "wired_cfc", "ltc", "lstm", "mlp")
+CELL_KINDS = ("cfc", "wired_cfc", "ltc", "lstm", "gru", "mlp", "stack_mlp")
 
 
 def default_cell_config(kind: str, input_size: int, output_size: int, units: int = 32) -> dict[str, Any]:
@@ -15,7 +15,9 @@ def default_cell_config(kind: str, input_size: int, output_size: int, units: int
     * ``cfc``: CfC with a one-layer backbone of ``2 * units`` and a linear readout (proj_size).
     * ``wired_cfc`` / ``ltc``: AutoNCP wiring of ``units`` neurons, ``output_size`` motor neurons
       (needs ``units > output_size + 2``).
-    * ``lstm``: LSTM of ``units`` with a linear readout. ``mlp``: two hidden layers of ``units``.
+    * ``lstm`` / ``gru``: LSTM / GRU of ``units`` with a linear readout.
+    * ``mlp``: two hidden layers of ``units``. ``stack_mlp``: the same on a stack of 4 frames of the
+      last ``min(16, input_size)`` features (the camera embedding).
 
     Raises:
         TrainingError: Unknown kind or sizes the wiring cannot honour.
@@ -40,8 +42,11 @@ def default_cell_config(kind: str, input_size: int, output_size: int, units: int
             )
         wiring = {"kind": "auto_ncp", "units": units, "output_size": output_size}
         return {"kind": kind, "input_size": input_size, "wiring": wiring}
-    if kind == "lstm":
+    if kind in ("lstm", "gru"):
         return {"kind": kind, "input_size": input_size, "units": units, "output_size": output_size}
     if kind == "mlp":
         return {"kind": kind, "input_size": input_size, "output_size": output_size, "hidden_units": units}
+    if kind == "stack_mlp":
+        stack_features = min(16, input_size)
+        return {"kind": kind, "input_size": input_size, "output_size": output_size, "hidden_units": units, "stack_features": stack_features}
     raise TrainingError(f"Unknown cell kind {kind!r}; use one of {list(CELL_KINDS)}.")

@@ -97,11 +97,14 @@ def small_cell_config(kind: str, input_size: int, output_size: int, units: int =
         wiring = AutoNCP(max(units, output_size + 4), output_size).to_config()
         extra = {"ode_unfolds": 3} if kind == "ltc" else {}
         return {"kind": kind, "input_size": input_size, "wiring": wiring, **extra}
-    if kind == "lstm":
+    if kind in ("lstm", "gru"):
         return {"kind": kind, "input_size": input_size, "units": units, "output_size": output_size}
     if kind == "mlp":
         return {"kind": kind, "input_size": input_size, "output_size": output_size, "hidden_units": 16}
-    raise ValueError(f"Unknown cell kind {kind!r}; use cfc, wired_cfc, ltc, lstm or mlp.")
+    if kind == "stack_mlp":  # the stack is the camera embedding of the camera bundles (all inputs if fewer)
+        stack_features = min(CAMERA.embedding_size, input_size)
+        return {"kind": kind, "input_size": input_size, "output_size": output_size, "hidden_units": 16, "stack_features": stack_features}
+    raise ValueError(f"Unknown cell kind {kind!r}; use cfc, wired_cfc, ltc, lstm, gru, mlp or stack_mlp.")
 
 
 def _seeded_cell(kind: str, input_size: int, output_size: int, units: int, seed: int) -> RecurrentCell:
