@@ -26,13 +26,13 @@ from typing import Any
 
 from lnn_ros.sim import SimConfig, generate_demonstrations, load_demonstration
 from lnn_ros.sim.demo import shipped_model
-from lnn_ros_examples.drone_policy.evaluate import EVAL_FIRST_SEED, closed_loop
+from lnn_ros_examples.drone_policy.evaluate import closed_loop
 
 
 def _policy_eval(workers: int, seeds: int, duration_s: float) -> tuple[float, Any]:
     started = time.perf_counter()
     outcomes = closed_loop(
-        {"cfc": shipped_model("drone_cfc")}, ["nominal", "wind"], range(EVAL_FIRST_SEED, EVAL_FIRST_SEED + seeds),
+        {"cfc": shipped_model("drone_cfc")}, ["nominal", "wind"], seeds,
         duration_s=duration_s, workers=workers,
     )
     return time.perf_counter() - started, outcomes

@@ -1,4 +1,4 @@
-"""The shipped drone policies (models/drone_cfc and the LSTM / MLP baselines) load and fly.
+"""The shipped drone policies (models/drone_cfc, drone_wired_cfc and the baselines) load and fly.
 
 Everything runs through the torch-free path the node uses (Engine + PolicyRunner).
 """
@@ -15,10 +15,11 @@ from lnn_ros.bundle import load_bundle
 from lnn_ros.sim import SimConfig, Simulator, record_demonstration, run_closed_loop
 from lnn_ros.sim.demo import shipped_model
 from lnn_ros.sim.pilot import BundlePilot
-from lnn_ros_examples.drone_policy.evaluate import EVAL_FIRST_SEED, OFFLINE_FIRST_SEED, replay_commands
-from lnn_ros_examples.drone_policy.recipe import LAST_TRAINING_SEED
+from lnn_ros.sim.seeds import EVALUATION_SEEDS, evaluation_seeds
+from lnn_ros_examples.drone_policy.evaluate import OFFLINE_FIRST_SEED, replay_commands
+from lnn_ros_examples.drone_policy.recipe import SHIPPED_KINDS
 
-KINDS = ("cfc", "lstm", "mlp")
+KINDS = SHIPPED_KINDS
 TWIST = {"vx": ("linear.x", "m/s", 2.0), "vy": ("linear.y", "m/s", 2.0), "vz": ("linear.z", "m/s", 2.0),
          "yaw_rate": ("angular.z", "rad/s", 1.5)}  # fmt: skip
 
@@ -46,7 +47,7 @@ def test_shipped_bundle_is_small_and_describes_its_inputs_and_outputs(kind: str)
 
 @pytest.fixture(scope="module")
 def held_out_demo():  # type: ignore[no-untyped-def]
-    assert OFFLINE_FIRST_SEED > LAST_TRAINING_SEED
+    assert OFFLINE_FIRST_SEED in EVALUATION_SEEDS
     demo, _ = record_demonstration(dataclasses.replace(SimConfig(), duration_s=4.0), "nominal", OFFLINE_FIRST_SEED + 7)
     return demo
 
@@ -61,8 +62,7 @@ def test_cfc_tracks_a_held_out_expert_demonstration_better_than_trivial_predicto
 
 
 def test_cfc_flies_to_the_target_in_closed_loop() -> None:
-    assert EVAL_FIRST_SEED > LAST_TRAINING_SEED
-    sim = Simulator(dataclasses.replace(SimConfig(), duration_s=6.0), "nominal", EVAL_FIRST_SEED + 1)
+    sim = Simulator(dataclasses.replace(SimConfig(), duration_s=6.0), "nominal", evaluation_seeds("nominal", 2)[1])
     result = run_closed_loop(sim, BundlePilot(shipped_model("drone_cfc"))(sim))
     assert result.reached and not result.crashed, result.final_distance_m
     assert result.final_distance_m < 1.0

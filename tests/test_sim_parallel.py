@@ -14,7 +14,8 @@ from lnn_ros.sim.demo import shipped_model
 from lnn_ros.sim.errors import SimError
 from lnn_ros.sim.evaluate import evaluate
 from lnn_ros.sim.parallel import resolve_workers, run_jobs
-from lnn_ros_examples.drone_policy.evaluate import EVAL_FIRST_SEED, closed_loop, success_table
+from lnn_ros.sim.seeds import evaluation_seeds
+from lnn_ros_examples.drone_policy.evaluate import closed_loop, success_table
 
 
 def test_demonstrations_recorded_in_two_processes_equal_the_serial_ones(tmp_path: Path) -> None:
@@ -47,11 +48,10 @@ def test_expert_statistics_are_the_same_in_parallel() -> None:
 
 def test_parallel_policy_evaluation_gives_the_serial_table() -> None:
     models = {"cfc": shipped_model("drone_cfc")}
-    seeds = range(EVAL_FIRST_SEED, EVAL_FIRST_SEED + 2)
-    serial = closed_loop(models, ["nominal", "wind"], seeds, duration_s=1.5, workers=1)
-    parallel = closed_loop(models, ["nominal", "wind"], seeds, duration_s=1.5, workers=2)
+    serial = closed_loop(models, ["nominal", "wind"], 2, duration_s=1.5, workers=1)
+    parallel = closed_loop(models, ["nominal", "wind"], 2, duration_s=1.5, workers=2)
     assert parallel == serial and len(parallel) == 4
-    assert [(o.variant, o.seed) for o in parallel] == [(v, s) for v in ("nominal", "wind") for s in seeds]
+    assert [(o.variant, o.seed) for o in parallel] == [(v, s) for v in ("nominal", "wind") for s in evaluation_seeds(v, 2)]
     assert success_table(parallel) == success_table(serial)
 
 

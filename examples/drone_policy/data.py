@@ -111,11 +111,15 @@ class PolicyDataset(NamedTuple):
         return sum(len(s.x) for s in self.sequences)
 
 
-def held_frames(imu_stamp_ns: np.ndarray, image_stamp_ns: np.ndarray) -> np.ndarray:
+def held_frames(imu_stamp_ns: np.ndarray, image_stamp_ns: np.ndarray, image_imu_count: np.ndarray | None = None) -> np.ndarray:
     """Index of the newest image received before each IMU sample (-1 before the first image).
 
-    "Before" is the simulator's event order: stamp order, the IMU first on equal stamps.
+    "Before" is the simulator's delivery order: with ``image_imu_count`` (IMU samples delivered
+    before each image, as recorded) exactly that, so a frame delayed by camera latency is held
+    only from its arrival on; without it, stamp order with the IMU first on equal stamps.
     """
+    if image_imu_count is not None and len(image_imu_count) == len(image_stamp_ns):
+        return np.searchsorted(np.asarray(image_imu_count), np.arange(len(imu_stamp_ns)), side="right") - 1
     return np.searchsorted(np.asarray(image_stamp_ns), np.asarray(imu_stamp_ns), side="left") - 1
 
 
@@ -140,7 +144,7 @@ def step_dt(imu_stamp_ns: np.ndarray, rule: DtRule) -> tuple[np.ndarray, np.ndar
 
 def demo_sequences(demo: Demonstration, frame_offset: int, rule: DtRule) -> list[TimedSequence]:
     """The sequences of one demonstration, its frames numbered from ``frame_offset``."""
-    held = held_frames(demo.imu_stamp_ns, demo.image_stamp_ns)
+    held = held_frames(demo.imu_stamp_ns, demo.image_stamp_ns, demo.image_imu_count)
     first = int(np.argmax(held >= 0)) if (held >= 0).any() else len(held)
     if len(held) - first < 2:
         return []
@@ -196,13 +200,21 @@ def image_statistics(frames: np.ndarray) -> tuple[tuple[float, float, float], tu
 
 
 def demo_events(demo: Demonstration) -> list[SensorRecord]:
-    """A demonstration's sensor messages again, in the simulator's order (stamps, IMU first on ties)."""
+    """A demonstration's sensor messages again, in the simulator's delivery order (see :func:`held_frames`)."""
     height, width = demo.images.shape[1:3] if demo.images.ndim == 4 else (0, 0)
-    order = sorted(
-        [(int(s), 0, i) for i, s in enumerate(demo.imu_stamp_ns)] + [(int(s), 1, i) for i, s in enumerate(demo.image_stamp_ns)]
-    )
+    if len(demo.image_imu_count) == len(demo.image_stamp_ns):
+        # A frame delivered after n IMU samples comes before IMU sample n.
+        order = sorted(
+            [(i, 1, 0, i) for i in range(len(demo.imu_stamp_ns))]
+            + [(int(n), 0, 1, j) for j, n in enumerate(demo.image_imu_count)]
+        )
+        keyed = [(int(demo.imu_stamp_ns[i]) if kind == 0 else int(demo.image_stamp_ns[i]), kind, i) for _, _, kind, i in order]
+    else:
+        keyed = sorted(
+            [(int(s), 0, i) for i, s in enumerate(demo.imu_stamp_ns)] + [(int(s), 1, i) for i, s in enumerate(demo.image_stamp_ns)]
+        )
     events: list[SensorRecord] = []
-    for stamp, kind, i in order:
+    for stamp, kind, i in keyed:
         if kind == 0:
             events.append(
                 ImuSample(

@@ -28,7 +28,7 @@ from lnn_ros.training.models import default_cell_config
 from lnn_ros_examples.drone_policy.data import IMU_FIELDS
 
 OUTPUT_NAMES = ("vx", "vy", "vz", "yaw_rate")
-POLICY_KINDS = ("cfc", "lstm", "mlp")
+POLICY_KINDS = ("cfc", "wired_cfc", "lstm", "gru", "stack_mlp", "mlp")
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class PolicyArch:
     """Sizes of a drone policy.
 
     Attributes:
-        cell_kind: ``cfc`` (the liquid policy), ``lstm`` or ``mlp`` (baselines).
+        cell_kind: ``cfc`` / ``wired_cfc`` (liquid policies), ``lstm``, ``gru``, ``stack_mlp`` or ``mlp`` (baselines).
         units: cell width (CfC hidden size, LSTM units, MLP hidden units).
         embedding_size: E, encoder output features.
         channels: output channels of the three convolutions.

@@ -2,8 +2,10 @@
 
 Steps (``python -m lnn_ros_examples.drone_policy.recipe`` = ``lnn-ros sim train-policy``):
 
-1. Record demonstrations in the nominal variant, seeded: ``expert_episodes`` flown by the
-   expert (seeds 0, 1, ...) and ``noisy_episodes`` flown by the expert with injected noise
+1. Record demonstrations, seeded, cycling through the training conditions
+   (:data:`TRAINING_CONDITIONS`: nominal, far and off-heading targets, occlusions, camera
+   dropouts, changing sensor rates, camera latency): ``expert_episodes`` flown by the expert
+   (seeds 0, 1, ...) and ``noisy_episodes`` flown by the expert with injected noise
    (:class:`~lnn_ros.sim.expert.noisy.NoisyExpert`, seeds 5000, 5001, ...), all labelled with
    the clean expert command. Episodes run in parallel worker processes.
 2. Build the fused training sequences (:mod:`~lnn_ros_examples.drone_policy.data`); every
@@ -15,7 +17,8 @@ Steps (``python -m lnn_ros_examples.drone_policy.recipe`` = ``lnn-ros sim train-
    PyTorch checked by the exporter) with a ``training.json`` beside it (data, settings,
    losses, parity, time).
 
-Seeds 0..9999 are training data; evaluation uses 10000 and up (see :mod:`~lnn_ros_examples.drone_policy.evaluate`).
+Seeds 0..9999 are training data; :mod:`lnn_ros.sim.seeds` checks that they lie in the training
+range and that evaluation seeds never do (see :mod:`~lnn_ros_examples.drone_policy.evaluate`).
 """
 
 from __future__ import annotations
@@ -32,15 +35,21 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from lnn_ros.sim.errors import SimError
-from lnn_ros.sim.world.config import ScenarioVariant, SimConfig
+from lnn_ros.sim.seeds import check_training_seeds
+from lnn_ros.sim.world.config import SimConfig, variant_from_name
 
 EXPERT_FIRST_SEED = 0
 NOISY_FIRST_SEED = 5_000
 LAST_TRAINING_SEED = 9_999
-KINDS = ("cfc", "lstm", "mlp")
+KINDS = ("cfc", "wired_cfc", "lstm", "gru", "stack_mlp", "mlp")
+SHIPPED_KINDS = ("cfc", "wired_cfc", "lstm", "gru", "stack_mlp")
+TRAINING_CONDITIONS = ("nominal", "far", "off_heading", "occlusion", "dropout", "rates", "delay")
 DESCRIPTIONS = {
     "cfc": "Liquid (CfC) drone policy: CNN image encoder + CfC cell on IMU and camera; flies to the red target.",
-    "lstm": "Baseline: the same CNN encoder + a time-aware LSTM, trained the same way as drone_cfc.",
+    "wired_cfc": "Liquid policy with a sparse NCP wiring: the same CNN encoder + a wired CfC (AutoNCP), trained like drone_cfc.",
+    "lstm": "Baseline: the same CNN encoder + a time-aware LSTM (dt as an input), trained the same way as drone_cfc.",
+    "gru": "Baseline: the same CNN encoder + a time-aware GRU (dt as an input), trained the same way as drone_cfc.",
+    "stack_mlp": "Baseline: the same CNN encoder + a memoryless MLP on a stack of the last 4 frame embeddings, IMU and dt.",
     "mlp": "Baseline: the same CNN encoder + a memoryless MLP on [features, dt], trained the same way as drone_cfc.",
 }
 Log = Callable[[str], None]
@@ -53,7 +62,8 @@ class RecipeConfig:
     Attributes:
         models_dir: bundles go to ``models_dir/drone_<kind>``.
         work_dir: demonstrations are written (and reused) under ``work_dir/demos``.
-        kinds: which policies to train (``cfc``, ``lstm``, ``mlp``).
+        kinds: which policies to train (see :data:`KINDS`).
+        variants: training conditions, cycled through episode by episode.
         expert_episodes: clean expert demonstrations.
         noisy_episodes: noise-injected demonstrations (DART).
         duration_s: sim time of each demonstration.
@@ -66,9 +76,10 @@ class RecipeConfig:
 
     models_dir: Path = Path("models")
     work_dir: Path = Path("build/drone_policy")
-    kinds: tuple[str, ...] = KINDS
-    expert_episodes: int = 40
-    noisy_episodes: int = 80
+    kinds: tuple[str, ...] = SHIPPED_KINDS
+    variants: tuple[str, ...] = TRAINING_CONDITIONS
+    expert_episodes: int = 70
+    noisy_episodes: int = 140
     duration_s: float = 10.0
     validation_every: int = 10
     epochs: int = 25
@@ -90,6 +101,10 @@ class RecipeConfig:
         for name in ("validation_every", "epochs", "units", "workers"):
             if getattr(self, name) < 1:
                 raise SimError(f"RecipeConfig.{name} must be >= 1, got {getattr(self, name)!r}.")
+        if not self.variants:
+            raise SimError("RecipeConfig.variants must name at least one training condition.")
+        for name in self.variants:
+            variant_from_name(name)
         if self.validation_every < 2:
             raise SimError(f"RecipeConfig.validation_every must be >= 2 to leave training data, got {self.validation_every!r}.")
 
@@ -105,19 +120,23 @@ class EpisodeJob(NamedTuple):
     seed: int
     noisy: bool
     duration_s: float
+    variant: str
 
 
 def demo_jobs(config: RecipeConfig) -> list[EpisodeJob]:
-    """Every demonstration of the recipe, expert ones first."""
+    """Every demonstration of the recipe, expert ones first; episode i of each kind flies ``variants[i % n]``.
+
+    Raises:
+        SimError: a seed outside the training range (:func:`lnn_ros.sim.seeds.check_training_seeds`).
+    """
     demos = config.work_dir / "demos"
-    jobs = [
-        EpisodeJob(demos / "expert" / f"episode_{seed:06d}.npz", seed, False, config.duration_s)
-        for seed in range(EXPERT_FIRST_SEED, EXPERT_FIRST_SEED + config.expert_episodes)
-    ]
-    jobs += [
-        EpisodeJob(demos / "noisy" / f"episode_{seed:06d}.npz", seed, True, config.duration_s)
-        for seed in range(NOISY_FIRST_SEED, NOISY_FIRST_SEED + config.noisy_episodes)
-    ]
+    jobs = []
+    for noisy, first, count in ((False, EXPERT_FIRST_SEED, config.expert_episodes), (True, NOISY_FIRST_SEED, config.noisy_episodes)):
+        for i, seed in enumerate(range(first, first + count)):
+            variant = variant_from_name(config.variants[i % len(config.variants)]).value
+            folder = demos / ("noisy" if noisy else "expert")
+            jobs.append(EpisodeJob(folder / f"{variant}_{seed:06d}.npz", seed, noisy, config.duration_s, variant))
+    check_training_seeds((job.seed for job in jobs), "demonstration")
     return jobs
 
 
@@ -129,7 +148,7 @@ def record_episode(job: EpisodeJob) -> tuple[int, bool]:
     config = dataclasses.replace(SimConfig(), duration_s=job.duration_s)
     pilot = NoisyExpert() if job.noisy else None
     demo, result = record_demonstration(
-        config, ScenarioVariant.NOMINAL, job.seed, pilot_factory=pilot, expert_share=0.0 if job.noisy else 1.0
+        config, job.variant, job.seed, pilot_factory=pilot, expert_share=0.0 if job.noisy else 1.0
     )
     save_demonstration(job.path, demo)
     return job.seed, result.reached
@@ -185,7 +204,7 @@ def train_one(kind: str, config: RecipeConfig, train_paths: list[Path], val_path
         "arch": arch.to_dict(),
         "parameters": sum(p.numel() for p in trained.policy.parameters()),
         "data": {
-            "variant": "nominal",
+            "variants": list(config.variants),
             "expert_episodes": config.expert_episodes,
             "noisy_episodes": config.noisy_episodes,
             "episode_duration_s": config.duration_s,
@@ -241,9 +260,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--work-dir", type=Path, default=defaults.work_dir,
         help="demonstrations are written here and reused on the next run (default build/drone_policy)",
     )
-    parser.add_argument("--kinds", default=",".join(defaults.kinds), help="comma-separated cell kinds (default cfc,lstm,mlp)")
-    parser.add_argument("--expert-episodes", type=int, default=defaults.expert_episodes, help="clean expert demonstrations (default 40)")
-    parser.add_argument("--noisy-episodes", type=int, default=defaults.noisy_episodes, help="noise-injected demonstrations (default 80)")
+    parser.add_argument(
+        "--kinds", default=",".join(defaults.kinds), help=f"comma-separated cell kinds of {list(KINDS)} (default {','.join(defaults.kinds)})"
+    )
+    parser.add_argument(
+        "--variants", default=",".join(defaults.variants),
+        help=f"training conditions, cycled through (default {','.join(defaults.variants)})",
+    )
+    parser.add_argument("--expert-episodes", type=int, default=defaults.expert_episodes, help=f"clean expert demonstrations (default {defaults.expert_episodes})")
+    parser.add_argument("--noisy-episodes", type=int, default=defaults.noisy_episodes, help=f"noise-injected demonstrations (default {defaults.noisy_episodes})")
     parser.add_argument("--duration", type=float, default=defaults.duration_s, help="seconds per demonstration (default 10)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="maximum training epochs (default 25)")
     parser.add_argument("--units", type=int, default=defaults.units, help="cell width (default 32)")
@@ -257,6 +282,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         models_dir=args.models_dir,
         work_dir=args.work_dir,
         kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
+        variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
         expert_episodes=args.expert_episodes,
         noisy_episodes=args.noisy_episodes,
         duration_s=args.duration,

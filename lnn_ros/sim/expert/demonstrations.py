@@ -57,6 +57,9 @@ class Demonstration(NamedTuple):
         crashed: the episode crashed.
         final_distance_m: distance to the target at the end.
         expert_share: beta, the probability that the expert flew an event's command (1.0: expert only).
+        image_imu_count: int64 (M,), IMU samples delivered before each image (its place in the
+            delivery order; with camera latency a frame comes after IMU samples stamped later).
+            Empty in files written before it existed: then the order is the stamp order.
     """
 
     seed: int
@@ -80,6 +83,7 @@ class Demonstration(NamedTuple):
     crashed: bool
     final_distance_m: float
     expert_share: float
+    image_imu_count: np.ndarray = np.zeros(0, dtype=np.int64)
 
 
 _SCALARS = {
@@ -124,6 +128,7 @@ def record_demonstration(
     imu: list[ImuSample] = []
     imu_labels, flown, positions, velocities, yaws = [], [], [], [], []
     frames: list[ImageFrame] = []
+    image_imu_count: list[int] = []
     image_labels = []
     expert_latest: Command | None = None
     pilot_latest: Command | Sequence[float] | None = None
@@ -150,6 +155,7 @@ def record_demonstration(
             yaws.append(state.yaw_rad)
         else:
             frames.append(event)
+            image_imu_count.append(len(imu))
             image_labels.append(label.heading_array())
     result = sim.result()
     h, w = config.image_height, config.image_width
@@ -175,6 +181,7 @@ def record_demonstration(
         crashed=result.crashed,
         final_distance_m=result.final_distance_m,
         expert_share=share,
+        image_imu_count=np.array(image_imu_count, dtype=np.int64),
     )
     return demo, result
 
@@ -284,6 +291,7 @@ def load_demonstration(path: str | Path) -> Demonstration:
             f"Demonstration file {str(source)!r} has format version {None if version is None else int(version)!r}; "
             f"this code reads version {FORMAT_VERSION}. Re-generate it with generate_demonstrations."
         )
+    contents.setdefault("image_imu_count", np.zeros(0, dtype=np.int64))  # written before it existed
     missing = [name for name in Demonstration._fields if name not in contents]
     if missing:
         raise SimError(f"Demonstration file {str(source)!r} lacks fields {missing!r}; re-generate it.")

@@ -189,6 +189,15 @@ class ScenarioVariant(Enum):
     DISTRACTORS = "distractors"
     WIND = "wind"
     JITTER = "jitter"
+    FAR = "far"
+    OFF_HEADING = "off_heading"
+    OCCLUSION = "occlusion"
+    DROPOUT = "dropout"
+    RATES = "rates"
+    DELAY = "delay"
+    STORM = "storm"
+    STORM_LIGHTING = "storm_lighting"
+    MEMORY = "memory"
 
 
 @dataclass(frozen=True)
@@ -208,6 +217,23 @@ class VariantSpec:
         imu_drop_prob: replaces SimConfig.imu_drop_prob when set.
         camera_drop_prob: replaces SimConfig.camera_drop_prob when set.
         rate_scale_range: each stream's rate is multiplied by a factor drawn from this range.
+        target_distance_range_m: replaces SimConfig.target_distance_range_m when set.
+        target_bearing_abs_range_rad: when set, the target bearing is drawn with its magnitude
+            in this range and a random sign (instead of SimConfig.target_bearing_range_rad).
+        occlusion_count_range: how many times the target is hidden (inclusive range).
+        occlusion_duration_range_s: how long each occlusion lasts; the target is not drawn at all.
+        blackout_count_range: how many camera dropouts (inclusive range).
+        blackout_duration_range_s: how long each dropout lasts; no frame is delivered in it.
+        event_window_s: occlusions and dropouts start at a time drawn from this window.
+        rate_switch_interval_range_s: when set, each stream's rate is redrawn at intervals drawn
+            from this range (a rate that changes mid-flight).
+        imu_rate_range_hz: when set, the IMU rate (at the start and at every switch) is drawn
+            from this range instead of scaling SimConfig.imu_rate_hz.
+        camera_rate_range_hz: same for the camera.
+        camera_latency_range_s: each episode's camera latency: a frame captured (and stamped)
+            at t is delivered at t + latency, later than IMU samples stamped after it.
+        camera_latency_jitter_s: each frame's latency adds a uniform draw in [0, this]
+            (frames still arrive in capture order).
     """
 
     description: str
@@ -222,6 +248,18 @@ class VariantSpec:
     imu_drop_prob: float | None = None
     camera_drop_prob: float | None = None
     rate_scale_range: Range = (1.0, 1.0)
+    target_distance_range_m: Range | None = None
+    target_bearing_abs_range_rad: Range | None = None
+    occlusion_count_range: tuple[int, int] = (0, 0)
+    occlusion_duration_range_s: Range = (0.5, 2.0)
+    blackout_count_range: tuple[int, int] = (0, 0)
+    blackout_duration_range_s: Range = (0.2, 0.5)
+    event_window_s: Range = (0.5, 5.0)
+    rate_switch_interval_range_s: Range | None = None
+    imu_rate_range_hz: Range | None = None
+    camera_rate_range_hz: Range | None = None
+    camera_latency_range_s: Range = (0.0, 0.0)
+    camera_latency_jitter_s: float = 0.0
 
     @property
     def has_wind(self) -> bool:
@@ -253,6 +291,65 @@ VARIANTS: dict[ScenarioVariant, VariantSpec] = {
         imu_drop_prob=0.05,
         camera_drop_prob=0.15,
         rate_scale_range=(0.75, 1.25),
+    ),
+    ScenarioVariant.FAR: VariantSpec(
+        "target 5.5-8 m away (1-2 pixels wide at the start in a 64x48 frame)",
+        target_distance_range_m=(5.5, 8.0),
+    ),
+    ScenarioVariant.OFF_HEADING: VariantSpec(
+        "target 0.6-1.2 rad off the start heading: at the edge of the 90 degree view or outside it",
+        target_bearing_abs_range_rad=(0.6, 1.2),
+    ),
+    ScenarioVariant.OCCLUSION: VariantSpec(
+        "the target disappears from the frames 1-2 times for 0.5-2 s each (memory: where was it?)",
+        occlusion_count_range=(1, 2),
+        occlusion_duration_range_s=(0.5, 2.0),
+    ),
+    ScenarioVariant.DROPOUT: VariantSpec(
+        "the camera delivers nothing 2-4 times for 0.2-0.5 s each",
+        blackout_count_range=(2, 4),
+        blackout_duration_range_s=(0.2, 0.5),
+    ),
+    ScenarioVariant.RATES: VariantSpec(
+        "sensor rates unlike training that change mid-flight every 1-3 s: IMU 100-400 Hz, camera 10-60 Hz",
+        rate_switch_interval_range_s=(1.0, 3.0),
+        imu_rate_range_hz=(100.0, 400.0),
+        camera_rate_range_hz=(10.0, 60.0),
+        imu_jitter_frac=0.1,
+        camera_jitter_frac=0.15,
+    ),
+    ScenarioVariant.DELAY: VariantSpec(
+        "camera frames arrive 30-100 ms after capture (stamped at capture), IMU on time",
+        camera_latency_range_s=(0.03, 0.1),
+        camera_latency_jitter_s=0.01,
+    ),
+    ScenarioVariant.STORM: VariantSpec(
+        "strong wind of 2.5-4 m/s with 1-2 m/s gusts",
+        wind_mean_speed_range_mps=(2.5, 4.0),
+        wind_gust_amplitude_range_mps=(1.0, 2.0),
+    ),
+    ScenarioVariant.STORM_LIGHTING: VariantSpec(
+        "wind of 1.5-3 m/s with gusts, a dim or bright scene with a colour cast, and distractors",
+        brightness_range=(0.45, 1.7),
+        tint_max=0.3,
+        sun_elevation_range_rad=(0.25, 1.5),
+        distractor_count_range=(2, 4),
+        wind_mean_speed_range_mps=(1.5, 3.0),
+        wind_gust_amplitude_range_mps=(0.5, 1.5),
+    ),
+    ScenarioVariant.MEMORY: VariantSpec(
+        "all the timing shifts at once: occlusion, camera dropouts, changing rates and camera latency",
+        occlusion_count_range=(1, 2),
+        occlusion_duration_range_s=(0.5, 1.5),
+        blackout_count_range=(1, 3),
+        blackout_duration_range_s=(0.2, 0.4),
+        rate_switch_interval_range_s=(1.0, 3.0),
+        imu_rate_range_hz=(100.0, 400.0),
+        camera_rate_range_hz=(10.0, 60.0),
+        imu_jitter_frac=0.1,
+        camera_jitter_frac=0.15,
+        camera_latency_range_s=(0.03, 0.1),
+        camera_latency_jitter_s=0.01,
     ),
 }
 

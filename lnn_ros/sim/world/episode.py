@@ -18,6 +18,7 @@ most ``physics_dt_s`` long (split evenly), so each reading sees the state at its
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from collections import deque
@@ -27,9 +28,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lnn_ros.runtime.records import Command, SensorRecord
+from lnn_ros.runtime.records import Command, ImageFrame, SensorRecord
 from lnn_ros.sim.errors import SimError
 from lnn_ros.sim.world.config import CameraIntrinsics, ScenarioVariant, SimConfig, variant_from_name, variant_spec
+from lnn_ros.sim.world.disturbances import Disturbances, sample_disturbances
 from lnn_ros.sim.world.render import Renderer
 from lnn_ros.sim.world.scene import Scene, sample_scene
 from lnn_ros.sim.world.sensors import CameraSensor, ImuSensor, StreamClock, stream_timings
@@ -92,6 +94,8 @@ class EpisodeResult:
         commands_received: calls of ``set_command``.
         command_timeouts: times the vehicle fell back to hover for lack of commands.
         trajectory: the true state over time.
+        disturbances: the episode's occlusions, camera dropouts, rate schedules and camera latency.
+        images_occluded: delivered frames in which the target was hidden.
     """
 
     seed: int
@@ -112,6 +116,8 @@ class EpisodeResult:
     commands_received: int
     command_timeouts: int
     trajectory: Trajectory
+    disturbances: Disturbances = Disturbances()
+    images_occluded: int = 0
 
 
 class Simulator:
@@ -133,6 +139,7 @@ class Simulator:
         vehicle: the true vehicle (rotorpy state, tracker, wind).
         imu: the IMU model (its per-episode biases are ``imu.accel_bias`` / ``imu.gyro_bias``).
         camera: the camera (``camera.renderer`` renders any pose of this scene).
+        disturbances: occlusions, camera dropouts, rate schedules and camera latency.
     """
 
     def __init__(
@@ -146,12 +153,22 @@ class Simulator:
         self.seed = config.seed if seed is None else int(seed)
         spec = variant_spec(self.variant)
         # Independent streams: changing one (e.g. the variant's timing) leaves the others as they were.
-        streams = np.random.SeedSequence(self.seed).spawn(8)
-        scene_rng, timing_rng, imu_clock_rng, camera_clock_rng, imu_rng, camera_rng, wind_rng, motor_rng = (
+        streams = np.random.SeedSequence(self.seed).spawn(9)
+        scene_rng, timing_rng, imu_clock_rng, camera_clock_rng, imu_rng, camera_rng, wind_rng, motor_rng, event_rng = (
             np.random.default_rng(s) for s in streams
         )
         self.scene: Scene = sample_scene(config, spec, scene_rng)
-        self.imu_timing, self.camera_timing = stream_timings(config, spec, timing_rng)
+        self.disturbances: Disturbances = sample_disturbances(spec, config.duration_s, event_rng)
+        imu_timing, camera_timing = stream_timings(config, spec, timing_rng)
+        d = self.disturbances
+        if d.imu_rates:
+            imu_timing = dataclasses.replace(imu_timing, rate_hz=d.imu_rates[0][1], schedule=d.imu_rates)
+        if d.camera_rates:
+            camera_timing = dataclasses.replace(camera_timing, rate_hz=d.camera_rates[0][1], schedule=d.camera_rates)
+        if d.blackouts_ns:
+            camera_timing = dataclasses.replace(camera_timing, blackouts_ns=d.blackouts_ns)
+        self.imu_timing, self.camera_timing = imu_timing, camera_timing
+        self._latency_rng = event_rng
         self._imu_clock = StreamClock(self.imu_timing, imu_clock_rng)
         self._camera_clock = StreamClock(self.camera_timing, camera_clock_rng)
         self.vehicle = Vehicle(
@@ -176,6 +193,8 @@ class Simulator:
         self._pending: list[tuple[int, int, np.ndarray]] = []  # heap of (stamp_ns, sequence, command)
         self._deadline_ns: int | None = None
         self._buffer: deque[SensorRecord] = deque()
+        self._in_flight: deque[tuple[int, ImageFrame]] = deque()  # (delivery ns, frame) of delayed frames
+        self._images_occluded = 0
         self._commands_received = 0
         self._command_timeouts = 0
         self._inside_since_ns: int | None = None
@@ -199,10 +218,17 @@ class Simulator:
 
     @property
     def next_stamp_ns(self) -> int:
-        """Stamp of the next sensor event (may lie past the episode end); for scheduling a timer."""
+        """Sim time of the next sensor event (may lie past the episode end); for scheduling a timer.
+
+        That is the event's stamp, or for a frame delayed by camera latency its delivery time.
+        """
         if self._buffer:
             return self._buffer[0].stamp_ns
-        return min(self._imu_clock.next_stamp_ns, self._camera_clock.next_stamp_ns)
+        return min(self._imu_clock.next_stamp_ns, self._camera_clock.next_stamp_ns, self._next_delivery_ns)
+
+    @property
+    def _next_delivery_ns(self) -> int:
+        return self._in_flight[0][0] if self._in_flight else self._end_ns + 1
 
     @property
     def done(self) -> bool:
@@ -242,8 +268,9 @@ class Simulator:
     def advance_to(self, t_ns: int) -> list[SensorRecord]:
         """Simulate up to ``t_ns`` (capped at the episode end) and return the sensor events on the way.
 
-        Events come in stamp order (IMU before camera on equal stamps); every event has a stamp
-        in (previous now, new now]. Returns [] once the episode is done.
+        Events come in delivery order: stamp order (IMU before camera on equal stamps), except
+        that with camera latency a frame stamped t comes at t + latency, after the IMU samples
+        stamped before that. Returns [] once the episode is done.
 
         Raises:
             SimError: ``t_ns`` lies before the current sim time.
@@ -257,7 +284,7 @@ class Simulator:
             self._emit_due(events)
             if self.done or self._now_ns >= target:
                 return events
-            boundary = min(target, self._imu_clock.next_stamp_ns, self._camera_clock.next_stamp_ns)
+            boundary = min(target, self._imu_clock.next_stamp_ns, self._camera_clock.next_stamp_ns, self._next_delivery_ns)
             if self._pending:
                 boundary = min(boundary, self._pending[0][0])
             if self._deadline_ns is not None:
@@ -271,7 +298,7 @@ class Simulator:
         return self._buffer.popleft() if self._buffer else None
 
     def events(self) -> Iterator[SensorRecord]:
-        """All remaining sensor events in stamp order; commands set in between take effect at once."""
+        """All remaining sensor events in delivery order; commands set in between take effect at once."""
         while (event := self.next_event()) is not None:
             yield event
 
@@ -319,6 +346,8 @@ class Simulator:
             commands_received=self._commands_received,
             command_timeouts=self._command_timeouts,
             trajectory=trajectory,
+            disturbances=self.disturbances,
+            images_occluded=self._images_occluded,
         )
 
     # ---------------------------------------------------------------- internals
@@ -336,8 +365,20 @@ class Simulator:
     def _emit_due(self, events: list[SensorRecord]) -> None:
         while self._imu_clock.next_stamp_ns <= self._now_ns:
             events.append(self.imu.sample(self._imu_clock.pop(), self.vehicle))
+        d = self.disturbances
         while self._camera_clock.next_stamp_ns <= self._now_ns:
-            events.append(self.camera.capture(self._camera_clock.pop(), self.vehicle))
+            stamp = self._camera_clock.pop()
+            hidden = d.occluded(stamp)
+            self._images_occluded += hidden
+            frame = self.camera.capture(stamp, self.vehicle, hide_target=hidden)
+            if d.camera_latency_ns == 0 and d.camera_latency_jitter_ns == 0:
+                events.append(frame)
+                continue
+            delay = d.camera_latency_ns + int(self._latency_rng.integers(0, d.camera_latency_jitter_ns + 1))
+            previous = self._in_flight[-1][0] if self._in_flight else 0
+            self._in_flight.append((max(stamp + delay, previous), frame))  # frames arrive in capture order
+        while self._in_flight and self._in_flight[0][0] <= self._now_ns:
+            events.append(self._in_flight.popleft()[1])
 
     def _integrate_to(self, boundary_ns: int) -> None:
         start = self._now_ns

@@ -89,6 +89,7 @@ class Renderer:
         rotation_wb: np.ndarray,
         rng: np.random.Generator | None = None,
         noise_std: float = 0.0,
+        hide_target: bool = False,
     ) -> RenderOutput:
         """Render the view of a camera on a body at ``position`` with attitude ``rotation_wb``.
 
@@ -97,6 +98,7 @@ class Renderer:
             rotation_wb: body-to-world rotation matrix, shape (3, 3).
             rng: source of pixel noise (required when ``noise_std`` > 0).
             noise_std: std of additive Gaussian pixel noise in 0..255 units.
+            hide_target: leave the target out (an occlusion): its pixels show what lies behind it.
         """
         d = self._rays_body @ np.asarray(rotation_wb, dtype=float).T
         o = np.asarray(position, dtype=float)
@@ -110,8 +112,9 @@ class Renderer:
             hit = np.isfinite(t_ground) & (t_ground > 0)
             t[hit] = t_ground[hit]
             labels[hit] = LABEL_GROUND
-            if self._sphere_radii.size:
-                self._hit_spheres(o, d, t, labels, normals)
+            first = 1 if hide_target else 0  # the target is always the first sphere
+            if self._sphere_radii.size > first:
+                self._hit_spheres(o, d, t, labels, normals, first)
             if self._pillar_radii.size:
                 self._hit_pillars(o, d, t, labels, normals)
         color = self._shade(o, d, t, labels, normals)
@@ -124,11 +127,12 @@ class Renderer:
         return RenderOutput(image, labels.reshape(h, w))
 
     def _hit_spheres(
-        self, o: np.ndarray, d: np.ndarray, t: np.ndarray, labels: np.ndarray, normals: np.ndarray
+        self, o: np.ndarray, d: np.ndarray, t: np.ndarray, labels: np.ndarray, normals: np.ndarray, first: int = 0
     ) -> None:
-        oc = o - self._sphere_centers  # (S, 3)
+        centers, radii, sphere_labels = self._sphere_centers[first:], self._sphere_radii[first:], self._sphere_labels[first:]
+        oc = o - centers  # (S, 3)
         b = d @ oc.T  # (N, S)
-        disc = b * b - (np.einsum("ij,ij->i", oc, oc) - self._sphere_radii**2)
+        disc = b * b - (np.einsum("ij,ij->i", oc, oc) - radii**2)
         ts = -b - np.sqrt(np.maximum(disc, 0.0))
         ts = np.where((disc > 0) & (ts > 1e-6), ts, np.inf)
         best = np.argmin(ts, axis=1)
@@ -138,9 +142,9 @@ class Renderer:
             return
         k = best[closer]
         t[closer] = t_best[closer]
-        labels[closer] = self._sphere_labels[k]
+        labels[closer] = sphere_labels[k]
         points = o + t_best[closer, None] * d[closer]
-        normals[closer] = (points - self._sphere_centers[k]) / self._sphere_radii[k, None]
+        normals[closer] = (points - centers[k]) / radii[k, None]
 
     def _hit_pillars(
         self, o: np.ndarray, d: np.ndarray, t: np.ndarray, labels: np.ndarray, normals: np.ndarray

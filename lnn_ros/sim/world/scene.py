@@ -90,13 +90,17 @@ def sample_scene(config: SimConfig, spec: VariantSpec, rng: np.random.Generator)
     """Draw one scene: start pose, target in front of it, distractors off the path, lighting.
 
     The target is placed at a horizontal distance and bearing (relative to the start heading)
-    drawn from the config, so it starts in the camera's view.
+    drawn from the config (or the variant's overrides): by default it starts in the camera's
+    view; the ``off_heading`` variant puts it at the edge of the view or outside it.
     """
     start_xy = rng.uniform(-config.start_xy_range_m, config.start_xy_range_m, size=2)
     start = (float(start_xy[0]), float(start_xy[1]), float(rng.uniform(*config.start_height_range_m)))
     start_yaw = float(rng.uniform(-math.pi, math.pi))
-    distance = rng.uniform(*config.target_distance_range_m)
-    bearing = start_yaw + rng.uniform(*config.target_bearing_range_rad)
+    distance = rng.uniform(*(spec.target_distance_range_m or config.target_distance_range_m))
+    if spec.target_bearing_abs_range_rad is None:
+        bearing = start_yaw + rng.uniform(*config.target_bearing_range_rad)
+    else:
+        bearing = start_yaw + rng.uniform(*spec.target_bearing_abs_range_rad) * (1.0 if rng.uniform() < 0.5 else -1.0)
     target_center = (
         start[0] + distance * math.cos(bearing),
         start[1] + distance * math.sin(bearing),

@@ -2,7 +2,9 @@
 
 Stamp k of a stream of period T is ``phase + k T + e_k``, ``e_k ~ N(0, (jitter_frac T)^2)``
 clipped to ±0.45 T, so stamps stay strictly increasing; each sample is dropped with
-probability ``drop_prob``. All stamps are integer nanoseconds of sim time.
+probability ``drop_prob``. A stream with a rate schedule (rates that change mid-flight) steps
+its nominal stamp by the period in force there instead; samples inside a blackout interval
+are dropped. All stamps are integer nanoseconds of sim time.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 from lnn_ros.runtime.records import ImageFrame, ImuSample
 from lnn_ros.sim.world._rotorpy import Imu
 from lnn_ros.sim.world.config import SimConfig, VariantSpec
+from lnn_ros.sim.world.disturbances import Interval, RateSchedule, inside, rate_at
 from lnn_ros.sim.world.frames import quat_to_matrix
 from lnn_ros.sim.world.render import Renderer
 from lnn_ros.sim.world.vehicle import Vehicle
@@ -29,6 +32,8 @@ class StreamTiming:
     rate_hz: float
     jitter_frac: float
     drop_prob: float
+    schedule: RateSchedule = ()
+    blackouts_ns: tuple[Interval, ...] = ()
 
     @property
     def period_ns(self) -> int:
@@ -70,6 +75,8 @@ class StreamClock:
         self._period_ns = timing.period_ns
         self._phase_ns = int(rng.uniform(0.5, 1.5) * self._period_ns)
         self._index = -1
+        self._nominal_ns = self._phase_ns  # the scheduled stream's next nominal stamp
+        self._last_ns = -1
         self.delivered = 0
         self.dropped = 0
         self.next_stamp_ns = self._draw_next()
@@ -82,11 +89,21 @@ class StreamClock:
         return stamp
 
     def _draw_next(self) -> int:
+        schedule = self.timing.schedule
         while True:
             self._index += 1
             jitter = float(np.clip(self._rng.normal(0.0, self.timing.jitter_frac), -MAX_JITTER_FRAC, MAX_JITTER_FRAC))
-            stamp = self._phase_ns + self._index * self._period_ns + round(jitter * self._period_ns)
-            if self._rng.uniform() >= self.timing.drop_prob:
+            if schedule:
+                nominal = self._nominal_ns
+                period = round(NS_PER_S / rate_at(schedule, nominal))
+                self._nominal_ns = nominal + period
+                # Where the rate changes, jitter of the old and new periods could swap two stamps.
+                stamp = max(nominal + round(jitter * period), self._last_ns + 1)
+            else:
+                stamp = self._phase_ns + self._index * self._period_ns + round(jitter * self._period_ns)
+            kept = self._rng.uniform() >= self.timing.drop_prob
+            if kept and not inside(self.timing.blackouts_ns, stamp):
+                self._last_ns = stamp
                 return stamp
             self.dropped += 1
 
@@ -170,9 +187,11 @@ class CameraSensor:
         self._noise_std = config.image_noise_std
         self._rng = rng
 
-    def capture(self, stamp_ns: int, vehicle: Vehicle) -> ImageFrame:
-        """The image seen from the vehicle's current pose, stamped ``stamp_ns``."""
-        out = self.renderer.render(vehicle.position, quat_to_matrix(vehicle.quaternion), self._rng, self._noise_std)
+    def capture(self, stamp_ns: int, vehicle: Vehicle, hide_target: bool = False) -> ImageFrame:
+        """The image seen from the vehicle's current pose, stamped ``stamp_ns`` (without the target when hidden)."""
+        out = self.renderer.render(
+            vehicle.position, quat_to_matrix(vehicle.quaternion), self._rng, self._noise_std, hide_target=hide_target
+        )
         height, width = out.image.shape[:2]
         return ImageFrame(
             stamp_ns=stamp_ns,
