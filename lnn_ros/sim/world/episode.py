@@ -127,6 +127,9 @@ class Simulator:
         config: settings; ``config.seed`` is the seed unless ``seed`` is given.
         variant: scenario variant (enum or name).
         seed: overrides ``config.seed``.
+        reference_physics: fly rotorpy's own dynamics, SE(3) controller and IMU instead of
+            their float re-implementations (the same numbers to rounding, ~4x slower; for
+            parity checks and benchmarks).
 
     Attributes:
         config: settings.
@@ -147,6 +150,8 @@ class Simulator:
         config: SimConfig = SimConfig(),
         variant: str | ScenarioVariant = ScenarioVariant.NOMINAL,
         seed: int | None = None,
+        *,
+        reference_physics: bool = False,
     ) -> None:
         self.config = config
         self.variant = variant_from_name(variant)
@@ -178,9 +183,10 @@ class Simulator:
             self.scene.start_yaw_rad,
             sample_wind(spec, wind_rng),
             motor_rng,
+            reference_physics,
         )
         self.intrinsics: CameraIntrinsics = config.intrinsics
-        self.imu = ImuSensor(config, self.imu_timing.rate_hz, imu_rng)
+        self.imu = ImuSensor(config, self.imu_timing.rate_hz, imu_rng, reference_physics)
         renderer = Renderer(self.intrinsics, math.radians(config.camera_pitch_deg), self.scene)
         self.camera = CameraSensor(config, renderer, camera_rng)
         self._target = self.scene.target_position

@@ -24,6 +24,21 @@ def quat_to_matrix(q_xyzw: np.ndarray) -> np.ndarray:
     )
 
 
+def rotation_entries(qx: float, qy: float, qz: float, qw: float) -> tuple[float, ...]:
+    """Row-major entries (r00, r01, ..., r22) of R of a quaternion (x, y, z, w), normalised first.
+
+    Normalises like scipy's ``Rotation.from_quat`` (rotorpy's dynamics see the non-unit
+    quaternions of intermediate Runge-Kutta stages); Python floats, for the hot paths.
+    """
+    n = math.sqrt(qx * qx + qy * qy + qz * qz + qw * qw)
+    x, y, z, w = qx / n, qy / n, qz / n, qw / n
+    return (
+        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
+    )  # fmt: skip
+
+
 def yaw_of_quat(q_xyzw: np.ndarray) -> float:
     """Yaw (heading of body x about world z, rad in (-pi, pi]) of a quaternion (x, y, z, w)."""
     x, y, z, w = q_xyzw

@@ -17,7 +17,7 @@ from lnn_ros.runtime.records import ImageFrame, ImuSample
 from lnn_ros.sim.world._rotorpy import Imu
 from lnn_ros.sim.world.config import SimConfig, VariantSpec
 from lnn_ros.sim.world.disturbances import Interval, RateSchedule, inside, rate_at
-from lnn_ros.sim.world.frames import quat_to_matrix
+from lnn_ros.sim.world.frames import quat_to_matrix, rotation_entries
 from lnn_ros.sim.world.render import Renderer
 from lnn_ros.sim.world.vehicle import Vehicle
 from lnn_ros.units import NS_PER_S
@@ -114,12 +114,20 @@ class SeededImu(Imu):
     rotorpy computes the specific force ``R^T (a - g)`` at the sensor, the gyro, the biases and the
     bias walk; it draws white noise (std ``density * sqrt(rate / 2)``) and the walk from numpy's
     global RNG. Here the same draws come from ``rng``: reproducible per episode, and the
-    caller's ``np.random`` state is left alone.
+    caller's ``np.random`` state is left alone. With the sensor at the body origin, axes
+    aligned (rotorpy's defaults), the reading is computed without scipy: the same formula, the
+    same draws in the same order (accel walk, gyro walk, accel noise, gyro noise).
+
+    Args:
+        rng: draws the bias walk and the white noise.
+        reference: always take rotorpy's ``Imu.measurement`` (slow; for parity checks).
+        **imu_kwargs: ``Imu`` options.
     """
 
-    def __init__(self, rng: np.random.Generator, **imu_kwargs: object) -> None:
+    def __init__(self, rng: np.random.Generator, reference: bool = False, **imu_kwargs: object) -> None:
         super().__init__(**imu_kwargs)
         self._rng = rng
+        self._fast = not reference and np.array_equal(self.R_BS, np.eye(3)) and not np.any(self.p_BS)
 
     def bias_step(self) -> None:
         """Bias random walk (rotorpy's formula, seeded draws)."""
@@ -128,11 +136,28 @@ class SeededImu(Imu):
 
     def measurement(self, state: dict, acceleration: dict, with_noise: bool = True) -> dict:
         """rotorpy's noiseless-plus-bias measurement, then its white noise from ``rng``."""
-        reading = super().measurement(state, acceleration, with_noise=False)
+        if not self._fast:
+            reading = super().measurement(state, acceleration, with_noise=False)
+            if with_noise:
+                reading["accel"] = reading["accel"] + self.rate_scale * self._rng.normal(scale=np.abs(self.accel_variance))
+                reading["gyro"] = reading["gyro"] + self.rate_scale * self._rng.normal(scale=np.abs(self.gyro_variance))
+            return reading
+        r00, r01, r02, r10, r11, r12, r20, r21, r22 = rotation_entries(*np.asarray(state["q"], dtype=float).tolist())
+        gx, gy, gz = self.gravity_vector.tolist()
+        ax, ay, az = np.asarray(acceleration["vdot"], dtype=float).tolist()
+        ax, ay, az = ax - gx, ay - gy, az - gz
+        accel = np.array([r00 * ax + r10 * ay + r20 * az, r01 * ax + r11 * ay + r21 * az, r02 * ax + r12 * ay + r22 * az])
+        gyro = np.array(state["w"], dtype=float)
+        # normal(scale=s) is s * standard_normal(): one call draws what rotorpy's two or four calls draw.
+        z = self._rng.standard_normal(12 if with_noise else 6)
+        self.accel_bias += self.accel_random_walk * z[0:3] / self.rate_scale
+        self.gyro_bias += self.gyro_random_walk * z[3:6] / self.rate_scale
+        accel += self.accel_bias
+        gyro += self.gyro_bias
         if with_noise:
-            reading["accel"] = reading["accel"] + self.rate_scale * self._rng.normal(scale=np.abs(self.accel_variance))
-            reading["gyro"] = reading["gyro"] + self.rate_scale * self._rng.normal(scale=np.abs(self.gyro_variance))
-        return reading
+            accel += self.rate_scale * (np.abs(self.accel_variance) * z[6:9])
+            gyro += self.rate_scale * (np.abs(self.gyro_variance) * z[9:12])
+        return {"accel": accel, "gyro": gyro}
 
 
 class ImuSensor:
@@ -142,13 +167,15 @@ class ImuSensor:
         config: noise densities and bias spreads.
         rate_hz: the stream's rate (rotorpy scales white noise by sqrt(rate / 2)).
         rng: draws the initial biases, then the noise and bias walk.
+        reference: compute readings with rotorpy's ``Imu.measurement`` itself.
     """
 
-    def __init__(self, config: SimConfig, rate_hz: float, rng: np.random.Generator) -> None:
+    def __init__(self, config: SimConfig, rate_hz: float, rng: np.random.Generator, reference: bool = False) -> None:
         self.accel_bias = rng.normal(0.0, config.accel_bias_std_mps2, size=3)
         self.gyro_bias = rng.normal(0.0, config.gyro_bias_std_rps, size=3)
         self._imu = SeededImu(
             rng,
+            reference,
             accelerometer_params={
                 "initial_bias": self.accel_bias.copy(),
                 "noise_density": np.full(3, config.accel_noise_density),
@@ -167,8 +194,8 @@ class ImuSensor:
         reading = self._imu.measurement(vehicle.state, vehicle.acceleration(), with_noise=with_noise)
         return ImuSample(
             stamp_ns=stamp_ns,
-            angular_velocity=np.array(reading["gyro"], dtype=float),
-            linear_acceleration=np.array(reading["accel"], dtype=float),
+            angular_velocity=reading["gyro"],
+            linear_acceleration=reading["accel"],
             orientation=np.array(vehicle.quaternion, dtype=float),
         )
 
