@@ -12,6 +12,7 @@ import yaml
 from lnn_ros.bundle import load_bundle
 from lnn_ros.cells import build_cell
 from lnn_ros.cli import main
+from lnn_ros.onnx_export.spec import build_spec, check_spec, merge_specs
 from lnn_ros.training.checkpoint import load_checkpoint, save_checkpoint
 from lnn_ros.training.data import FeatureStats
 
@@ -144,3 +145,11 @@ def test_the_spec_overrides_what_the_checkpoint_knows(tmp_path: Path, capsys: py
     assert main(["export", str(bad), "--out", str(tmp_path / "c")]) == 1
     err = capsys.readouterr().err
     assert f"{bad / 'checkpoint.yaml'}: field 'dt.max_s' is missing" in err
+
+
+def test_the_documented_example_spec_is_valid() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "export-spec.md").read_text()
+    example = text.split("```yaml\n")[1].split("```")[0]
+    raw = check_spec(yaml.safe_load(example), "docs/export-spec.md")
+    spec = build_spec(*merge_specs([("docs", raw)]), input_size=6, output_size=4, mean=(0.0,) * 6, std=(1.0,) * 6)
+    assert spec.name == "hover_cfc" and [o.twist_field for o in spec.outputs] == ["linear.x", "linear.y", "linear.z", "angular.z"]
