@@ -280,7 +280,7 @@ def _train(args: argparse.Namespace, context: DistContext) -> int:
     }
     export = None
     if described is not None:
-        export = {"name": args.out.resolve().name, "description": f"{cell_config['kind']} trained on {args.data.name}"}
+        export = {"name": args.out.resolve().name, "description": f"{cell_config['kind']} trained on {args.data.resolve().name}"}
         export.update(described.export)
         _apply_limits(export, args.limit)
         metadata["data_source"] = dict(described.source)
