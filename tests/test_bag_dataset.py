@@ -78,7 +78,16 @@ def test_sequences_split_at_gaps_and_stale_commands_and_drops_are_counted(tmp_pa
     lengths = [len(s.x) for s in dataset.sequences]
     # 0..0.99 s; 2.00..2.48 s (the 2.18 s command is stale after 0.3 s); the 2.98 s command revives 2.98..2.99 (too short)
     assert lengths == [100, 49]
-    assert dataset.dropped == {"imu_duplicate_stamp": 1, "imu_without_command": 49, "short_sequence_steps": 2}
+    assert dataset.dropped == {"imu_duplicate_stamp": 1, "imu_stale_command": 49, "short_sequence_steps": 2}
+    assert dataset.gaps == 1 and dataset.flights == (str(tmp_path / "bag"),) * 2
+    assert dataset.report(0.5) == [
+        "dropped  1 IMU samples repeating the previous stamp (the engine drops them too) [imu_duplicate_stamp]",
+        "dropped  49 IMU samples whose newest command is older than max_command_age_s [imu_stale_command]",
+        "dropped  2 IMU samples in stretches shorter than min_steps [short_sequence_steps]",
+        "gaps     1 IMU stamp gaps longer than 0.5 s: the sequence was split there (the engine resets)",
+        "warning  1 x messages on '/imu' repeat an earlier header stamp; the engine drops them as duplicates "
+        "(a publisher that leaves header.stamp at zero causes this)",
+    ]
     assert all(s.dt_s[0] == 0 and np.allclose(s.dt_s[1:], 0.01) for s in dataset.sequences)
     assert dataset.sequences[1].y[0, 0] == 100.0  # the command stamped 2.0 s
 

@@ -16,10 +16,14 @@ Steps without a valid command (before the first one, or the newest older than
 ``max_command_age_s``) or, for camera datasets, without a recent enough frame are left out,
 and a sequence is split there and wherever consecutive IMU stamps are more than
 ``max_gap_s`` apart (where the engine would reset). Repeated IMU stamps are dropped (the
-engine drops them too). Everything left out is counted in :attr:`BagDataset.dropped`.
+engine drops them too). Everything left out is counted per reason in
+:attr:`BagDataset.dropped` (:data:`DROP_REASONS` says what each reason means), the gaps in
+:attr:`BagDataset.gaps`; :meth:`BagDataset.report` prints them one line each.
 
 ``lnn-ros train DATA`` trains on a bag or a folder of bags (recognised without ``--format``)
-with the default :class:`DatasetConfig`; ``lnn-ros bag-to-dataset`` writes
+through :func:`training_data`, which also describes the data for the checkpoint (features,
+outputs and their limits, Δt range, topics; every sequence labelled with its bag, so
+validation holds out whole flights); ``lnn-ros bag-to-dataset`` writes
 an ``.npz`` with other settings, or with ``--shards`` one ``.npz`` per bag, converted in
 parallel processes (:func:`write_shards`), for ``lnn-ros train --stream``.
 """
@@ -32,7 +36,7 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -42,14 +46,34 @@ from lnn_ros.bag.topics import BagTopics
 from lnn_ros.bundle.manifest import IMAGE_ENCODINGS, IMU_FIELDS, TWIST_FIELDS, CameraSpec, Manifest
 from lnn_ros.runtime.image import ImageDecoder
 from lnn_ros.runtime.records import Command, ImageFrame, ImuSample, Stream
+from lnn_ros.training.data import DescribedData, TimedSequence
 from lnn_ros.training.loaders import is_bag
 from lnn_ros.units import NS_PER_S
 
-if TYPE_CHECKING:
-    from lnn_ros.training.data import TimedSequence
-
 DEFAULT_IMU_FIELDS = IMU_FIELDS[:6]  # angular velocity and linear acceleration
 DEFAULT_TARGETS = ("linear.x", "linear.y", "linear.z", "angular.z")
+
+DROP_REASONS = {
+    "imu_duplicate_stamp": "IMU samples repeating the previous stamp (the engine drops them too)",
+    "imu_nonfinite": "IMU samples with a NaN or infinite value",
+    "imu_before_first_command": "IMU samples before the first recorded command (no target yet)",
+    "imu_stale_command": "IMU samples whose newest command is older than max_command_age_s",
+    "imu_nonfinite_command": "IMU samples whose command has a NaN or infinite value",
+    "imu_without_frame": "IMU samples without a camera frame newer than max_frame_age_s",
+    "frame_unusable": "camera frames of an unknown encoding or another size than the first",
+    "frame_duplicate_stamp": "camera frames repeating the previous stamp",
+    "short_sequence_steps": "IMU samples in stretches shorter than min_steps",
+}
+"""What each key of :attr:`BagDataset.dropped` counts."""
+
+FEATURE_UNITS = {"angular_velocity": "rad/s", "linear_acceleration": "m/s^2", "orientation": ""}
+OUTPUT_NAMES = {
+    "linear.x": "vx", "linear.y": "vy", "linear.z": "vz",
+    "angular.x": "roll_rate", "angular.y": "pitch_rate", "angular.z": "yaw_rate",
+}
+OUTPUT_UNITS = {"linear": "m/s", "angular": "rad/s"}
+MIN_LIMIT = 1e-3
+"""The output limit of a command field that is 0 throughout the data (a range must stay)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +90,8 @@ class DatasetConfig:
         max_frame_age_s: a camera frame older than this is not used (camera datasets).
         min_steps: shorter sequences are dropped.
         strict: raise on any bag problem instead of counting it.
+        detect_types: take the streams' message types from the bag (``topics``' types are then
+            defaults); ``lnn-ros train`` does.
         camera_spec: a bundle's camera section: every frame (any size, encoding or jpeg / png the
             bundle's ``preprocess`` takes) goes through the runtime's preprocessing
             (:meth:`lnn_ros.runtime.image.ImageDecoder.pixels`) and is stored as the encoder sees
@@ -82,6 +108,7 @@ class DatasetConfig:
     min_steps: int = 2
     strict: bool = False
     camera_spec: CameraSpec | None = None
+    detect_types: bool = False
 
     def __post_init__(self) -> None:
         for name, values, known in (("imu_fields", self.imu_fields, IMU_FIELDS), ("targets", self.targets, TWIST_FIELDS)):
@@ -140,7 +167,15 @@ class BagSequence(NamedTuple):
 
 @dataclass(frozen=True)
 class BagDataset:
-    """Sequences from one or more bags, with the names of their columns."""
+    """Sequences from one or more bags, with the names of their columns.
+
+    Attributes:
+        flights: the bag each sequence comes from (its name), one per sequence.
+        dropped: samples or frames left out, per reason (:data:`DROP_REASONS`).
+        gaps: places where consecutive IMU stamps were more than ``max_gap_s`` apart (a sequence
+            was split there).
+        topics: per stream read, the bag's topic and message type (of the first bag).
+    """
 
     sequences: tuple[BagSequence, ...]
     feature_names: tuple[str, ...]
@@ -148,10 +183,22 @@ class BagDataset:
     frame_encoding: str | None = None
     dropped: dict[str, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    flights: tuple[str, ...] = ()
+    gaps: int = 0
+    topics: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def steps(self) -> int:
         return sum(len(s.x) for s in self.sequences)
+
+    def report(self, max_gap_s: float | None = None) -> list[str]:
+        """What was left out and why, one line per reason, then the gaps and the reader's warnings."""
+        lines = [f"dropped  {count} {DROP_REASONS.get(reason, reason)} [{reason}]" for reason, count in self.dropped.items()]
+        if self.gaps:
+            longer = "" if max_gap_s is None else f" longer than {max_gap_s:g} s"
+            lines.append(f"gaps     {self.gaps} IMU stamp gaps{longer}: the sequence was split there (the engine resets)")
+        lines.extend(f"warning  {warning}" for warning in self.warnings)
+        return lines
 
     def timed_sequences(self) -> list[TimedSequence]:
         """The sequences as the training API's ``TimedSequence`` (x, dt_s, y)."""
@@ -166,10 +213,14 @@ class _Streams(NamedTuple):
     commands: list[Command]
 
 
-def _read_streams(path: Path, config: DatasetConfig, warnings: list[str]) -> _Streams:
+def _read_streams(path: Path, config: DatasetConfig, warnings: list[str], topics: dict[str, dict[str, str]]) -> _Streams:
     required = [Stream.IMU, Stream.COMMAND] + ([Stream.CAMERA] if config.camera else [])
     streams = _Streams([], [], [])
-    with BagReader(path, config.topics, streams=required, required=required, strict=config.strict) as reader:
+    reader = BagReader(path, config.topics, streams=required, required=required, strict=config.strict,
+                       detect_types=config.detect_types)
+    with reader:
+        for stream in required:
+            topics.setdefault(stream.value, {"topic": reader.topic(stream), "type": str(reader.msgtype(stream))})
         for message in reader.messages(MessageOrder.LOG):
             if message.stream is Stream.IMU:
                 streams.imu.append(message.record)  # type: ignore[arg-type]
@@ -197,10 +248,16 @@ def _count(dropped: dict[str, int], reason: str, n: int) -> None:
         dropped[reason] = dropped.get(reason, 0) + int(n)
 
 
+class _BagPart(NamedTuple):
+    sequences: list[BagSequence]
+    encoding: str | None
+    gaps: int
+
+
 def _sequences_of_bag(
-    path: Path, config: DatasetConfig, dropped: dict[str, int], warnings: list[str]
-) -> tuple[list[BagSequence], str | None]:
-    streams = _read_streams(path, config, warnings)
+    path: Path, config: DatasetConfig, dropped: dict[str, int], warnings: list[str], topics: dict[str, dict[str, str]]
+) -> _BagPart:
+    streams = _read_streams(path, config, warnings, topics)
     if not streams.imu:
         raise BagError(f"Bag {str(path)!r} has no readable IMU message on {config.topics.imu!r}; nothing to train on.")
     if not streams.commands:
@@ -229,10 +286,12 @@ def _sequences_of_bag(
     command_ns = np.array([c.stamp_ns for c in commands], dtype=np.int64)
     twists = np.stack([c.twist for c in commands])[:, [TWIST_FIELDS.index(t) for t in config.targets]]
     pick = np.searchsorted(command_ns, stamps, side="right") - 1
-    has_command = (pick >= 0) & (stamps - command_ns[np.maximum(pick, 0)] <= int(config.max_command_age_s * NS_PER_S))
-    has_command &= np.isfinite(twists[np.maximum(pick, 0)]).all(axis=1)
-    _count(dropped, "imu_without_command", (valid & ~has_command).sum())
-    valid &= has_command
+    before = pick < 0
+    stale = ~before & (stamps - command_ns[np.maximum(pick, 0)] > int(config.max_command_age_s * NS_PER_S))
+    nonfinite = ~before & ~stale & ~np.isfinite(twists[np.maximum(pick, 0)]).all(axis=1)
+    for reason, mask in (("imu_before_first_command", before), ("imu_stale_command", stale), ("imu_nonfinite_command", nonfinite)):
+        _count(dropped, reason, (valid & mask).sum())
+    valid &= ~(before | stale | nonfinite)
     y = twists[np.maximum(pick, 0)]
 
     frames_array: np.ndarray | None = None
@@ -249,6 +308,7 @@ def _sequences_of_bag(
 
     # Split at left-out steps and at gaps.
     gap_ns = int(config.max_gap_s * NS_PER_S)
+    gaps = int((np.diff(stamps) > gap_ns).sum())
     sequences: list[BagSequence] = []
     start = None
     for i in range(len(stamps) + 1):
@@ -260,7 +320,7 @@ def _sequences_of_bag(
             start = i
     kept = [s for s in sequences if len(s.x) >= config.min_steps]
     _count(dropped, "short_sequence_steps", sum(len(s.x) for s in sequences if len(s.x) < config.min_steps))
-    return kept, encoding
+    return _BagPart(kept, encoding, gaps)
 
 
 def _stack_frames(
@@ -341,16 +401,21 @@ def bags_to_dataset(paths: Iterable[str | Path], config: DatasetConfig = Dataset
         BagError: a bag lacks a required topic, has no usable message, or nothing is left.
     """
     sequences: list[BagSequence] = []
+    flights: list[str] = []
     dropped: dict[str, int] = {}
     warnings: list[str] = []
+    topics: dict[str, dict[str, str]] = {}
     encodings: set[str] = set()
     shapes: set[tuple[int, ...]] = set()
+    gaps = 0
     for path in [p for given in paths for p in bag_paths(given)]:
-        bag_sequences, encoding = _sequences_of_bag(path, config, dropped, warnings)
-        sequences.extend(bag_sequences)
-        if encoding is not None:
-            encodings.add(encoding)
-            shapes.update(s.frames.shape[1:] for s in bag_sequences if s.frames is not None)
+        part = _sequences_of_bag(path, config, dropped, warnings, topics)
+        sequences.extend(part.sequences)
+        flights.extend([str(path)] * len(part.sequences))
+        gaps += part.gaps
+        if part.encoding is not None:
+            encodings.add(part.encoding)
+            shapes.update(s.frames.shape[1:] for s in part.sequences if s.frames is not None)
     if len(encodings) > 1 or len(shapes) > 1:
         raise BagError(f"The bags' camera frames differ in encoding or size ({sorted(encodings)}, {sorted(shapes)}).")
     if not sequences:
@@ -365,6 +430,9 @@ def bags_to_dataset(paths: Iterable[str | Path], config: DatasetConfig = Dataset
         frame_encoding=encodings.pop() if encodings else None,
         dropped=dropped,
         warnings=tuple(warnings),
+        flights=tuple(flights),
+        gaps=gaps,
+        topics=topics,
     )
 
 
@@ -374,6 +442,61 @@ def load_sequences(path: Path) -> list[TimedSequence]:
     ``lnn-ros train BAG_OR_FOLDER`` picks it for bags by itself (``--format`` names it explicitly).
     """
     return bags_to_dataset([path]).timed_sequences()
+
+
+def describe(dataset: BagDataset, config: DatasetConfig) -> dict[str, Any]:
+    """What a model trained on ``dataset`` takes and gives, in the export spec's keys
+    (docs/export-spec.md): the IMU features, the command outputs with limits of ± the largest
+    |value| recorded (at least :data:`MIN_LIMIT`), and the Δt range of the stamps with the gap
+    at which the sequences were split as ``max_gap_s``.
+
+    Raises:
+        BagError: the data has no positive Δt (every sequence a single step).
+    """
+    features = [
+        {"name": f.replace(".", "_"), "source": "imu", "field": f, "unit": FEATURE_UNITS[f.split(".")[0]]}
+        for f in dataset.feature_names
+    ]
+    largest = np.max(np.abs(np.concatenate([s.y for s in dataset.sequences])), axis=0)
+    outputs = [
+        {"name": OUTPUT_NAMES[t], "unit": OUTPUT_UNITS[t.split(".")[0]], "min": -limit, "max": limit, "twist_field": t}
+        for t, limit in zip(dataset.target_names, (max(float(v), MIN_LIMIT) for v in largest))
+    ]
+    dts = np.concatenate([np.diff(s.stamps_ns) for s in dataset.sequences]) / NS_PER_S
+    if not dts.size:
+        raise BagError("Every training sequence is a single step, so the data has no Δt range; lower max_gap_s or check the stamps.")
+    dt = {"min_s": float(dts.min()), "max_s": float(dts.max()), "max_gap_s": float(config.max_gap_s)}
+    return {"features": features, "outputs": outputs, "dt": dt}
+
+
+def training_data(path: Path, *, imu_topic: str | None = None, command_topic: str | None = None) -> DescribedData:
+    """``lnn-ros train``'s bag reader: a bag or a folder of bags -> sequences labelled with their
+    bag, described for the checkpoint (:func:`describe`), with the report of what was dropped.
+
+    The topics default to :class:`BagTopics`' names; their message types are read from the bag.
+
+    Raises:
+        BagError: a bag lacks the topic or has it with a type the stream cannot read (the
+            message lists the bag's topics), or nothing is left to train on.
+    """
+    names = {stream: topic for stream, topic in (("imu", imu_topic), ("command", command_topic)) if topic is not None}
+    config = DatasetConfig(topics=BagTopics(**names), detect_types=True)
+    dataset = bags_to_dataset([path], config)
+    source = {
+        "kind": "bags",
+        "bags": sorted(set(dataset.flights)),
+        "topics": dataset.topics,
+        "max_command_age_s": config.max_command_age_s,
+        "dropped": dict(dataset.dropped),
+        "gaps": dataset.gaps,
+    }
+    return DescribedData(
+        sequences=tuple(dataset.timed_sequences()),
+        flights=dataset.flights,
+        export=describe(dataset, config),
+        source=source,
+        report=tuple(dataset.report(config.max_gap_s)),
+    )
 
 
 def save_dataset_npz(dataset: BagDataset, path: str | Path) -> Path:

@@ -196,6 +196,9 @@ class BagReader:
         streams: the streams to read (others are ignored).
         required: streams that must be present (a missing one raises :class:`BagError`).
         strict: raise :class:`BagError` instead of counting a warning.
+        detect_types: take every stream's message type from the bag when it is one the stream
+            supports (``topics``' types are then only defaults); the camera's type is always
+            detected.
 
     Use as a context manager; :meth:`messages` yields :class:`BagMessage` records.
     """
@@ -208,8 +211,10 @@ class BagReader:
         streams: Iterable[Stream] = BAG_STREAMS,
         required: Iterable[Stream] = (),
         strict: bool = False,
+        detect_types: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.detect_types = detect_types
         self.topics = topics
         self.required = tuple(required)
         self.streams = tuple(dict.fromkeys((*streams, *self.required)))
@@ -275,6 +280,11 @@ class BagReader:
         connections = self._connections.get(stream)
         return connections[0].topic if connections else self.topics.spec(stream).topic
 
+    def msgtype(self, stream: Stream) -> str | None:
+        """The message type ``stream`` is read as (detected or configured), None if the bag lacks it."""
+        connections = self._connections.get(stream)
+        return self._decoders[id(connections[0])].msgtype if connections else None
+
     def expected_count(self, streams: Iterable[Stream] | None = None) -> int:
         """Messages the bag's index lists for ``streams`` (default: the streams read)."""
         chosen = self.streams if streams is None else tuple(streams)
@@ -312,8 +322,9 @@ class BagReader:
                         f"Pass the right name with --{stream.value}-topic."
                     )
                 continue
-            if stream is Stream.CAMERA and connections[0].msgtype in SUPPORTED_TYPES[Stream.CAMERA]:
-                spec = TopicSpec(stream, spec.topic, connections[0].msgtype)  # Image or CompressedImage: detected
+            detect = stream is Stream.CAMERA or self.detect_types  # e.g. Image or CompressedImage, Twist or TwistStamped
+            if detect and connections[0].msgtype in SUPPORTED_TYPES[stream]:
+                spec = TopicSpec(stream, spec.topic, connections[0].msgtype)
             wrong = sorted({c.msgtype for c in connections if c.msgtype != spec.msgtype})
             if wrong:
                 problem = (
@@ -322,7 +333,7 @@ class BagReader:
                 )
                 hint = f"pick another topic with --{stream.value}-topic or set the type with --{stream.value}-type"
                 if stream in self.required:
-                    raise BagError(f"{problem}; {hint}.")
+                    raise BagError(f"{problem}; {hint}. The bag has {self._available()}.")
                 self.warn(f"{problem}, so it is not read ({hint})")
                 continue
             typestore = self._typestore_for(reader, connections, spec.msgtype, connections[0].topic)

@@ -1,17 +1,9 @@
-"""``lnn-ros export CHECKPOINT --spec SPEC.yaml --out DIR``: a training checkpoint -> a bundle folder.
+"""``lnn-ros export CHECKPOINT --out DIR [--spec SPEC.yaml]``: a training checkpoint -> a bundle folder.
 
-The spec YAML says what the model's inputs and outputs mean; the normalisation comes from the
-checkpoint. Example::
-
-    name: hover_cfc
-    description: Velocity command from IMU.
-    features:                       # one per model input, in order (no mean/std: from the checkpoint)
-      - {name: gyro_x, source: imu, field: angular_velocity.x, unit: rad/s}
-      - {name: target_z, source: vector, index: 0, unit: m}
-    outputs:                        # one per model output, in order
-      - {name: vz, unit: m/s, min: -1.0, max: 1.0, twist_field: linear.z}
-    dt: {min_s: 0.001, max_s: 0.1, max_gap_s: 0.5}
-    window_steps: 16                # optional (default 16; null for no window graph)
+What the model's inputs and outputs are (features, outputs and their limits, Δt range) comes
+from the checkpoint when it was trained from bags, and from ``--spec`` otherwise; a spec given
+for such a checkpoint overrides it key by key. The normalisation always comes from the
+checkpoint. The spec format, with an example: docs/export-spec.md (:mod:`lnn_ros.onnx_export.spec`).
 
 Camera models (an image encoder in front of the cell) are exported from Python with
 :func:`lnn_ros.onnx_export.export_bundle`, since a checkpoint holds only the cell.
@@ -22,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+from lnn_ros.onnx_export.spec import REFERENCE, ExportSpec, build_spec, check_spec, merge_specs, read_spec_file
 
-from lnn_ros.bundle.manifest import DtLimits, FeatureSpec, ManifestError, OutputSpec
-from lnn_ros.onnx_export.errors import ExportError
-
-DEFAULT_WINDOW_STEPS = 16
+if TYPE_CHECKING:
+    from lnn_ros.training.checkpoint import Checkpoint
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,9 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "onnxruntime and run through the onboard Engine before the folder is written.",
     )
     parser.add_argument("checkpoint", type=Path, help="checkpoint folder (checkpoint.yaml + weights.safetensors)")
-    parser.add_argument("--spec", type=Path, required=True, help="YAML naming features, outputs and Δt limits")
+    parser.add_argument(
+        "--spec", type=Path, default=None,
+        help="YAML naming features, outputs and Δt limits (docs/export-spec.md); needed only for checkpoints not "
+        "trained from bags, else its keys override the checkpoint's",
+    )
     parser.add_argument("--out", type=Path, required=True, help="bundle folder to write")
-    parser.add_argument("--name", default=None, help="bundle name (default: the spec's name)")
+    parser.add_argument("--name", default=None, help="bundle name (default: the spec's, else the checkpoint's)")
     window = parser.add_mutually_exclusive_group()
     window.add_argument("--window-steps", type=int, default=None, help="T of the window graph (default: spec, else 16)")
     window.add_argument("--no-window", action="store_true", help="write no window graph")
@@ -54,54 +48,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_export)
 
 
-def _mapping(value: Any, what: str, spec_path: Path) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ExportError(f"{spec_path}: {what} must be a mapping, got {value!r}.")
-    return value
-
-
-def read_spec(
-    spec_path: Path, mean: tuple[float, ...] | None, std: tuple[float, ...] | None
-) -> tuple[dict[str, Any], list[FeatureSpec], list[OutputSpec], DtLimits]:
-    """Parse the export spec; fills feature mean/std from the checkpoint statistics when given.
-
-    Returns:
-        (the raw spec mapping, features, outputs, Δt limits).
+def resolve_spec(args: argparse.Namespace, checkpoint: Checkpoint) -> ExportSpec:
+    """The checkpoint's spec, overridden by ``--spec``, then by ``--name`` / ``--window-steps`` / ``--no-window``.
 
     Raises:
-        ExportError: naming the spec file and the bad field.
+        ExportError (from :mod:`lnn_ros.onnx_export.spec`): a bad spec, or neither source says what the
+            inputs and outputs are.
     """
-    try:
-        spec = _mapping(yaml.safe_load(spec_path.read_text()), "the spec", spec_path)
-    except OSError as exc:
-        raise ExportError(f"Cannot read the export spec {str(spec_path)!r} ({exc.strerror}).") from None
-    except yaml.YAMLError as exc:
-        raise ExportError(f"{spec_path}: is not valid YAML ({exc}).") from None
-    if "camera" in spec:
-        raise ExportError(f"{spec_path}: camera models cannot be exported from a checkpoint; use export_bundle() in Python.")
-    raw_features, raw_outputs = spec.get("features"), spec.get("outputs")
-    if not isinstance(raw_features, list) or not isinstance(raw_outputs, list):
-        raise ExportError(f"{spec_path}: needs lists 'features' and 'outputs', got {raw_features!r} and {raw_outputs!r}.")
-    features: list[FeatureSpec] = []
-    try:
-        for i, raw in enumerate(raw_features):
-            raw = dict(_mapping(raw, f"features[{i}]", spec_path))
-            if mean is not None and std is not None:
-                if "mean" in raw or "std" in raw:
-                    raise ExportError(
-                        f"{spec_path}: features[{i}] sets mean/std, but the checkpoint holds the normalisation "
-                        "it was trained with; remove them from the spec."
-                    )
-                if i < len(mean):
-                    raw.update(mean=mean[i], std=std[i])
-            features.append(FeatureSpec.from_dict(raw, f"features[{i}]"))
-        outputs = [OutputSpec.from_dict(_mapping(o, f"outputs[{i}]", spec_path), f"outputs[{i}]") for i, o in enumerate(raw_outputs)]
-        dt = DtLimits.from_dict(_mapping(spec.get("dt"), "dt", spec_path))
-    except ManifestError as exc:
-        raise ExportError(f"{spec_path}: {str(exc).removeprefix('manifest.yaml: ')}") from None
-    if mean is not None and len(features) != len(mean):
-        raise ExportError(f"{spec_path}: lists {len(features)} features but the checkpoint's model takes {len(mean)}.")
-    return spec, features, outputs, dt
+    from lnn_ros.training.checkpoint import SIDECAR_NAME
+
+    sidecar = str(checkpoint.path / SIDECAR_NAME)
+    layers: list[tuple[str, dict[str, Any] | None]] = []
+    if checkpoint.export is not None:
+        layers.append((sidecar, check_spec(checkpoint.export, f"{sidecar} (export)")))
+    if args.spec is not None:
+        layers.append((str(args.spec), read_spec_file(args.spec)))
+    options: dict[str, Any] = {}
+    if args.name is not None:
+        options["name"] = args.name
+    if args.no_window:
+        options["window_steps"] = None
+    elif args.window_steps is not None:
+        options["window_steps"] = args.window_steps
+    layers.append(("the command line", check_spec(options, "the command line")))
+    spec, origins = merge_specs(layers)
+    if args.spec is None:
+        hint = (
+            f": checkpoint {str(checkpoint.path)!r} does not say what its inputs and outputs are (it was trained from "
+            "data without topics, such as .npz, not from bags). Pass --spec SPEC.yaml with the missing keys "
+            f"(and 'name' or --name); the format and an example: {REFERENCE}."
+        )
+    else:
+        hint = f": add the missing keys to {str(args.spec)!r} ({REFERENCE})."
+    stats = checkpoint.stats
+    cell = checkpoint.cell
+    return build_spec(
+        spec, origins, input_size=cell.input_size, output_size=cell.output_size,
+        mean=None if stats is None else stats.mean, std=None if stats is None else stats.std, missing_hint=hint,
+    )
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -110,33 +94,19 @@ def run_export(args: argparse.Namespace) -> int:
     from lnn_ros.training.checkpoint import load_checkpoint
 
     checkpoint = load_checkpoint(args.checkpoint)
-    stats = checkpoint.stats
-    spec, features, outputs, dt = read_spec(
-        args.spec, None if stats is None else stats.mean, None if stats is None else stats.std
-    )
-    if args.no_window:
-        window_steps = None
-    elif args.window_steps is not None:
-        window_steps = args.window_steps
-    else:
-        window_steps = spec.get("window_steps", DEFAULT_WINDOW_STEPS)
-    if window_steps is not None and (isinstance(window_steps, bool) or not isinstance(window_steps, int) or window_steps < 1):
-        raise ExportError(f"window_steps must be an integer >= 1 or null, got {window_steps!r}.")
-    name = args.name or spec.get("name")
-    if not isinstance(name, str) or not name:
-        raise ExportError(f"{args.spec}: needs a 'name' (or pass --name).")
+    spec = resolve_spec(args, checkpoint)
     result = export_bundle_with_report(
         checkpoint.cell,
         args.out,
-        name=name,
-        features=features,
-        outputs=outputs,
-        dt=dt,
-        window_steps=window_steps,
-        description=str(spec.get("description", "")),
+        name=spec.name,
+        features=list(spec.features),
+        outputs=list(spec.outputs),
+        dt=spec.dt,
+        window_steps=spec.window_steps,
+        description=spec.description,
         exporter=Exporter(args.exporter),
     )
-    print(f"wrote bundle {result.path} ({name}: {', '.join(sorted(result.manifest.graphs))} graphs)")
+    print(f"wrote bundle {result.path} ({spec.name}: {', '.join(sorted(result.manifest.graphs))} graphs)")
     print(f"parity   {result.parity.summary()}")
     print(f"engine   max abs diff vs PyTorch {result.engine_error:.2e}")
     return 0

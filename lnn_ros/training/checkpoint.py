@@ -1,8 +1,9 @@
 """Checkpoints: a folder with ``weights.safetensors`` and a ``checkpoint.yaml`` sidecar.
 
 The sidecar holds the cell config (rebuilt with :func:`lnn_ros.cells.build_cell`), the input
-normalisation statistics, the SHA-256 of the weights file and free-form metadata (training
-settings, losses). Loading never unpickles: weights are read with safetensors, the sidecar
+normalisation statistics, the SHA-256 of the weights file, what the model's inputs and outputs
+are when training knew it (``export``: the export spec's keys, docs/export-spec.md; absent in
+older checkpoints) and free-form metadata (training settings, losses, the data's source). Loading never unpickles: weights are read with safetensors, the sidecar
 with ``yaml.safe_load``. A ``torch.save``/pickle file is refused with an explanation, because
 unpickling a file can run arbitrary code.
 """
@@ -41,12 +42,15 @@ class Checkpoint:
         cell: The rebuilt cell with its trained weights, in eval mode.
         stats: Input normalisation statistics (None if the inputs were not normalised).
         metadata: Free-form data stored with it (e.g. ``train_config``, ``train_result``).
+        export: What the inputs and outputs are, in the export spec's keys (``features``,
+            ``outputs``, ``dt``, ...), or None when training did not know (generic data).
     """
 
     path: Path
     cell: RecurrentCell
     stats: FeatureStats | None
     metadata: dict[str, Any] = field(default_factory=dict)
+    export: dict[str, Any] | None = None
 
 
 def _sha256(path: Path) -> str:
@@ -82,8 +86,10 @@ def save_checkpoint(
     *,
     stats: FeatureStats | None = None,
     metadata: dict[str, Any] | None = None,
+    export: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``cell`` (config + weights), ``stats`` and ``metadata`` into the folder ``path``.
+    """Write ``cell`` (config + weights), ``stats``, ``export`` (spec-shaped, see :class:`Checkpoint`)
+    and ``metadata`` into the folder ``path``.
 
     Raises:
         CheckpointError: The stats do not match the cell, or the config/metadata is not plain data.
@@ -103,6 +109,7 @@ def save_checkpoint(
         "normalisation": None if stats is None else stats.to_dict(),
         "weights": {"file": WEIGHTS_NAME, "sha256": _sha256(staged_weights)},
         "producer": {"lnn_ros": str(lnn_ros.__version__), "torch": str(torch.__version__)},
+        **({} if export is None else {"export": export}),
         "metadata": metadata or {},
     }
     try:
@@ -171,5 +178,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{folder}: cannot rebuild the model ({exc}).") from None
     if stats is not None and stats.size != cell.input_size:
         raise CheckpointError(f"{sidecar_path}: normalisation covers {stats.size} features but the cell takes {cell.input_size}.")
+    export = sidecar.get("export")
+    if export is not None and not isinstance(export, dict):
+        raise CheckpointError(f"{sidecar_path}: 'export' must be a mapping of export spec keys, got {export!r}.")
     cell.eval()
-    return Checkpoint(path=folder, cell=cell, stats=stats, metadata=dict(sidecar.get("metadata") or {}))
+    return Checkpoint(path=folder, cell=cell, stats=stats, metadata=dict(sidecar.get("metadata") or {}), export=export)

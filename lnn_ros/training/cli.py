@@ -18,6 +18,7 @@ from lnn_ros.training.errors import TrainingError
 from lnn_ros.training.models import CELL_KINDS
 
 if TYPE_CHECKING:
+    from lnn_ros.training.data import DescribedData, FlightSplit, TimedSequence
     from lnn_ros.training.distributed import DistContext
 
 
@@ -41,6 +42,17 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="dataset format: a registered name such as 'npz' (default: by file suffix) or 'package.module:function'",
     )
+    bags = parser.add_argument_group(
+        "bags",
+        "A bag or a folder of bags is read with its message types detected; the checkpoint then records the "
+        "features, outputs, limits and Δt range, so 'lnn-ros export' needs no --spec; validation holds out whole bags.",
+    )
+    bags.add_argument("--imu-topic", default=None, metavar="TOPIC", help="IMU topic (default: imu)")
+    bags.add_argument("--command-topic", default=None, metavar="TOPIC",
+                      help="recorded commands of a pilot or an expert, the target (default: cmd_vel)")
+    bags.add_argument("--limit", action="append", default=[], metavar="OUTPUT=MAX|OUTPUT=MIN:MAX",
+                      help="an output's safe limits (OUTPUT: twist field such as linear.x, or the name vx); "
+                      "default ± the largest |value| of its recorded commands; repeatable")
     model = parser.add_argument_group("model")
     model.add_argument("--cell", choices=CELL_KINDS, default="cfc", help="cell kind (default cfc)")
     model.add_argument("--units", type=int, default=32, help="neurons / hidden size (default 32)")
@@ -100,6 +112,65 @@ def _cell_config(args: argparse.Namespace, input_size: int, output_size: int) ->
     return config
 
 
+def _parse_limit(text: str) -> tuple[str, float, float]:
+    name, sep, value = text.partition("=")
+    low_text, colon, high_text = value.partition(":")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        high = float(high_text if colon else value)
+        low = float(low_text) if colon else -high
+    except ValueError:
+        raise TrainingError(f"--limit {text!r}: write OUTPUT=MAX (for ±MAX) or OUTPUT=MIN:MAX, e.g. linear.x=1.5.") from None
+    if not low < high:
+        raise TrainingError(f"--limit {text!r}: the minimum must be below the maximum.")
+    return name.strip(), low, high
+
+
+def _apply_limits(export: dict[str, Any], limits: list[str]) -> None:
+    """Set the outputs' ``min``/``max`` from ``--limit`` options (by twist field or by name)."""
+    outputs = export.get("outputs") or []
+    for text in limits:
+        name, low, high = _parse_limit(text)
+        matches = [o for o in outputs if name in (o.get("twist_field"), o.get("name"))]
+        if not matches:
+            known = [o.get("twist_field") or o.get("name") for o in outputs]
+            raise TrainingError(f"--limit {text!r}: the model has no output {name!r}; its outputs are {known}.")
+        for output in matches:
+            output.update(min=low, max=high)
+
+
+def _read_bags(path: Path, args: argparse.Namespace) -> DescribedData:
+    from lnn_ros.training.data import DescribedData, check_sequences
+    from lnn_ros.training.loaders import BAG_TRAINING_READER, resolve_loader
+
+    reader: Any = resolve_loader(BAG_TRAINING_READER)  # takes the topic overrides too
+    described = reader(path, imu_topic=args.imu_topic, command_topic=args.command_topic)
+    if not isinstance(described, DescribedData):
+        raise TrainingError(f"{BAG_TRAINING_READER} returned {type(described).__name__}, not DescribedData.")
+    check_sequences(described.sequences, where=str(path))
+    return described
+
+
+def _bag_options_given(args: argparse.Namespace) -> list[str]:
+    given = [("--imu-topic", args.imu_topic), ("--command-topic", args.command_topic), ("--limit", args.limit)]
+    return [flag for flag, value in given if value]
+
+
+def _split_line(split: FlightSplit) -> str:
+    if not split.validation:
+        return f"split    {len(split.train_flights)} flight(s) for training, no validation"
+    if set(split.train_flights) & set(split.validation_flights):
+        return (
+            "split    one flight only: validation is the end of it, not a held-out flight "
+            "(record several flights for an honest validation)"
+        )
+    return (
+        f"split    by flight: {len(split.train_flights)} for training, {len(split.validation_flights)} held out "
+        f"for validation ({', '.join(Path(f).name for f in split.validation_flights)})"
+    )
+
+
 def run_train(args: argparse.Namespace) -> int:
     from lnn_ros.training.distributed import session
 
@@ -124,18 +195,37 @@ def _train(args: argparse.Namespace, context: DistContext) -> int:
 
     from lnn_ros.cells import CellConfigError, SequenceModel, build_cell
     from lnn_ros.training.checkpoint import save_checkpoint
-    from lnn_ros.training.data import check_sequences
-    from lnn_ros.training.loaders import load_sequences
+    from lnn_ros.training.data import check_sequences, split_flights
+    from lnn_ros.training.loaders import BAG_READER, BAG_TRAINING_READER, dataset_format, load_sequences
     from lnn_ros.training.stream import ShardSet
     from lnn_ros.training.trainer import LRSchedule, TrainConfig, TrainResult, fit, fit_stream
 
+    described: DescribedData | None = None
+    split: FlightSplit | None = None
+    validation: list[TimedSequence] | None = None
     if args.stream:
+        if _bag_options_given(args):
+            raise TrainingError(
+                f"{', '.join(_bag_options_given(args))} work without --stream; for streamed bags write shards with "
+                "'lnn-ros bag-to-dataset --shards --imu-topic ... --command-topic ...' and train on them."
+            )
         shards = ShardSet.open(args.data, args.format)
         val_shards = None if args.val is None else ShardSet.open(args.val, args.format)
         input_shape, output_size = shards.probe()
     else:
-        train = load_sequences(args.data, args.format)
-        validation = None if args.val is None else load_sequences(args.val, args.format)
+        if args.data.exists() and (args.format or dataset_format(args.data)) in (BAG_READER, BAG_TRAINING_READER):
+            described = _read_bags(args.data, args)
+            train = list(described.sequences)
+            if args.val is None:
+                split = split_flights(train, described.flights, args.val_fraction, args.seed)
+                train, validation = split.train, split.validation
+            else:
+                validation = list(_read_bags(args.val, args).sequences)
+        elif _bag_options_given(args):
+            raise TrainingError(f"{', '.join(_bag_options_given(args))} apply to bags, but {str(args.data)!r} is not a bag.")
+        else:
+            train = load_sequences(args.data, args.format)
+            validation = None if args.val is None else load_sequences(args.val, args.format)
         input_shape, output_size = check_sequences(train, where=str(args.data))
     if len(input_shape) != 1:
         raise TrainingError(f"{args.data}: 'lnn-ros train' takes vector inputs x [T,F], got per-step shape {input_shape!r}.")
@@ -157,6 +247,11 @@ def _train(args: argparse.Namespace, context: DistContext) -> int:
         progress=not args.no_progress and context.is_main,
         threads=args.threads,
     )
+    if described is not None and context.is_main:
+        for line in described.report:
+            print(line)
+        if split is not None:
+            print(_split_line(split))
     cell_config = _cell_config(args, input_shape[0], output_size)
     torch.manual_seed(args.seed)
     try:
@@ -175,19 +270,23 @@ def _train(args: argparse.Namespace, context: DistContext) -> int:
         result = fit(SequenceModel(cell), train, config, validation=validation, context=context)
     if not context.is_main:
         return 0  # rank 0 alone writes the checkpoint and logs
-    save_checkpoint(
-        args.out,
-        cell,
-        stats=result.stats,
-        metadata={
-            "data": str(args.data),
-            "validation_data": None if args.val is None else str(args.val),
-            "train_config": config.to_dict(),
-            "train_result": result.to_dict(),
-            "processes": context.world_size,
-            "streamed": bool(args.stream),
-        },
-    )
+    metadata: dict[str, Any] = {
+        "data": str(args.data),
+        "validation_data": None if args.val is None else str(args.val),
+        "train_config": config.to_dict(),
+        "train_result": result.to_dict(),
+        "processes": context.world_size,
+        "streamed": bool(args.stream),
+    }
+    export = None
+    if described is not None:
+        export = {"name": args.out.resolve().name, "description": f"{cell_config['kind']} trained on {args.data.resolve().name}"}
+        export.update(described.export)
+        _apply_limits(export, args.limit)
+        metadata["data_source"] = dict(described.source)
+        if split is not None:
+            metadata["data_source"]["split"] = {"train": list(split.train_flights), "validation": list(split.validation_flights)}
+    save_checkpoint(args.out, cell, stats=result.stats, metadata=metadata, export=export)
     monitored = "validation" if result.val_loss else "training"
     processes = f" on {context.world_size} processes ({context.backend})" if context.distributed else ""
     print(

@@ -13,8 +13,8 @@ is used here, so data sources (bags, simulator) can build datasets without torch
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -71,6 +71,33 @@ def check_sequences(sequences: Sequence[TimedSequence], where: str = "dataset") 
     if len(shapes) != 1:
         raise DataError(f"{where}: sequences disagree on (input shape, output size): {sorted(shapes)!r}.")
     return shapes.pop()
+
+
+@dataclass(frozen=True)
+class DescribedData:
+    """Sequences with what they are, from a reader that knows (the bag reader does).
+
+    Attributes:
+        sequences: The data.
+        flights: The recording each sequence comes from, one per sequence; validation holds out
+            whole flights (:func:`split_flights`).
+        export: What ``lnn-ros export`` needs, in the export spec's keys (``features``,
+            ``outputs`` with their limits, ``dt``; docs/export-spec.md); the normalisation is
+            added by training. Stored in the checkpoint.
+        source: Where the data came from (plain data: topics, message types, files), stored in
+            the checkpoint's metadata.
+        report: Lines saying what was left out of the data and why.
+    """
+
+    sequences: tuple[TimedSequence, ...]
+    flights: tuple[str, ...]
+    export: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    report: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.flights) != len(self.sequences):
+            raise DataError(f"DescribedData needs one flight per sequence, got {len(self.flights)} for {len(self.sequences)}.")
 
 
 @dataclass(frozen=True)
@@ -230,3 +257,44 @@ def split_sequences(
     val = [sequences[i] for i in sorted(order[:n_val])]
     train = [sequences[i] for i in sorted(order[n_val:])]
     return train, val
+
+
+class FlightSplit(NamedTuple):
+    """Train and validation sequences, and the flights each side holds."""
+
+    train: list[TimedSequence]
+    validation: list[TimedSequence]
+    train_flights: tuple[str, ...]
+    validation_flights: tuple[str, ...]
+
+
+def split_flights(
+    sequences: Sequence[TimedSequence], flights: Sequence[str], val_fraction: float, seed: int = 0
+) -> FlightSplit:
+    """Split by whole flights: every sequence of a held-out flight goes to validation, so no
+    flight feeds both sides (windows of one flight are correlated; validation on them flatters).
+
+    ``val_fraction`` of the flights (at least one, never all) is held out, drawn with ``seed``.
+    With a single flight there is no honest split: :func:`split_sequences` splits its sequences
+    (or the end of its only sequence), and the flight is on both sides.
+
+    Raises:
+        DataError: ``val_fraction`` outside [0, 1), a flight count that does not match, or too
+            little data for a split.
+    """
+    if len(flights) != len(sequences):
+        raise DataError(f"split_flights needs one flight per sequence, got {len(flights)} for {len(sequences)}.")
+    names = list(dict.fromkeys(flights))
+    if len(names) < 2 or val_fraction == 0.0:
+        train, val = split_sequences(sequences, val_fraction, seed)
+        return FlightSplit(train, val, tuple(names), tuple(names) if val else ())
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction!r}.")
+    order = np.random.default_rng(seed).permutation(len(names))
+    n_val = min(max(1, round(len(names) * val_fraction)), len(names) - 1)
+    held_out = {names[i] for i in order[:n_val]}
+    train = [s for s, f in zip(sequences, flights) if f not in held_out]
+    val = [s for s, f in zip(sequences, flights) if f in held_out]
+    return FlightSplit(
+        train, val, tuple(n for n in names if n not in held_out), tuple(n for n in names if n in held_out)
+    )

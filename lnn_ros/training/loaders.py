@@ -45,6 +45,8 @@ def formats() -> list[str]:
 
 
 BAG_READER = "lnn_ros.bag.dataset:load_sequences"  # named, not imported: bag sits above training
+BAG_TRAINING_READER = "lnn_ros.bag.dataset:training_data"
+"""The bag reader ``lnn-ros train`` uses: sequences labelled by bag and described for the checkpoint."""
 
 
 BAG_SUFFIXES = (".mcap", ".db3", ".bag")
@@ -99,15 +101,19 @@ def load_sequences(path: str | Path, format_name: str | None = None) -> list[Tim
     if not path.exists():
         raise DataError(f"Dataset {str(path)!r} does not exist.")
     if format_name is None:
-        format_name = _format_of_dataset(path)
+        format_name = dataset_format(path)
     sequences = list(resolve_loader(format_name)(path))
     check_sequences(sequences, where=str(path))
     return sequences
 
 
-def _format_of_dataset(path: Path) -> str:
+def dataset_format(path: Path) -> str:
     """A file's format by suffix; a folder's by the first file of a registered format in it, else
-    the bag reader when the folder is a bag or holds bags directly (:func:`is_bag`)."""
+    the bag reader when the folder is a bag or holds bags directly (:func:`is_bag`).
+
+    Raises:
+        DataError: neither (the message says to pass ``--format``).
+    """
     if path.is_file():
         found = format_of(path)
     else:
