@@ -46,7 +46,7 @@ from lnn_ros.sim.ros import params as sim_params
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "models"
-BUNDLE = MODELS / "drone_mlp"  # shipped: the launch tests need no torch
+BUNDLE = MODELS / "drone_stack_mlp"  # shipped: the launch tests need no torch
 OTHER_BUNDLE = MODELS / "drone_cfc"
 FINISHED = re.compile(r"\[INFO\] \[(?P<name>[\w-]+)\]: process has finished cleanly")
 DIED = re.compile(r"\[(?P<name>[\w-]+)\]: process has died \[pid \d+, exit code (?P<code>-?\d+)")

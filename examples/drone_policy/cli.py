@@ -65,7 +65,7 @@ def _run_eval_policies(args: argparse.Namespace, variants: Callable[[str], list[
     from lnn_ros_examples.drone_policy.evaluate import PUBLISHED_CONDITIONS, evaluate_policies, markdown, save_report
 
     if args.models is None:
-        paths = [shipped_model(f"drone_{kind}") for kind in policy_recipe.KINDS]
+        paths = [shipped_model(f"drone_{kind}") for kind in policy_recipe.SHIPPED_KINDS]
     else:
         paths = list(args.models)
     models = {path.resolve().name: path for path in paths}

@@ -1,6 +1,6 @@
 """Re-export the manifest of trained drone bundles with the camera preprocessing they were trained with.
 
-``python -m lnn_ros_examples.drone_policy.redeclare models/drone_cfc models/drone_lstm models/drone_mlp``
+``python -m lnn_ros_examples.drone_policy.redeclare models/drone_*``
 
 The shipped weights were trained on 64x48 ``rgb8`` renders; the declared preprocessing
 (:data:`~lnn_ros_examples.drone_policy.data.PREPROCESS`) passes such frames unchanged (crop,

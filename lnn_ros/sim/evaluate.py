@@ -1,4 +1,4 @@
-"""Success statistics of a controller over seeds and scenario variants."""
+"""Success statistics of a controller over seeds and scenario variants (success: :mod:`lnn_ros.sim.quality`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import NamedTuple
 from lnn_ros.sim.errors import SimError
 from lnn_ros.sim.expert.expert import expert_controller
 from lnn_ros.sim.parallel import check_picklable, resolve_workers, run_jobs
+from lnn_ros.sim.quality import flight_quality
 from lnn_ros.sim.world.closed_loop import Controller, run_closed_loop
 from lnn_ros.sim.world.config import ScenarioVariant, SimConfig, variant_from_name
 from lnn_ros.sim.world.episode import EpisodeResult, Simulator
@@ -21,24 +22,25 @@ class VariantStats(NamedTuple):
 
     variant: ScenarioVariant
     episodes: int
-    reached: int
+    reached: int  # successes by the strict rule: reached the target region and stayed to the end
     crashed: int
-    mean_time_to_reach_s: float  # over reached episodes; NaN if none
+    mean_time_to_reach_s: float  # start of the final stay, over successful episodes; NaN if none
     mean_final_distance_m: float
 
     @property
     def success_rate(self) -> float:
-        """Share of episodes that reached the target."""
+        """Share of successful episodes (:func:`lnn_ros.sim.quality.flight_quality`)."""
         return self.reached / self.episodes
 
 
 def summarize(variant: ScenarioVariant, results: Sequence[EpisodeResult]) -> VariantStats:
-    """Aggregate episode results of one variant."""
-    times = [r.time_to_reach_s for r in results if r.time_to_reach_s is not None]
+    """Aggregate episode results of one variant, success by the strict rule of :mod:`lnn_ros.sim.quality`."""
+    qualities = [flight_quality(r) for r in results]
+    times = [q.time_to_reach_s for q in qualities if q.time_to_reach_s is not None]
     return VariantStats(
         variant=variant,
         episodes=len(results),
-        reached=sum(r.reached for r in results),
+        reached=sum(q.success for q in qualities),
         crashed=sum(r.crashed for r in results),
         mean_time_to_reach_s=sum(times) / len(times) if times else math.nan,
         mean_final_distance_m=sum(r.final_distance_m for r in results) / len(results),

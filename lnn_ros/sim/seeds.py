@@ -1,7 +1,8 @@
 """Which episode seeds train and which evaluate: two disjoint ranges, enforced where seeds are used.
 
 Training data (demonstrations, DAgger rounds, recorded bags for training) uses seeds in
-:data:`TRAINING_SEEDS`; evaluation episodes use seeds in :data:`EVALUATION_SEEDS`, derived from
+:data:`TRAINING_SEEDS` (0..9999); everything else is held out: the demo and the ROS tests fly
+seed 10000 and up, and the evaluation table uses seeds in :data:`EVALUATION_SEEDS` derived from
 (condition, index) so that every condition gets its own independent layouts (a hard layout
 does not fail across all conditions at once) while every model flies the same episodes of a
 condition (paired comparisons). The checks below raise instead of trusting a convention.
@@ -14,8 +15,9 @@ from collections.abc import Iterable
 
 from lnn_ros.sim.errors import SimError
 
-TRAINING_SEEDS = range(0, 1_000_000)
-EVALUATION_SEEDS = range(1_000_000, 2**31 - 1)
+TRAINING_SEEDS = range(0, 10_000)
+EVALUATION_SEEDS = range(10_000, 2**31 - 1)
+_HASHED_SEEDS = range(1_000_000, 2**31 - 1)  # where evaluation_seeds() draws from (seeds below stay for demos)
 
 
 def evaluation_seeds(condition: str, count: int) -> list[int]:
@@ -26,11 +28,11 @@ def evaluation_seeds(condition: str, count: int) -> list[int]:
     """
     if count < 1:
         raise SimError(f"evaluation_seeds needs count >= 1, got {count!r}.")
-    span = EVALUATION_SEEDS.stop - EVALUATION_SEEDS.start
+    span = _HASHED_SEEDS.stop - _HASHED_SEEDS.start
     seeds: list[int] = []
     index = 0
     while len(seeds) < count:
-        seed = EVALUATION_SEEDS.start + zlib.crc32(f"{condition}/{index}".encode()) % span
+        seed = _HASHED_SEEDS.start + zlib.crc32(f"{condition}/{index}".encode()) % span
         index += 1
         if seed not in seeds:
             seeds.append(seed)

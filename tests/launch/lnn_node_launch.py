@@ -73,7 +73,7 @@ class TestNodeUp(unittest.TestCase):
         self.assertAlmostEqual(values["diagnostics_period_s"].double_value, EXPECTED["diagnostics_period_s"])
         self.assertEqual(values["command_frame_id"].string_value, EXPECTED["command_frame_id"])
         self.assertEqual(values["input_qos_depth"].integer_value, EXPECTED["input_qos_depth"])
-        self.assertTrue(values["model_path"].string_value.endswith("drone_mlp"), values["model_path"])
+        self.assertTrue(values["model_path"].string_value.endswith("drone_stack_mlp"), values["model_path"])
 
     def test_node_is_in_the_namespace_on_the_remapped_topics(self) -> None:
         node = self.probe.node
