@@ -66,7 +66,7 @@ def test_the_tutorial_runs_end_to_end(tmp_path: Path) -> None:
         )
         outputs.append(done.stdout)
         assert done.returncode == 0, f"tutorial block failed:\n{script}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr[-3000:]}"
-    train, export, info, replay, check = outputs[1:]
+    train, export, info, _replay, check = outputs[1:]
     assert "trained camera + cfc" in train and "split    by flight" in train
     assert "(ckpt: encoder, step graphs)" in export
     assert "camera   64x48 rgb8 -> 16 features" in info

@@ -31,8 +31,8 @@ from typing import NamedTuple
 from lnn_ros.bag.topics import BagTopics
 from lnn_ros.bag.writer import BagStorage, BagWriter
 from lnn_ros.node_spec.params import DEFAULT_COMMAND_FRAME
-from lnn_ros.sim.bundle_check import write_episode
 from lnn_ros.runtime.records import ImuSample
+from lnn_ros.sim.bundle_check import write_episode
 from lnn_ros.sim.errors import SimError
 from lnn_ros.sim.world.config import SimConfig, variant_from_name
 from lnn_ros.units import NS_PER_S

@@ -176,6 +176,9 @@ class CameraPolicy(nn.Module):
         TrainingError: statistics of the wrong length or not positive, or a cell that does not fit.
     """
 
+    _pixel_scale: Tensor
+    _pixel_offset: Tensor
+
     def __init__(
         self,
         arch: CameraArch,
