@@ -173,10 +173,13 @@ def test_no_camera_trains_imu_only_and_bad_options_are_one_line(tmp_path: Path, 
 
 def test_a_camera_checkpoint_rebuilds_its_encoder_and_refuses_changed_weights(tmp_path: Path) -> None:
     bag = write_late_frames_bag(tmp_path / "late")
+    val = write_late_frames_bag(tmp_path / "val")  # --val bags index their own frames
     ckpt = tmp_path / "ckpt"
-    assert main(["train", str(bag), "--out", str(ckpt), "--image-size", "32x24", "--cell", "gru", *FAST]) == 0
+    args = ["train", str(bag), "--val", str(val), "--out", str(ckpt), "--image-size", "32x24", "--cell", "gru", *FAST]
+    assert main(args) == 0
     checkpoint = load_checkpoint(ckpt)
     assert checkpoint.encoder is not None and not checkpoint.encoder.training
+    assert checkpoint.metadata["train_result"]["val_loss"]
     with torch.no_grad():
         assert checkpoint.encoder(torch.zeros(1, 3, 24, 32)).shape == (1, 16)
     weights = ckpt / "encoder.safetensors"

@@ -33,7 +33,8 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         help="train a recurrent cell on irregularly sampled sequences and save a checkpoint",
         description="Train a cell on DATA (sequences of x [T,F], dt_s [T], y [T,O]) with truncated BPTT, "
         "Adam, gradient clipping and early stopping; write a checkpoint folder (weights.safetensors + "
-        "checkpoint.yaml with the cell config and feature normalisation) for 'lnn-ros export'.",
+        "checkpoint.yaml with the cell config and feature normalisation) for 'lnn-ros export'. Bags with a "
+        "camera train a CNN encoder in front of the cell (docs/training.md#camera-policies-from-bags).",
     )
     parser.add_argument("data", type=Path, help="training dataset (file or folder; with --stream also a quoted glob)")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
@@ -257,6 +258,7 @@ def _train(args: argparse.Namespace, context: DistContext) -> int:
     from lnn_ros.training.trainer import LRSchedule, TrainConfig, TrainResult, fit, fit_stream
 
     described: DescribedData | None = None
+    val_described: DescribedData | None = None  # --val bags: their own frames
     split: FlightSplit | None = None
     validation: list[TimedSequence] | None = None
     if args.stream:
@@ -276,7 +278,8 @@ def _train(args: argparse.Namespace, context: DistContext) -> int:
                 split = split_flights(train, described.flights, args.val_fraction, args.seed)
                 train, validation = split.train, split.validation
             else:
-                validation = list(_read_bags(args.val, args).sequences)
+                val_described = _read_bags(args.val, args)
+                validation = list(val_described.sequences)
         elif _bag_options_given(args):
             raise TrainingError(f"{', '.join(_bag_options_given(args))} apply to bags, but {str(args.data)!r} is not a bag.")
         else:
@@ -318,9 +321,12 @@ def _train(args: argparse.Namespace, context: DistContext) -> int:
         assert described is not None and described.frames is not None
         policy = _camera_policy(args, described, train, cell_config)
         cell = policy.cell
+        val_frames = described.frames if val_described is None else val_described.frames
+        if validation is not None and val_frames is None:
+            raise TrainingError(f"The --val bags {str(args.val)!r} hold no camera frames, the training bags do.")
         result = fit_camera_policy(
             policy, FramedData(train, described.frames),
-            None if validation is None else FramedData(validation, described.frames), config, context,
+            None if validation is None or val_frames is None else FramedData(validation, val_frames), config, context,
         )
     else:
         try:
