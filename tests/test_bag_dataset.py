@@ -44,15 +44,20 @@ def test_fixture_becomes_one_sequence_with_the_valid_command_as_target() -> None
         np.testing.assert_allclose(sequence.y[i], command.heading_array(), rtol=1e-6, atol=1e-7)
 
 
-def test_camera_dataset_uses_the_newest_frame_at_or_before_each_imu_stamp() -> None:
+def test_camera_dataset_holds_the_newest_frame_received_before_each_imu_sample() -> None:
+    """The runner's rule, by receive (log) order: the fixture's frames arrive 12 ms after their stamp,
+    the IMU 1 ms after, so a frame is held from the first IMU message logged after it, not from its stamp."""
     dataset = bags_to_dataset([FIXTURE], DatasetConfig(camera=True))
     (sequence,) = dataset.sequences
-    assert dataset.frame_encoding == "rgb8" and dataset.dropped == {"imu_without_frame": 1}
+    assert dataset.frame_encoding == "rgb8" and dataset.dropped == {"imu_without_frame": 3}
     assert sequence.frames.shape == (60, 24, 32, 3) and sequence.frames.dtype == np.uint8
     frame_stamps = START_NS + 2_500_000 + np.arange(60) * 33_333_333
-    for i in (0, 5, 6, 7, 200, 398):
-        expected = np.searchsorted(frame_stamps, sequence.stamps_ns[i], side="right") - 1
+    frame_logged = frame_stamps + 12 * MS
+    for i in (0, 5, 6, 7, 200, 396):
+        expected = np.searchsorted(frame_logged, sequence.stamps_ns[i] + 1 * MS, side="left") - 1
         assert sequence.frame_index[i] == expected
+        by_stamp = np.searchsorted(frame_stamps, sequence.stamps_ns[i], side="right") - 1
+        assert i not in (5, 6) or expected == by_stamp - 1  # here the stamp rule would hold a frame not yet received
         stamp = int(frame_stamps[expected])
         reference = np.frombuffer(frame_at(stamp, (stamp - START_NS) / NS).data, np.uint8).reshape(24, 32, 3)
         np.testing.assert_array_equal(sequence.images()[i], reference)

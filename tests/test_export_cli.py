@@ -58,6 +58,9 @@ def test_export_without_window(tmp_path: Path, checkpoint: Path) -> None:
     assert sorted(manifest.graphs) == ["step"] and manifest.name == "renamed"
 
 
+CAMERA = {"width": 32, "height": 24, "encoding": "rgb8", "embedding_size": 4, "mean": [0.5] * 3, "std": [0.2] * 3}
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -77,7 +80,9 @@ def test_export_without_window(tmp_path: Path, checkpoint: Path) -> None:
         ({"outputs": [{**SPEC["outputs"][0], "min": "slow"}]}, "field 'outputs[0].min' must be a finite number, got 'slow'"),
         ({"features": [{**SPEC["features"][0], "field": "gyro.z"}, SPEC["features"][1]]}, "field 'features[0].field' must be one of"),
         ({"outputs": SPEC["outputs"] * 2}, "lists 2 outputs but the checkpoint's model gives 1"),
-        ({"camera": {"width": 32}}, "camera models cannot be exported from a checkpoint"),
+        ({"camera": {"width": 32}}, "field 'camera.encoding' is missing"),
+        ({"camera": CAMERA}, "key 'camera' describes an image encoder, but checkpoint"),
+        ({"camera": [32, 24]}, "key 'camera' must be a mapping: the manifest's camera section"),
     ],
 )
 def test_bad_specs_exit_1_with_the_reason(

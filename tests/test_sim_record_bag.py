@@ -16,6 +16,7 @@ from lnn_ros.bag.reader import BagReader, MessageOrder
 from lnn_ros.cli import main
 from lnn_ros.node_spec.params import NodeParams
 from lnn_ros.runtime.records import Command, ImageFrame, ImuSample, SensorRecord, Stream
+from lnn_ros.sim.bundle_check import read_episode
 from lnn_ros.sim.errors import SimError
 from lnn_ros.sim.expert.expert import expert_controller
 from lnn_ros.sim.record_bag import RecordBagConfig, RecordBagResult, record_expert_bag
@@ -132,7 +133,8 @@ def test_cli_records_a_sqlite3_bag_and_refuses_bad_requests(tmp_path: Path, caps
     code = main(["sim", "record-bag", str(out), "--seed", "3", "--variant", "wind", "--duration", "0.5", "--storage", "sqlite3"])
     printed = capsys.readouterr().out
     assert code == 0 and "seed 3 wind" in printed and "/imu " in printed and "/cmd_vel " in printed, printed
-    assert [p.suffix for p in out.iterdir() if p.name != "metadata.yaml"] == [".db3"]
+    assert sorted(p.suffix for p in out.iterdir() if p.name not in ("metadata.yaml", "sim_episode.yaml")) == [".db3"]
+    assert read_episode(out) == {"seed": 3, "variant": "wind", "duration_s": 0.5}  # for 'lnn-ros sim check-bundle --bags'
     with BagReader(out, streams=[Stream.IMU, Stream.COMMAND]) as reader:
         assert reader.expected_count([Stream.IMU]) == reader.expected_count([Stream.COMMAND]) > 80
     assert main(["sim", "record-bag", str(out), "--duration", "0.5"]) == 1
@@ -154,3 +156,17 @@ def test_settings_are_checked(changes: dict[str, object], fragment: str) -> None
     with pytest.raises(SimError) as error:
         RecordBagConfig(**changes)  # type: ignore[arg-type]
     assert fragment in str(error.value)
+
+
+def test_check_bundle_refuses_bags_it_cannot_hold_out(tmp_path: Path) -> None:
+    from lnn_ros.sim.bundle_check import bag_episodes, check_bundle, write_episode
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "metadata.yaml").write_text("rosbag2_bagfile_information: {}\n")
+    with pytest.raises(SimError, match="was recorded by 'lnn-ros sim record-bag'"):
+        bag_episodes([plain])
+    write_episode(plain, 1_500_000, "nominal", 2.0)
+    assert bag_episodes([tmp_path]) == [{"seed": 1_500_000, "variant": "nominal", "duration_s": 2.0}]
+    with pytest.raises(SimError, match="Seed 1500000 cannot be used for the bags the bundle was trained on"):
+        check_bundle(tmp_path / "no_bundle", episodes=1, training_seeds=[1_500_000])

@@ -8,9 +8,11 @@ For every IMU message (in stamp order) one training step is made:
   which matches the engine: its first message only initialises the clock);
 * ``y``: the recorded command valid at that stamp (the last one with stamp ``<=``), as the
   Twist fields in ``targets`` order;
-* camera datasets: the newest frame with stamp ``<=`` the IMU stamp, stored once per frame
-  (``frames`` [N,H,W,C] uint8) with a per-step index (``frame_index`` [T]);
-  :meth:`BagSequence.images` gathers the [T,H,W,C] view.
+* camera datasets: the frame :class:`~lnn_ros.runtime.PolicyRunner` holds at that step, i.e. the
+  newest frame *received before* the IMU message in the bag's receive (log) order, which is
+  what ``lnn-ros replay`` and the node feed it (frames not newer than the previous one are left
+  out, as the runner drops them), stored once per frame (``frames`` [N,H,W,C] uint8) with a
+  per-step index (``frame_index`` [T]); :meth:`BagSequence.images` gathers the [T,H,W,C] view.
 
 Steps without a valid command (before the first one, or the newest older than
 ``max_command_age_s``) or, for camera datasets, without a recent enough frame are left out,
@@ -42,8 +44,9 @@ import numpy as np
 
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.reader import BagReader, MessageOrder
-from lnn_ros.bag.topics import BagTopics
+from lnn_ros.bag.topics import SUPPORTED_TYPES, BagTopics, topic_key
 from lnn_ros.bundle.manifest import IMAGE_ENCODINGS, IMU_FIELDS, TWIST_FIELDS, CameraSpec, Manifest
+from lnn_ros.bundle.preprocess import Preprocess
 from lnn_ros.runtime.image import ImageDecoder
 from lnn_ros.runtime.records import Command, ImageFrame, ImuSample, Stream
 from lnn_ros.training.data import DescribedData, TimedSequence
@@ -61,7 +64,8 @@ DROP_REASONS = {
     "imu_nonfinite_command": "IMU samples whose command has a NaN or infinite value",
     "imu_without_frame": "IMU samples without a camera frame newer than max_frame_age_s",
     "frame_unusable": "camera frames of an unknown encoding or another size than the first",
-    "frame_duplicate_stamp": "camera frames repeating the previous stamp",
+    "frame_duplicate_stamp": "camera frames repeating the previous stamp (the runtime drops them too)",
+    "frame_out_of_order": "camera frames stamped before the previous frame (the runtime drops them too)",
     "short_sequence_steps": "IMU samples in stretches shorter than min_steps",
 }
 """What each key of :attr:`BagDataset.dropped` counts."""
@@ -73,6 +77,42 @@ OUTPUT_NAMES = {
 }
 OUTPUT_UNITS = {"linear": "m/s", "angular": "rad/s"}
 MIN_LIMIT = 1e-3
+"""The output limit of a command field that is 0 throughout the data (a range must stay)."""
+ENCODER_SIZE = (64, 48)
+"""Width and height camera frames are preprocessed to for training by default (the shipped policies')."""
+MAX_FRAMES = 1 << 24
+"""Frames a training set can hold: a float32 frame-index column represents every integer below this."""
+
+
+def training_camera(width: int, height: int) -> CameraSpec:
+    """The camera section frames are preprocessed with for training: rgb8 at ``width`` x ``height``
+    from any Image encoding or jpeg / png, by the runtime's :class:`~lnn_ros.runtime.image.ImageDecoder`
+    (mean / std do not enter the pixels; the trained policy sets them)."""
+    return CameraSpec(width, height, "rgb8", 1, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), preprocess=Preprocess())
+
+
+def find_camera_topic(path: str | Path, topic: str | None = None) -> str | None:
+    """The camera topic of the (first) bag at ``path``: ``topic`` if given, else the default
+    ``camera/image_raw`` if present, else its only Image / CompressedImage topic; None when it has
+    no camera topic.
+
+    Raises:
+        BagError: several image topics and none is the default (name one with ``--camera-topic``).
+    """
+    if topic is not None:
+        return topic
+    with BagReader(bag_paths(path)[0], BagTopics(), streams=[Stream.IMU]) as reader:
+        images = {name: info.msgtype for name, info in reader.info.topics.items() if info.msgtype in SUPPORTED_TYPES[Stream.CAMERA]}
+    default = BagTopics().camera
+    for name in images:
+        if topic_key(name) == topic_key(default):
+            return name
+    if len(images) > 1:
+        raise BagError(
+            f"Bag {str(path)!r} has several camera topics ({', '.join(sorted(images))}); pick one with --camera-topic "
+            "or train without the camera with --no-camera."
+        )
+    return next(iter(images), None)
 """The output limit of a command field that is 0 throughout the data (a range must stay)."""
 
 
@@ -211,21 +251,25 @@ class _Streams(NamedTuple):
     imu: list[ImuSample]
     frames: list[ImageFrame]
     commands: list[Command]
+    imu_received: list[int]  # position of each IMU message in the bag's receive (log) order
+    frames_received: list[int]
 
 
 def _read_streams(path: Path, config: DatasetConfig, warnings: list[str], topics: dict[str, dict[str, str]]) -> _Streams:
     required = [Stream.IMU, Stream.COMMAND] + ([Stream.CAMERA] if config.camera else [])
-    streams = _Streams([], [], [])
+    streams = _Streams([], [], [], [], [])
     reader = BagReader(path, config.topics, streams=required, required=required, strict=config.strict,
                        detect_types=config.detect_types)
     with reader:
         for stream in required:
             topics.setdefault(stream.value, {"topic": reader.topic(stream), "type": str(reader.msgtype(stream))})
-        for message in reader.messages(MessageOrder.LOG):
+        for position, message in enumerate(reader.messages(MessageOrder.LOG)):
             if message.stream is Stream.IMU:
                 streams.imu.append(message.record)  # type: ignore[arg-type]
+                streams.imu_received.append(position)
             elif message.stream is Stream.CAMERA:
                 streams.frames.append(message.record)  # type: ignore[arg-type]
+                streams.frames_received.append(position)
             else:
                 streams.commands.append(message.record)  # type: ignore[arg-type]
         warnings.extend(reader.warnings.lines())
@@ -265,13 +309,15 @@ def _sequences_of_bag(
             f"Bag {str(path)!r} has no readable recorded command on {config.topics.command!r}; there is no target to learn."
         )
     # IMU: stamp order, repeated stamps dropped (the engine drops them too).
-    imu = sorted(streams.imu, key=lambda s: s.stamp_ns)
+    by_stamp = sorted(range(len(streams.imu)), key=lambda i: streams.imu[i].stamp_ns)
+    imu = [streams.imu[i] for i in by_stamp]
+    received = np.array([streams.imu_received[i] for i in by_stamp], dtype=np.int64)
     stamps = np.array([s.stamp_ns for s in imu], dtype=np.int64)
     keep = np.ones(len(imu), dtype=bool)
     keep[1:] = np.diff(stamps) > 0
     _count(dropped, "imu_duplicate_stamp", (~keep).sum())
     imu = [s for s, k in zip(imu, keep) if k]
-    stamps = stamps[keep]
+    stamps, received = stamps[keep], received[keep]
     raw = np.empty((len(imu), len(IMU_FIELDS)), dtype=np.float64)
     for row, sample in enumerate(imu):
         raw[row, 0:3] = sample.angular_velocity
@@ -298,8 +344,11 @@ def _sequences_of_bag(
     frame_pick: np.ndarray | None = None
     encoding: str | None = None
     if config.camera:
-        frames_array, frame_ns, encoding = _stack_frames(path, streams.frames, dropped, config.camera_spec)
-        frame_pick = np.searchsorted(frame_ns, stamps, side="right") - 1
+        frames_array, frame_ns, frame_received, encoding = _stack_frames(
+            path, streams.frames, streams.frames_received, dropped, config.camera_spec
+        )
+        # The runner's rule: the newest frame received before the IMU message (bag receive order).
+        frame_pick = np.searchsorted(frame_received, received, side="left") - 1
         has_frame = (frame_pick >= 0) & (
             stamps - frame_ns[np.maximum(frame_pick, 0)] <= int(config.max_frame_age_s * NS_PER_S)
         )
@@ -324,15 +373,23 @@ def _sequences_of_bag(
 
 
 def _stack_frames(
-    path: Path, frames: list[ImageFrame], dropped: dict[str, int], camera: CameraSpec | None = None
-) -> tuple[np.ndarray, np.ndarray, str]:
-    frames = sorted(frames, key=lambda f: f.stamp_ns)
+    path: Path, frames: list[ImageFrame], received: list[int], dropped: dict[str, int], camera: CameraSpec | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Usable frames in receive order, with their stamps and receive positions.
+
+    As the runtime holds them: a frame whose stamp is not newer than the last kept one is left
+    out (``frame_duplicate_stamp`` / ``frame_out_of_order``).
+    """
     decoder = None if camera is None else ImageDecoder(camera)
     pixels: list[np.ndarray] = []
     stamps: list[int] = []
+    positions: list[int] = []
     shape: tuple[int, ...] | None = None
     encoding: str | None = None
-    for frame in frames:
+    for frame, position in zip(frames, received):
+        if stamps and frame.stamp_ns <= stamps[-1]:
+            _count(dropped, "frame_duplicate_stamp" if frame.stamp_ns == stamps[-1] else "frame_out_of_order", 1)
+            continue
         if decoder is None:
             image, frame_encoding = _frame_pixels(frame), frame.encoding
         else:  # the runtime's preprocessing: what the encoder will see in flight
@@ -341,19 +398,17 @@ def _stack_frames(
         if image is None or (shape is not None and (image.shape != shape or frame_encoding != encoding)):
             _count(dropped, "frame_unusable", 1)
             continue
-        if stamps and frame.stamp_ns == stamps[-1]:
-            _count(dropped, "frame_duplicate_stamp", 1)
-            continue
         shape, encoding = image.shape, frame_encoding
         pixels.append(image)
         stamps.append(frame.stamp_ns)
+        positions.append(position)
     if not pixels:
         raise BagError(
             f"Bag {str(path)!r} has no usable camera frame (encodings {sorted(IMAGE_ENCODINGS)} with a consistent "
             "size); build the dataset without the camera or fix the camera topic."
         )
     assert encoding is not None
-    return np.stack(pixels), np.array(stamps, dtype=np.int64), encoding
+    return np.stack(pixels), np.array(stamps, dtype=np.int64), np.array(positions, dtype=np.int64), encoding
 
 
 def _make_sequence(
@@ -469,20 +524,42 @@ def describe(dataset: BagDataset, config: DatasetConfig) -> dict[str, Any]:
     return {"features": features, "outputs": outputs, "dt": dt}
 
 
-def training_data(path: Path, *, imu_topic: str | None = None, command_topic: str | None = None) -> DescribedData:
+def training_data(
+    path: Path,
+    *,
+    imu_topic: str | None = None,
+    command_topic: str | None = None,
+    camera_topic: str | None = None,
+    camera: bool | None = None,
+    image_size: tuple[int, int] = ENCODER_SIZE,
+) -> DescribedData:
     """``lnn-ros train``'s bag reader: a bag or a folder of bags -> sequences labelled with their
     bag, described for the checkpoint (:func:`describe`), with the report of what was dropped.
 
     The topics default to :class:`BagTopics`' names; their message types are read from the bag.
+    With a camera (``camera=None``: when the bags have a camera topic, :func:`find_camera_topic`),
+    every frame is preprocessed as in flight to ``image_size`` (width, height;
+    :func:`training_camera`), the rows are ``[IMU features, index of the held frame]`` into
+    :attr:`DescribedData.frames` and :attr:`DescribedData.camera` says how the frames were made.
 
     Raises:
         BagError: a bag lacks the topic or has it with a type the stream cannot read (the
             message lists the bag's topics), or nothing is left to train on.
     """
-    names = {stream: topic for stream, topic in (("imu", imu_topic), ("command", command_topic)) if topic is not None}
-    config = DatasetConfig(topics=BagTopics(**names), detect_types=True)
+    if camera is False and camera_topic is not None:
+        raise BagError(f"--camera-topic {camera_topic!r} and --no-camera contradict each other; drop one.")
+    camera_topic = None if camera is False else find_camera_topic(path, camera_topic)
+    if camera and camera_topic is None:
+        raise BagError(f"Bag {str(path)!r} has no camera topic (Image or CompressedImage); name it with --camera-topic.")
+    spec = None if camera_topic is None else training_camera(*image_size)
+    names = {
+        stream: topic
+        for stream, topic in (("imu", imu_topic), ("command", command_topic), ("camera", camera_topic))
+        if topic is not None
+    }
+    config = DatasetConfig(topics=BagTopics(**names), detect_types=True, camera=spec is not None, camera_spec=spec)
     dataset = bags_to_dataset([path], config)
-    source = {
+    source: dict[str, Any] = {
         "kind": "bags",
         "bags": sorted(set(dataset.flights)),
         "topics": dataset.topics,
@@ -490,13 +567,36 @@ def training_data(path: Path, *, imu_topic: str | None = None, command_topic: st
         "dropped": dict(dataset.dropped),
         "gaps": dataset.gaps,
     }
+    sequences = dataset.timed_sequences()
+    frames = None
+    if spec is not None:
+        sequences, frames = _frame_indexed(dataset)
+        source["camera"] = {"width": spec.width, "height": spec.height, "frames": len(frames), "held": "newest received before the IMU message"}
     return DescribedData(
-        sequences=tuple(dataset.timed_sequences()),
+        sequences=tuple(sequences),
         flights=dataset.flights,
         export=describe(dataset, config),
         source=source,
         report=tuple(dataset.report(config.max_gap_s)),
+        frames=frames,
+        camera=spec,
     )
+
+
+def _frame_indexed(dataset: BagDataset) -> tuple[list[TimedSequence], np.ndarray]:
+    """Rows ``[x, held frame index]`` into one array of every sequence's frames."""
+    sequences: list[TimedSequence] = []
+    frames: list[np.ndarray] = []
+    offset = 0
+    for s in dataset.sequences:
+        assert s.frames is not None and s.frame_index is not None
+        index = (s.frame_index + offset).astype(np.float32)[:, None]
+        sequences.append(TimedSequence(np.concatenate([s.x, index], axis=1), s.dt_s, s.y))
+        frames.append(s.frames)
+        offset += len(s.frames)
+    if offset >= MAX_FRAMES:
+        raise BagError(f"{offset} camera frames exceed the {MAX_FRAMES} a training set can index; train on fewer bags.")
+    return sequences, np.concatenate(frames, axis=0)
 
 
 def save_dataset_npz(dataset: BagDataset, path: str | Path) -> Path:

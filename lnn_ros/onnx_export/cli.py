@@ -5,9 +5,9 @@ from the checkpoint when it was trained from bags, and from ``--spec`` otherwise
 for such a checkpoint overrides it key by key. The normalisation always comes from the
 checkpoint. The spec format, with an example: docs/export-spec.md (:mod:`lnn_ros.onnx_export.spec`).
 
-Camera models (an image encoder in front of the cell) are exported from Python with
-:func:`lnn_ros.onnx_export.export_bundle`, since a checkpoint holds only the cell.
-torch is imported inside the handler only: this module is imported on every ``lnn-ros`` call.
+A camera model's checkpoint (``lnn-ros train`` on camera bags) also holds the image encoder and
+its spec the ``camera`` section (size, normalisation, preprocessing): the bundle then gets the
+encoder graph beside the step graph. torch is imported inside the handler only: this module is imported on every ``lnn-ros`` call.
 """
 
 from __future__ import annotations
@@ -90,11 +90,19 @@ def resolve_spec(args: argparse.Namespace, checkpoint: Checkpoint) -> ExportSpec
 
 def run_export(args: argparse.Namespace) -> int:
     from lnn_ros.onnx_export.bundle_writer import export_bundle_with_report
+    from lnn_ros.onnx_export.errors import ExportError
     from lnn_ros.onnx_export.graphs import Exporter
     from lnn_ros.training.checkpoint import load_checkpoint
 
     checkpoint = load_checkpoint(args.checkpoint)
     spec = resolve_spec(args, checkpoint)
+    if (spec.camera is None) != (checkpoint.encoder is None):
+        raise ExportError(
+            f"Checkpoint {str(args.checkpoint)!r} has an image encoder but the spec no 'camera' section; add it ({REFERENCE})."
+            if spec.camera is None
+            else f"{args.spec}: key 'camera' describes an image encoder, but checkpoint {str(args.checkpoint)!r} has none "
+            "(it was trained without a camera); remove the key."
+        )
     result = export_bundle_with_report(
         checkpoint.cell,
         args.out,
@@ -104,6 +112,8 @@ def run_export(args: argparse.Namespace) -> int:
         dt=spec.dt,
         window_steps=spec.window_steps,
         description=spec.description,
+        encoder=checkpoint.encoder,
+        camera=spec.camera,
         exporter=Exporter(args.exporter),
     )
     print(f"wrote bundle {result.path} ({spec.name}: {', '.join(sorted(result.manifest.graphs))} graphs)")

@@ -16,10 +16,10 @@ from typing import Any
 
 import yaml
 
-from lnn_ros.bundle.manifest import DtLimits, FeatureSpec, ManifestError, OutputSpec
+from lnn_ros.bundle.manifest import CameraSpec, DtLimits, FeatureSpec, ManifestError, OutputSpec
 from lnn_ros.onnx_export.errors import ExportError
 
-SPEC_KEYS = ("name", "description", "features", "outputs", "dt", "window_steps")
+SPEC_KEYS = ("name", "description", "features", "outputs", "dt", "window_steps", "camera")
 REQUIRED_KEYS = ("name", "features", "outputs", "dt")
 DEFAULT_WINDOW_STEPS = 16
 REFERENCE = "docs/export-spec.md"
@@ -27,7 +27,8 @@ REFERENCE = "docs/export-spec.md"
 
 @dataclass(frozen=True)
 class ExportSpec:
-    """A validated spec: the manifest's features (with the normalisation), outputs and Δt limits."""
+    """A validated spec: the manifest's features (with the normalisation), outputs, Δt limits and, for a
+    camera model, how frames feed its encoder."""
 
     name: str
     description: str
@@ -35,6 +36,7 @@ class ExportSpec:
     outputs: tuple[OutputSpec, ...]
     dt: DtLimits
     window_steps: int | None
+    camera: CameraSpec | None = None
 
 
 def _type_problem(key: str, value: Any) -> str | None:
@@ -47,6 +49,8 @@ def _type_problem(key: str, value: Any) -> str | None:
         return "must be a list of mappings, one per model " + ("input" if key == "features" else "output") + ", in order"
     if key == "dt" and not isinstance(value, dict):
         return "must be a mapping with min_s, max_s and max_gap_s (seconds)"
+    if key == "camera" and not isinstance(value, dict):
+        return "must be a mapping: the manifest's camera section (width, height, encoding, embedding_size, mean, std, preprocess)"
     if key == "window_steps" and value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         return "must be an integer >= 1, or null for no window graph"
     return None
@@ -61,11 +65,6 @@ def check_spec(raw: Any, where: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ExportError(f"{where}: an export spec must be a mapping of {list(SPEC_KEYS)}, got {raw!r} ({REFERENCE}).")
     for key, value in raw.items():
-        if key == "camera":
-            raise ExportError(
-                f"{where}: key 'camera': camera models cannot be exported from a checkpoint yet (it holds only the cell); "
-                "use export_bundle(..., encoder=..., camera=...) in Python."
-            )
         if key not in SPEC_KEYS:
             close = difflib.get_close_matches(str(key), SPEC_KEYS, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
@@ -166,6 +165,7 @@ def build_spec(
             "list one output per model output, in order."
         )
     dt = _parsed(origins["dt"], DtLimits.from_dict, spec["dt"], "dt")
+    camera = None if spec.get("camera") is None else _parsed(origins["camera"], CameraSpec.from_dict, spec["camera"], "camera")
     return ExportSpec(
         name=spec["name"],
         description=str(spec.get("description", "")),
@@ -173,4 +173,5 @@ def build_spec(
         outputs=tuple(outputs),
         dt=dt,
         window_steps=spec.get("window_steps", DEFAULT_WINDOW_STEPS),
+        camera=camera,
     )

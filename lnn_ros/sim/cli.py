@@ -57,6 +57,27 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     record.add_argument("--storage", choices=STORAGES, default=STORAGES[0], help=f"rosbag2 storage (default {STORAGES[0]})")
     record.set_defaults(func=_run_record_bag)
 
+    check = commands.add_parser(
+        "check-bundle",
+        help="fly a bundle in the simulator on held-out evaluation seeds; strict success rate with its 95 % interval",
+        description="Fly BUNDLE (through the runtime's PolicyRunner, as lnn_node runs it) on N evaluation seeds of a "
+        "condition, disjoint from every training seed, and print the strict success rate (reach the target region and "
+        "hold it to the end, no crash) with its 95 % Wilson interval. With --bags (bags from 'lnn-ros sim record-bag') "
+        "the condition is theirs and their seeds are checked to be training seeds.",
+    )
+    check.add_argument("bundle", type=Path, help="bundle folder")
+    check.add_argument("--episodes", type=int, default=20, help="episodes to fly (default 20)")
+    check.add_argument("--condition", default=None,
+                       help=f"scenario variant ({', '.join(v.value for v in ScenarioVariant)}; default: the bags', else nominal)")
+    check.add_argument("--bags", type=Path, nargs="+", default=None, metavar="BAG",
+                       help="the simulator bags the bundle was trained on (bag folders or folders of them)")
+    check.add_argument("--duration", type=float, default=SimConfig().duration_s,
+                       help=f"episode length in seconds (default {SimConfig().duration_s:g})")
+    check.add_argument("--min-success", type=float, default=None, metavar="RATE",
+                       help="exit 1 when the success rate is below RATE (0..1), e.g. in CI")
+    check.add_argument("--workers", type=int, default=None, help="processes flying episodes (default: one per core)")
+    check.set_defaults(func=_run_check_bundle)
+
     # The drone-policy recipe (train-policy, eval-policies) is an application beside the library:
     # it registers its subcommands here when it is installed (lnn_ros_examples).
     try:
@@ -181,6 +202,31 @@ def _run_record_bag(args: argparse.Namespace) -> int:
         f"wrote {result.path} ({args.storage}): {result.duration_s:.2f} s of seed {args.seed} {args.variant}; {counts}; "
         f"expert reached={result.reached}, final distance {result.final_distance_m:.2f} m"
     )
+    return 0
+
+
+def _run_check_bundle(args: argparse.Namespace) -> int:
+    from lnn_ros.sim.bundle_check import bag_episodes, check_bundle
+
+    condition = args.condition
+    seeds: list[int] = []
+    if args.bags is not None:
+        episodes = bag_episodes(args.bags)
+        seeds = [int(e["seed"]) for e in episodes]
+        variants = sorted({str(e["variant"]) for e in episodes})
+        if condition is None:
+            if len(variants) > 1:
+                raise SimError(f"The bags fly several conditions ({', '.join(variants)}); pick one with --condition.")
+            condition = variants[0]
+        print(f"bags     {len(episodes)} simulator episode(s), {', '.join(variants)}, training seeds {min(seeds)}..{max(seeds)}")
+    result = check_bundle(
+        args.bundle, condition or "nominal", args.episodes, args.duration, args.workers, training_seeds=seeds
+    )
+    print(f"seeds    {len(result.seeds)} evaluation seeds of {result.condition} ({result.seeds[0]}, ...), none trained on")
+    print(result.summary())
+    if args.min_success is not None and result.successes / len(result.flights) < args.min_success:
+        print(f"FAILED   success rate below --min-success {args.min_success:g}")
+        return 1
     return 0
 
 

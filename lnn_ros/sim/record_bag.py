@@ -12,6 +12,9 @@ with the expert as the pilot (topics as :class:`~lnn_ros.bag.topics.BagTopics` n
   produced; linear x/y/z and angular z in the heading frame (what ``sim_drone_node`` flies), and
   flown from that stamp on (no latency).
 
+The episode (seed, variant, duration) is written beside the bag's ``metadata.yaml`` as
+``sim_episode.yaml`` (:mod:`lnn_ros.sim.bundle_check`; rosbag2 tools ignore the extra file).
+
 Times: header stamps are sim time, nanoseconds since the episode start (as ``sim_drone_node``
 stamps them). The log time of every message is its header stamp, i.e. a recorder without
 transport latency; so ``--order log`` and ``--order stamp`` replay the bag in the same order, and
@@ -29,6 +32,7 @@ from lnn_ros.bag.topics import BagTopics
 from lnn_ros.bag.writer import BagStorage, BagWriter
 from lnn_ros.node_spec.params import DEFAULT_COMMAND_FRAME
 from lnn_ros.runtime.records import ImuSample
+from lnn_ros.sim.bundle_check import write_episode
 from lnn_ros.sim.errors import SimError
 from lnn_ros.sim.world.config import SimConfig, variant_from_name
 from lnn_ros.units import NS_PER_S
@@ -117,6 +121,8 @@ def record_expert_bag(out: str | Path, config: RecordBagConfig = RecordBagConfig
                 sim.set_command(command, event.stamp_ns)
                 bag.write_twist(topics.command, command, frame_id=config.command_frame_id)
     result = sim.result()
+    if bag.path.is_dir():  # rosbag2: the episode beside metadata.yaml, for 'lnn-ros sim check-bundle --bags'
+        write_episode(bag.path, config.seed, config.variant, config.duration_s)
     return RecordBagResult(
         path=bag.path,
         counts=dict(bag.counts),

@@ -9,6 +9,8 @@
 * :mod:`~lnn_ros.training.stream`: shards (``.npz`` files, bags) streamed as windows, sharded
   over ranks and data-loader workers.
 * :mod:`~lnn_ros.training.distributed`: the process group under torchrun (DDP).
+* :mod:`~lnn_ros.training.camera`: camera + IMU policies (a CNN encoder in front of any cell),
+  trained on frame-indexed rows and exported with the encoder graph.
 * :mod:`~lnn_ros.training.checkpoint`: safetensors weights + YAML sidecar; never unpickles.
 * :mod:`~lnn_ros_examples.sine`: the sine example (``lnn-ros example``).
 
@@ -24,6 +26,7 @@ from lnn_ros._lazy import lazy_exports
 __all__, __getattr__ = lazy_exports(
     __name__,
     {
+        "camera": ("CameraArch", "CameraPolicy", "export_camera_policy", "fit_camera_policy", "new_camera_policy"),
         "checkpoint": ("Checkpoint", "load_checkpoint", "save_checkpoint"),
         "data": ("FeatureStats", "TimedSequence", "WindowBatch", "check_sequences", "make_windows", "split_sequences"),
         "errors": ("CheckpointError", "DataError", "TrainingError"),

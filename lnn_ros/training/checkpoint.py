@@ -1,6 +1,7 @@
 """Checkpoints: a folder with ``weights.safetensors`` and a ``checkpoint.yaml`` sidecar.
 
-The sidecar holds the cell config (rebuilt with :func:`lnn_ros.cells.build_cell`), the input
+A camera model also has ``encoder.safetensors``: its image encoder (:mod:`lnn_ros.training.camera`),
+whose config and SHA-256 the sidecar's ``encoder`` section holds. The sidecar holds the cell config (rebuilt with :func:`lnn_ros.cells.build_cell`), the input
 normalisation statistics, the SHA-256 of the weights file, what the model's inputs and outputs
 are when training knew it (``export``: the export spec's keys, docs/export-spec.md; absent in
 older checkpoints) and free-form metadata (training settings, losses, the data's source). Loading never unpickles: weights are read with safetensors, the sidecar
@@ -14,7 +15,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import yaml
@@ -24,11 +25,15 @@ from safetensors.torch import load_file, save_file
 import lnn_ros
 from lnn_ros.cells import CellConfigError, RecurrentCell, build_cell
 from lnn_ros.training.data import FeatureStats
-from lnn_ros.training.errors import CheckpointError, DataError
+from lnn_ros.training.errors import CheckpointError, DataError, TrainingError
+
+if TYPE_CHECKING:
+    from lnn_ros.training.camera import ImageEncoder
 
 FORMAT = "lnn_ros-checkpoint"
 FORMAT_VERSION = 1
 WEIGHTS_NAME = "weights.safetensors"
+ENCODER_WEIGHTS_NAME = "encoder.safetensors"
 SIDECAR_NAME = "checkpoint.yaml"
 _PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
 
@@ -43,7 +48,8 @@ class Checkpoint:
         stats: Input normalisation statistics (None if the inputs were not normalised).
         metadata: Free-form data stored with it (e.g. ``train_config``, ``train_result``).
         export: What the inputs and outputs are, in the export spec's keys (``features``,
-            ``outputs``, ``dt``, ...), or None when training did not know (generic data).
+            ``outputs``, ``dt``, ``camera``, ...), or None when training did not know (generic data).
+        encoder: The image encoder in front of the cell (camera models), in eval mode, or None.
     """
 
     path: Path
@@ -51,6 +57,7 @@ class Checkpoint:
     stats: FeatureStats | None
     metadata: dict[str, Any] = field(default_factory=dict)
     export: dict[str, Any] | None = None
+    encoder: torch.nn.Module | None = None
 
 
 def _sha256(path: Path) -> str:
@@ -87,9 +94,10 @@ def save_checkpoint(
     stats: FeatureStats | None = None,
     metadata: dict[str, Any] | None = None,
     export: dict[str, Any] | None = None,
+    encoder: ImageEncoder | None = None,
 ) -> Path:
-    """Write ``cell`` (config + weights), ``stats``, ``export`` (spec-shaped, see :class:`Checkpoint`)
-    and ``metadata`` into the folder ``path``.
+    """Write ``cell`` (config + weights), ``stats``, ``export`` (spec-shaped, see :class:`Checkpoint`),
+    ``metadata`` and a camera model's ``encoder`` into the folder ``path``.
 
     Raises:
         CheckpointError: The stats do not match the cell, or the config/metadata is not plain data.
@@ -102,6 +110,13 @@ def save_checkpoint(
     weights_path = folder / WEIGHTS_NAME
     staged_weights = folder / f".{WEIGHTS_NAME}.{os.getpid()}.tmp"
     save_file(weights, str(staged_weights), metadata={"format": FORMAT})
+    encoder_section = None
+    if encoder is not None:
+        staged_encoder = folder / f".{ENCODER_WEIGHTS_NAME}.{os.getpid()}.tmp"
+        tensors = {name: value.detach().to("cpu").contiguous().clone() for name, value in encoder.state_dict().items()}
+        save_file(tensors, str(staged_encoder), metadata={"format": FORMAT})
+        encoder_section = {"config": encoder.config(), "file": ENCODER_WEIGHTS_NAME, "sha256": _sha256(staged_encoder)}
+        os.replace(staged_encoder, folder / ENCODER_WEIGHTS_NAME)  # before the sidecar that names it
     sidecar = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -109,6 +124,7 @@ def save_checkpoint(
         "normalisation": None if stats is None else stats.to_dict(),
         "weights": {"file": WEIGHTS_NAME, "sha256": _sha256(staged_weights)},
         "producer": {"lnn_ros": str(lnn_ros.__version__), "torch": str(torch.__version__)},
+        **({} if encoder_section is None else {"encoder": encoder_section}),
         **({} if export is None else {"export": export}),
         "metadata": metadata or {},
     }
@@ -182,4 +198,25 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if export is not None and not isinstance(export, dict):
         raise CheckpointError(f"{sidecar_path}: 'export' must be a mapping of export spec keys, got {export!r}.")
     cell.eval()
-    return Checkpoint(path=folder, cell=cell, stats=stats, metadata=dict(sidecar.get("metadata") or {}), export=export)
+    encoder = None if sidecar.get("encoder") is None else _load_encoder(folder, sidecar_path, sidecar["encoder"])
+    return Checkpoint(
+        path=folder, cell=cell, stats=stats, metadata=dict(sidecar.get("metadata") or {}), export=export, encoder=encoder
+    )
+
+
+def _load_encoder(folder: Path, sidecar_path: Path, section: Any) -> ImageEncoder:
+    from lnn_ros.training.camera import build_encoder
+
+    if not isinstance(section, dict) or not isinstance(section.get("file"), str):
+        raise CheckpointError(f"{sidecar_path}: 'encoder' must be a mapping with config, file and sha256, got {section!r}.")
+    path = folder / section["file"]
+    if not path.is_file() or not _is_safetensors(path):
+        raise CheckpointError(f"{sidecar_path}: the encoder weights {path.name!r} are missing or not a safetensors file.")
+    if _sha256(path) != section.get("sha256"):
+        raise CheckpointError(f"{path}: SHA-256 differs from {SIDECAR_NAME}'s; the encoder weights were changed after saving.")
+    try:
+        encoder = build_encoder(section.get("config"))
+        encoder.load_state_dict(load_file(str(path)), strict=True)
+    except (TrainingError, SafetensorError, RuntimeError) as exc:
+        raise CheckpointError(f"{folder}: cannot rebuild the image encoder ({exc}).") from None
+    return encoder.eval()

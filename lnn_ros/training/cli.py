@@ -18,6 +18,7 @@ from lnn_ros.training.errors import TrainingError
 from lnn_ros.training.models import CELL_KINDS
 
 if TYPE_CHECKING:
+    from lnn_ros.training.camera import CameraPolicy
     from lnn_ros.training.data import DescribedData, FlightSplit, TimedSequence
     from lnn_ros.training.distributed import DistContext
 
@@ -32,7 +33,8 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         help="train a recurrent cell on irregularly sampled sequences and save a checkpoint",
         description="Train a cell on DATA (sequences of x [T,F], dt_s [T], y [T,O]) with truncated BPTT, "
         "Adam, gradient clipping and early stopping; write a checkpoint folder (weights.safetensors + "
-        "checkpoint.yaml with the cell config and feature normalisation) for 'lnn-ros export'.",
+        "checkpoint.yaml with the cell config and feature normalisation) for 'lnn-ros export'. Bags with a "
+        "camera train a CNN encoder in front of the cell (docs/training.md#camera-policies-from-bags).",
     )
     parser.add_argument("data", type=Path, help="training dataset (file or folder; with --stream also a quoted glob)")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
@@ -50,6 +52,13 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     bags.add_argument("--imu-topic", default=None, metavar="TOPIC", help="IMU topic (default: imu)")
     bags.add_argument("--command-topic", default=None, metavar="TOPIC",
                       help="recorded commands of a pilot or an expert, the target (default: cmd_vel)")
+    bags.add_argument("--camera-topic", default=None, metavar="TOPIC",
+                      help="camera topic, Image or CompressedImage (default: camera/image_raw, else the bags' only image "
+                      "topic); with a camera a CNN encoder is trained in front of the cell")
+    bags.add_argument("--no-camera", action="store_true", help="train an IMU-only cell even if the bags hold a camera")
+    bags.add_argument("--image-size", default="64x48", metavar="WxH",
+                      help="encoder input size frames are preprocessed to, multiples of 8 (default 64x48)")
+    bags.add_argument("--embedding-size", type=int, default=16, help="camera embedding features E (default 16)")
     bags.add_argument("--limit", action="append", default=[], metavar="OUTPUT=MAX|OUTPUT=MIN:MAX",
                       help="an output's safe limits (OUTPUT: twist field such as linear.x, or the name vx); "
                       "default ± the largest |value| of its recorded commands; repeatable")
@@ -145,15 +154,32 @@ def _read_bags(path: Path, args: argparse.Namespace) -> DescribedData:
     from lnn_ros.training.loaders import BAG_TRAINING_READER, resolve_loader
 
     reader: Any = resolve_loader(BAG_TRAINING_READER)  # takes the topic overrides too
-    described = reader(path, imu_topic=args.imu_topic, command_topic=args.command_topic)
+    described = reader(
+        path, imu_topic=args.imu_topic, command_topic=args.command_topic, camera_topic=args.camera_topic,
+        camera=False if args.no_camera else None, image_size=_image_size(args.image_size),
+    )
     if not isinstance(described, DescribedData):
         raise TrainingError(f"{BAG_TRAINING_READER} returned {type(described).__name__}, not DescribedData.")
     check_sequences(described.sequences, where=str(path))
     return described
 
 
+def _image_size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    try:
+        size = (int(width), int(height))
+    except ValueError:
+        raise TrainingError(f"--image-size {text!r}: write WIDTHxHEIGHT, e.g. 64x48.") from None
+    if min(size) < 8 or size[0] % 8 or size[1] % 8:
+        raise TrainingError(f"--image-size {text!r}: both sides must be multiples of 8 (the encoder halves them three times).")
+    return size
+
+
 def _bag_options_given(args: argparse.Namespace) -> list[str]:
-    given = [("--imu-topic", args.imu_topic), ("--command-topic", args.command_topic), ("--limit", args.limit)]
+    given = [
+        ("--imu-topic", args.imu_topic), ("--command-topic", args.command_topic), ("--camera-topic", args.camera_topic),
+        ("--no-camera", args.no_camera), ("--limit", args.limit),
+    ]
     return [flag for flag, value in given if value]
 
 
@@ -169,6 +195,36 @@ def _split_line(split: FlightSplit) -> str:
         f"split    by flight: {len(split.train_flights)} for training, {len(split.validation_flights)} held out "
         f"for validation ({', '.join(Path(f).name for f in split.validation_flights)})"
     )
+
+
+def _camera_policy(
+    args: argparse.Namespace, described: DescribedData, train: list[TimedSequence], cell_config: dict[str, Any]
+) -> CameraPolicy:
+    """A fresh camera policy: the encoder at the frames' size, normalised by the training flights."""
+    from lnn_ros.training.camera import CameraArch, FramedData, new_camera_policy
+
+    assert described.frames is not None and described.camera is not None
+    arch = CameraArch(
+        cell_kind=args.cell, units=args.units, embedding_size=args.embedding_size,
+        image_height=described.camera.height, image_width=described.camera.width,
+    )
+    return new_camera_policy(
+        arch, FramedData(train, described.frames), args.seed, cell_config=cell_config, normalise=not args.no_normalise
+    )
+
+
+def _add_camera(export: dict[str, Any], policy: CameraPolicy, described: DescribedData) -> None:
+    """The export spec of a camera policy: the embedding features after the IMU's, the camera section
+    (size, normalisation, the preprocessing the frames went through) and no window graph."""
+    from lnn_ros.training.camera import camera_section
+
+    assert described.camera is not None
+    size = policy.arch.embedding_size
+    export["features"] = list(export["features"]) + [
+        {"name": f"embedding_{i}", "source": "camera", "index": i} for i in range(size)
+    ]
+    export["camera"] = camera_section(policy, described.camera.preprocess).to_dict()
+    export["window_steps"] = None
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -194,6 +250,7 @@ def _train(args: argparse.Namespace, context: DistContext) -> int:
     import torch
 
     from lnn_ros.cells import CellConfigError, SequenceModel, build_cell
+    from lnn_ros.training.camera import FramedData, fit_camera_policy
     from lnn_ros.training.checkpoint import save_checkpoint
     from lnn_ros.training.data import check_sequences, split_flights
     from lnn_ros.training.loaders import BAG_READER, BAG_TRAINING_READER, dataset_format, load_sequences
@@ -201,6 +258,7 @@ def _train(args: argparse.Namespace, context: DistContext) -> int:
     from lnn_ros.training.trainer import LRSchedule, TrainConfig, TrainResult, fit, fit_stream
 
     described: DescribedData | None = None
+    val_described: DescribedData | None = None  # --val bags: their own frames
     split: FlightSplit | None = None
     validation: list[TimedSequence] | None = None
     if args.stream:
@@ -220,7 +278,8 @@ def _train(args: argparse.Namespace, context: DistContext) -> int:
                 split = split_flights(train, described.flights, args.val_fraction, args.seed)
                 train, validation = split.train, split.validation
             else:
-                validation = list(_read_bags(args.val, args).sequences)
+                val_described = _read_bags(args.val, args)
+                validation = list(val_described.sequences)
         elif _bag_options_given(args):
             raise TrainingError(f"{', '.join(_bag_options_given(args))} apply to bags, but {str(args.data)!r} is not a bag.")
         else:
@@ -252,22 +311,37 @@ def _train(args: argparse.Namespace, context: DistContext) -> int:
             print(line)
         if split is not None:
             print(_split_line(split))
-    cell_config = _cell_config(args, input_shape[0], output_size)
+    camera = described is not None and described.frames is not None
+    features = input_shape[0] - 1 + args.embedding_size if camera else input_shape[0]
+    cell_config = _cell_config(args, features, output_size)
     torch.manual_seed(args.seed)
-    try:
-        cell = build_cell(cell_config)
-    except CellConfigError as exc:
-        raise TrainingError(f"Cannot build the cell: {exc}") from None
-    if cell.output_size != output_size:
-        raise TrainingError(f"The cell outputs {cell.output_size} values but the data has {output_size} targets.")
+    policy: CameraPolicy | None = None
     result: TrainResult
-    if args.stream:
-        result = fit_stream(
-            SequenceModel(cell), shards, config, validation=val_shards, context=context,
-            workers=args.workers, shuffle_buffer=args.shuffle_buffer,
+    if camera:
+        assert described is not None and described.frames is not None
+        policy = _camera_policy(args, described, train, cell_config)
+        cell = policy.cell
+        val_frames = described.frames if val_described is None else val_described.frames
+        if validation is not None and val_frames is None:
+            raise TrainingError(f"The --val bags {str(args.val)!r} hold no camera frames, the training bags do.")
+        result = fit_camera_policy(
+            policy, FramedData(train, described.frames),
+            None if validation is None or val_frames is None else FramedData(validation, val_frames), config, context,
         )
     else:
-        result = fit(SequenceModel(cell), train, config, validation=validation, context=context)
+        try:
+            cell = build_cell(cell_config)
+        except CellConfigError as exc:
+            raise TrainingError(f"Cannot build the cell: {exc}") from None
+        if cell.output_size != output_size:
+            raise TrainingError(f"The cell outputs {cell.output_size} values but the data has {output_size} targets.")
+        if args.stream:
+            result = fit_stream(
+                SequenceModel(cell), shards, config, validation=val_shards, context=context,
+                workers=args.workers, shuffle_buffer=args.shuffle_buffer,
+            )
+        else:
+            result = fit(SequenceModel(cell), train, config, validation=validation, context=context)
     if not context.is_main:
         return 0  # rank 0 alone writes the checkpoint and logs
     metadata: dict[str, Any] = {
@@ -280,17 +354,23 @@ def _train(args: argparse.Namespace, context: DistContext) -> int:
     }
     export = None
     if described is not None:
-        export = {"name": args.out.resolve().name, "description": f"{cell_config['kind']} trained on {args.data.resolve().name}"}
+        kind = f"camera + {cell_config['kind']}" if camera else cell_config["kind"]
+        export = {"name": args.out.resolve().name, "description": f"{kind} trained on {args.data.resolve().name}"}
         export.update(described.export)
         _apply_limits(export, args.limit)
         metadata["data_source"] = dict(described.source)
         if split is not None:
             metadata["data_source"]["split"] = {"train": list(split.train_flights), "validation": list(split.validation_flights)}
-    save_checkpoint(args.out, cell, stats=result.stats, metadata=metadata, export=export)
+    if policy is not None and export is not None and described is not None:
+        _add_camera(export, policy, described)
+        metadata["camera_arch"] = policy.arch.to_dict()
+    stats = policy.cell_stats() if policy is not None else result.stats
+    save_checkpoint(args.out, cell, stats=stats, metadata=metadata, export=export,
+                    encoder=None if policy is None else policy.encoder)
     monitored = "validation" if result.val_loss else "training"
     processes = f" on {context.world_size} processes ({context.backend})" if context.distributed else ""
     print(
-        f"trained {cell_config['kind']} for {result.epochs_run} epochs in {result.seconds:.1f} s{processes}"
+        f"trained {'camera + ' if camera else ''}{cell_config['kind']} for {result.epochs_run} epochs in {result.seconds:.1f} s{processes}"
         f"{' (stopped early)' if result.stopped_early else ''}; best {monitored} MSE {result.best_loss:.4g} "
         f"at epoch {result.best_epoch + 1}"
     )

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from lnn_ros.bundle.manifest import CameraSpec
 from lnn_ros.training.errors import DataError
 
 MIN_STD = 1e-6
@@ -87,6 +88,9 @@ class DescribedData:
         source: Where the data came from (plain data: topics, message types, files), stored in
             the checkpoint's metadata.
         report: Lines saying what was left out of the data and why.
+        frames: Camera data: every frame the rows index, uint8 [N, H, W, 3], as the encoder sees
+            it; each row is then ``[features, index of the held frame]``. None without a camera.
+        camera: Camera data: how the frames were preprocessed (size, encoding, ``preprocess``).
     """
 
     sequences: tuple[TimedSequence, ...]
@@ -94,8 +98,12 @@ class DescribedData:
     export: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
     report: tuple[str, ...] = ()
+    frames: np.ndarray | None = None
+    camera: CameraSpec | None = None
 
     def __post_init__(self) -> None:
+        if (self.frames is None) != (self.camera is None):
+            raise DataError("DescribedData needs both frames and camera, or neither.")
         if len(self.flights) != len(self.sequences):
             raise DataError(f"DescribedData needs one flight per sequence, got {len(self.flights)} for {len(self.sequences)}.")
 
