@@ -29,8 +29,9 @@ def test_unknown_variant_names_the_valid_ones() -> None:
         assert repr(variant.value) in message
 
 
-def test_only_the_wind_variant_blows_wind() -> None:
-    assert [v for v in ScenarioVariant if VARIANTS[v].has_wind] == [ScenarioVariant.WIND]
+def test_only_the_wind_variants_blow_wind() -> None:
+    windy = [ScenarioVariant.WIND, ScenarioVariant.STORM, ScenarioVariant.STORM_LIGHTING]
+    assert [v for v in ScenarioVariant if VARIANTS[v].has_wind] == windy
 
 
 @pytest.mark.parametrize(

@@ -145,3 +145,23 @@ def test_the_evaluation_pairs_rows_on_the_same_episodes_per_condition() -> None:
     assert table["a"]["nominal"]["ci95"][0] == 0.0
     paired = paired_tests(outcomes, "a")
     assert paired["far"]["b"]["p_value"] == 1.0
+
+
+def test_reports_of_rows_flown_separately_merge_into_the_same_table() -> None:
+    from lnn_ros.sim.demo import shipped_model
+    from lnn_ros_examples.drone_policy.evaluate import evaluate_policies, markdown, merge_reports
+
+    quiet = {"duration_s": 0.3, "offline_episodes": 0, "workers": 1, "log": lambda _line: None}
+    first = evaluate_policies({"a": shipped_model("drone_stack_mlp")}, variants=["nominal", "far"], episodes=2, **quiet)
+    later = evaluate_policies(
+        {"b": shipped_model("drone_gru")}, variants=["far"], episodes=2, with_expert=False, **quiet
+    )
+    merged = merge_reports([first, later])
+    assert set(merged["closed_loop"]) == {"a", "expert", "b"}
+    assert set(merged["closed_loop"]["b"]) == {"far"}
+    assert set(merged["paired"]["far"]) == {"b", "expert"} and "b" not in merged["paired"]["nominal"]
+    assert "| b | – |" in markdown(merged)
+    with pytest.raises(SimError, match="same episodes"):
+        merge_reports([first, {**later, "episodes": 3}])
+    with pytest.raises(SimError, match="not share rows"):
+        merge_reports([first, first])

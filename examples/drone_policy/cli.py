@@ -43,6 +43,10 @@ def register(commands: argparse._SubParsersAction, variants: Callable[[str], lis
     evaluate.add_argument("--offline-episodes", type=int, default=5, help="held-out expert episodes for offline tracking and step cost (default 5)")
     evaluate.add_argument("--workers", type=int, default=None, help="parallel processes (default: one per core)")
     evaluate.add_argument("--out", type=Path, default=Path("results/policy_eval.json"), help="JSON report; the Markdown table goes beside it (.md)")
+    evaluate.add_argument(
+        "--merge", type=Path, nargs="+", default=None, metavar="REPORT",
+        help="fly nothing: merge reports of runs over the same conditions and episodes (rows flown separately) into --out",
+    )
     evaluate.set_defaults(func=lambda args: _run_eval_policies(args, variants))
 
 
@@ -62,8 +66,19 @@ def _run_eval_policies(args: argparse.Namespace, variants: Callable[[str], list[
 
     from lnn_ros.sim.demo import shipped_model
     from lnn_ros.sim.errors import SimError
-    from lnn_ros_examples.drone_policy.evaluate import PUBLISHED_CONDITIONS, evaluate_policies, markdown, save_report
+    from lnn_ros_examples.drone_policy.evaluate import PUBLISHED_CONDITIONS, evaluate_policies, markdown, merge_reports, save_report
 
+    if args.merge:
+        import json
+
+        try:
+            report = merge_reports([json.loads(path.read_text()) for path in args.merge])
+        except (OSError, ValueError, KeyError, SimError) as error:
+            print(f"error: cannot merge {[str(p) for p in args.merge]}: {error}")
+            return 1
+        save_report(report, args.out)
+        print(markdown(report))
+        return 0
     if args.models is None:
         paths = [shipped_model(f"drone_{kind}") for kind in policy_recipe.SHIPPED_KINDS]
     else:

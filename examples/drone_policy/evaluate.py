@@ -428,6 +428,46 @@ def evaluate_policies(
     }
 
 
+def merge_reports(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One report from several runs over the same conditions and episodes (e.g. a row added later).
+
+    Episodes depend only on (condition, index), so a row flown in another run flies the same
+    episodes; the tables and paired tests are recomputed from the merged per-episode outcomes.
+
+    Raises:
+        SimError: the runs differ in conditions, episodes, duration or success rule, or share a row.
+    """
+    if not reports:
+        raise SimError("merge_reports needs at least one report.")
+    first = reports[0]
+    keys = ("episodes", "duration_s", "target_region_m", "min_final_hold_s")
+    for other in reports[1:]:
+        differ = [k for k in keys if other[k] != first[k]]
+        if differ:
+            raise SimError(f"Reports to merge must fly the same episodes; they differ in {differ}.")
+        extra = set(other["variants"]) - set(first["variants"])
+        if extra:
+            raise SimError(f"A merged report may fly a subset of the first one's conditions, not {sorted(extra)}.")
+        shared = set(other["closed_loop"]) & set(first["closed_loop"])
+        if shared:
+            raise SimError(f"Reports to merge must not share rows, both have {sorted(shared)}.")
+    merged = dict(first)
+    outcomes = [EpisodeOutcome(**o) for r in reports for o in r["episode_outcomes"]]
+    for key in ("kinds", "hashes", "costs"):
+        merged[key] = {k: v for r in reports for k, v in r.get(key, {}).items()}
+    # Offline RMSEs are comparable only over the same held-out episodes.
+    merged["offline"] = {
+        k: v for r in reports if r["offline_episodes"] == first["offline_episodes"] for k, v in r.get("offline", {}).items()
+    }
+    merged["closed_loop"] = success_table(outcomes)
+    merged["paired"] = paired_tests(outcomes, first["reference"])
+    merged["episode_outcomes"] = [o._asdict() for o in outcomes]
+    merged["command"] = [r.get("command") for r in reports]
+    merged["seconds"] = {"closed_loop": round(sum(r["seconds"]["closed_loop"] for r in reports), 1),
+                         "total": round(sum(r["seconds"]["total"] for r in reports), 1)}  # fmt: skip
+    return merged
+
+
 def save_report(report: dict[str, Any], out: Path) -> None:
     """Write the JSON report to ``out`` and its Markdown beside it (``.md``)."""
     out.parent.mkdir(parents=True, exist_ok=True)

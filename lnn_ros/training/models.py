@@ -14,7 +14,7 @@ def default_cell_config(kind: str, input_size: int, output_size: int, units: int
 
     * ``cfc``: CfC with a one-layer backbone of ``2 * units`` and a linear readout (proj_size).
     * ``wired_cfc`` / ``ltc``: AutoNCP wiring of ``units`` neurons, ``output_size`` motor neurons
-      (needs ``units > output_size + 2``).
+      (needs ``units > output_size + 2``); ``wired_cfc`` reads them out through a linear layer.
     * ``lstm`` / ``gru``: LSTM / GRU of ``units`` with a linear readout.
     * ``mlp``: two hidden layers of ``units``. ``stack_mlp``: the same on a stack of 4 frames of the
       last ``min(16, input_size)`` features (the camera embedding).
@@ -41,6 +41,10 @@ def default_cell_config(kind: str, input_size: int, output_size: int, units: int
                 f"A {kind} cell with {output_size} outputs needs units > {output_size + 2} for its AutoNCP wiring, got {units!r}."
             )
         wiring = {"kind": "auto_ncp", "units": units, "output_size": output_size}
+        if kind == "wired_cfc":
+            # A linear readout of the motor neurons: their CfC states are bounded in (-1, 1) and
+            # normalised targets are not (without it the drone policy could not command > ~1 std).
+            return {"kind": kind, "input_size": input_size, "wiring": wiring, "proj_size": output_size}
         return {"kind": kind, "input_size": input_size, "wiring": wiring}
     if kind in ("lstm", "gru"):
         return {"kind": kind, "input_size": input_size, "units": units, "output_size": output_size}
