@@ -66,7 +66,13 @@ def _run_eval_policies(args: argparse.Namespace, variants: Callable[[str], list[
 
     from lnn_ros.sim.demo import shipped_model
     from lnn_ros.sim.errors import SimError
-    from lnn_ros_examples.drone_policy.evaluate import PUBLISHED_CONDITIONS, evaluate_policies, markdown, merge_reports, save_report
+    from lnn_ros_examples.drone_policy.evaluate import (
+        PUBLISHED_CONDITIONS,
+        evaluate_policies,
+        markdown,
+        merge_reports,
+        save_report,
+    )
 
     if args.merge:
         import json
