@@ -169,7 +169,7 @@ def test_check_bundle_refuses_bags_it_cannot_hold_out(tmp_path: Path) -> None:
     with pytest.raises(SimError, match="was recorded by 'lnn-ros sim record-bag'"):
         bag_episodes([plain])
     write_episode(plain, 1_500_000, "nominal", 2.0)
-    assert bag_episodes([tmp_path]) == [{"seed": 1_500_000, "variant": "nominal", "duration_s": 2.0}]
+    assert bag_episodes([tmp_path]) == [{"seed": 1_500_000, "variant": "nominal", "duration_s": 2.0, "pilot": "expert"}]
     with pytest.raises(SimError, match="Seed 1500000 cannot be used for the bags the bundle was trained on"):
         check_bundle(tmp_path / "no_bundle", episodes=1, training_seeds=[1_500_000])
 
@@ -273,3 +273,21 @@ def test_messages_are_logged_when_delivered_so_a_late_frame_follows_later_imu_sa
     position = sensors.index(frame)
     before = [m for m in sensors[:position] if m.stream is Stream.IMU and m.record.stamp_ns > frame.record.stamp_ns]
     assert len(before) >= 5  # IMU samples stamped after the frame were delivered (and logged) before it
+
+
+def test_check_bundle_compare_pairs_the_episodes_of_two_json_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lnn_ros.sim.cli import _compare_checks
+
+    def report(bundle: str, outcomes: list[bool], seeds: list[int]) -> dict[str, object]:
+        per_episode = [{"seed": s, "success": o} for s, o in zip(seeds, outcomes)]
+        return {"bundle": bundle, "duration_s": 10.0, "condition": "nominal", "per_episode": per_episode, "wilson_95": [0, 1]}
+
+    seeds = [1_000_001, 1_000_002, 1_000_003, 1_000_004]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(report("shipped", [True, True, True, False], seeds)))
+    compared = _compare_checks(report("mine", [False, False, True, True], seeds), other)
+    assert (compared["only_this"], compared["only_that"], compared["successes"]) == (1, 2, 3)
+    assert compared["mcnemar_p"] == 1.0  # 3 discordant pairs, 1 vs 2
+    assert "exact McNemar p = 1" in capsys.readouterr().out
+    with pytest.raises(SimError, match="flew other episodes"):
+        _compare_checks(report("mine", [True] * 4, [s + 1 for s in seeds]), other)

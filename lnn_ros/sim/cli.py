@@ -94,6 +94,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     check.add_argument("--json", type=Path, default=None, metavar="OUT",
                        help="also write the result with every episode's outcome (seed, success, crash, final distance) "
                        "as JSON, e.g. for a paired comparison of two bundles on the same seeds")
+    check.add_argument("--compare", type=Path, default=None, metavar="JSON",
+                       help="another bundle's --json result on the same condition and episodes: print an exact McNemar "
+                       "test on the paired episodes (and add it to --json)")
     check.set_defaults(func=_run_check_bundle)
 
     # The drone-policy recipe (train-policy, eval-policies) is an application beside the library:
@@ -261,8 +264,10 @@ def _run_check_bundle(args: argparse.Namespace) -> int:
     )
     print(f"seeds    {len(result.seeds)} evaluation seeds of {result.condition} ({result.seeds[0]}, ...), none trained on")
     print(result.summary())
+    report = {"bundle": str(args.bundle), "duration_s": args.duration, **result.to_dict()}
+    if args.compare is not None:
+        report["compared_with"] = _compare_checks(report, args.compare)
     if args.json is not None:
-        report = {"bundle": str(args.bundle), "duration_s": args.duration, **result.to_dict()}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote    {args.json}")
@@ -270,6 +275,31 @@ def _run_check_bundle(args: argparse.Namespace) -> int:
         print(f"FAILED   success rate below --min-success {args.min_success:g}")
         return 1
     return 0
+
+
+def _compare_checks(report: dict, other_path: Path) -> dict:
+    """Exact McNemar test of this check against another check's JSON on the same episodes; prints it."""
+    from lnn_ros.sim.stats import mcnemar
+
+    try:
+        other = json.loads(other_path.read_text())
+        other_seeds = [int(e["seed"]) for e in other["per_episode"]]
+        other_success = [bool(e["success"]) for e in other["per_episode"]]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SimError(f"--compare {str(other_path)!r} is not a 'check-bundle --json' result: {err}.") from None
+    seeds = [e["seed"] for e in report["per_episode"]]
+    if other_seeds != seeds or other.get("duration_s") != report["duration_s"]:
+        raise SimError(
+            f"--compare {str(other_path)!r} flew other episodes ({other.get('condition')!r}, {len(other_seeds)} seeds, "
+            f"{other.get('duration_s')} s); check both with the same --condition, --episodes and --duration."
+        )
+    test = mcnemar([bool(e["success"]) for e in report["per_episode"]], other_success)
+    print(
+        f"paired   vs {other.get('bundle')}: {sum(other_success)}/{len(seeds)} there; only this one succeeded in "
+        f"{test.only_a}, only that one in {test.only_b}; exact McNemar p = {test.p_value:.3g}"
+    )
+    return {"bundle": other.get("bundle"), "successes": sum(other_success), "wilson_95": other.get("wilson_95"),
+            "only_this": test.only_a, "only_that": test.only_b, "mcnemar_p": test.p_value}
 
 
 def _run_demo(args: argparse.Namespace) -> int:
