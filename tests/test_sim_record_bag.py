@@ -18,8 +18,10 @@ from lnn_ros.node_spec.params import NodeParams
 from lnn_ros.runtime.records import Command, ImageFrame, ImuSample, SensorRecord, Stream
 from lnn_ros.sim.bundle_check import read_episode
 from lnn_ros.sim.errors import SimError
+from lnn_ros.sim.expert.demonstrations import record_demonstration
 from lnn_ros.sim.expert.expert import expert_controller
-from lnn_ros.sim.record_bag import RecordBagConfig, RecordBagResult, record_expert_bag
+from lnn_ros.sim.expert.noisy import NoisyExpert
+from lnn_ros.sim.record_bag import RecordBagConfig, RecordBagResult, check_bag_seeds, record_expert_bag
 from lnn_ros.sim.ros.params import SimNodeParams
 from lnn_ros.sim.world.closed_loop import run_closed_loop
 from lnn_ros.sim.world.episode import Simulator
@@ -134,7 +136,7 @@ def test_cli_records_a_sqlite3_bag_and_refuses_bad_requests(tmp_path: Path, caps
     printed = capsys.readouterr().out
     assert code == 0 and "seed 3 wind" in printed and "/imu " in printed and "/cmd_vel " in printed, printed
     assert sorted(p.suffix for p in out.iterdir() if p.name not in ("metadata.yaml", "sim_episode.yaml")) == [".db3"]
-    assert read_episode(out) == {"seed": 3, "variant": "wind", "duration_s": 0.5}  # for 'lnn-ros sim check-bundle --bags'
+    assert read_episode(out) == {"seed": 3, "variant": "wind", "duration_s": 0.5, "pilot": "expert"}  # for 'lnn-ros sim check-bundle --bags'
     with BagReader(out, streams=[Stream.IMU, Stream.COMMAND]) as reader:
         assert reader.expected_count([Stream.IMU]) == reader.expected_count([Stream.COMMAND]) > 80
     assert main(["sim", "record-bag", str(out), "--duration", "0.5"]) == 1
@@ -167,6 +169,125 @@ def test_check_bundle_refuses_bags_it_cannot_hold_out(tmp_path: Path) -> None:
     with pytest.raises(SimError, match="was recorded by 'lnn-ros sim record-bag'"):
         bag_episodes([plain])
     write_episode(plain, 1_500_000, "nominal", 2.0)
-    assert bag_episodes([tmp_path]) == [{"seed": 1_500_000, "variant": "nominal", "duration_s": 2.0}]
+    assert bag_episodes([tmp_path]) == [{"seed": 1_500_000, "variant": "nominal", "duration_s": 2.0, "pilot": "expert"}]
     with pytest.raises(SimError, match="Seed 1500000 cannot be used for the bags the bundle was trained on"):
         check_bundle(tmp_path / "no_bundle", episodes=1, training_seeds=[1_500_000])
+
+
+def _bag_commands(bag: Path) -> tuple[list[int], np.ndarray]:
+    """The stamps and ``[vx, vy, vz, yaw_rate]`` of a bag's ``/cmd_vel``."""
+    with BagReader(bag, streams=[Stream.COMMAND], required=[Stream.COMMAND]) as reader:
+        records = [m.record for m in reader.messages(MessageOrder.STAMP)]
+    assert all(isinstance(r, Command) for r in records)
+    return [r.stamp_ns for r in records], np.array([r.heading_array() for r in records])  # type: ignore[union-attr]
+
+
+def test_a_noisy_bag_labels_with_the_clean_expert_while_the_vehicle_flies_expert_plus_noise(tmp_path: Path) -> None:
+    config = RecordBagConfig(seed=5_003, duration_s=SECONDS, noisy=True)
+    result = record_expert_bag(tmp_path / "noisy", config)
+    stamps, labels = _bag_commands(result.path)
+    assert read_episode(result.path) == {"seed": 5_003, "variant": "nominal", "duration_s": SECONDS, "pilot": "noisy_expert"}
+    # The same episode as the recipe's noisy demonstrations: NoisyExpert flies, the expert labels.
+    demo, _ = record_demonstration(config.sim_config(), "nominal", 5_003, pilot_factory=NoisyExpert(), expert_share=0.0)
+    assert stamps == demo.imu_stamp_ns.tolist()
+    np.testing.assert_allclose(labels, demo.imu_expert_command, atol=1e-5)  # /cmd_vel: the clean expert (float32 there)
+    flown = demo.imu_flown_command.astype(float)
+    gap = np.abs(labels - flown).mean(axis=0)
+    print(f"\nnoisy bag: mean |label - flown| per axis {np.round(gap, 3).tolist()}")
+    assert (gap[[0, 1, 3]] > 0.05).all(), gap  # the vehicle flew something else than the label: expert + noise
+    # A clean bag of the same seed records what it flies, and flies elsewhere than the noisy one.
+    _, clean = _bag_commands(record_expert_bag(tmp_path / "clean", RecordBagConfig(seed=5_003, duration_s=SECONDS)).path)
+    n = min(len(clean), len(labels))
+    assert np.abs(clean[:n] - labels[:n]).max() > 0.05
+
+
+def test_the_cli_records_a_batch_of_bags_one_per_seed_in_parallel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bags"
+    code = main(["sim", "record-bag", str(out), "--episodes", "3", "--seed", "9997", "--duration", "0.3", "--noisy", "--workers", "2"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "recorded 3 bags (seeds 9997..9999)" in printed, printed
+    assert sorted(p.name for p in out.iterdir()) == ["flight_9997", "flight_9998", "flight_9999"]
+    for seed in (9997, 9998, 9999):
+        assert read_episode(out / f"flight_{seed}") == {"seed": seed, "variant": "nominal", "duration_s": 0.3, "pilot": "noisy_expert"}
+    # Each bag is its seed's episode, as recording it alone writes it.
+    single = record_expert_bag(tmp_path / "single", RecordBagConfig(seed=9998, duration_s=0.3, noisy=True)).path
+    batch_stamps, batch_labels = _bag_commands(out / "flight_9998")
+    single_stamps, single_labels = _bag_commands(single)
+    assert batch_stamps == single_stamps
+    np.testing.assert_array_equal(batch_labels, single_labels)
+    # Adding bags to the folder is fine; recording one of them again is not, and nothing is flown then.
+    assert main(["sim", "record-bag", str(out), "--episodes", "1", "--seed", "0", "--duration", "0.3"]) == 0
+    capsys.readouterr()
+    assert main(["sim", "record-bag", str(out), "--episodes", "2", "--seed", "9999", "--duration", "0.3"]) == 1
+    err = capsys.readouterr().err
+    assert "Training bags need seeds in 0..9999, got seeds 9999..10000" in err and "--held-out" in err, err
+    assert main(["sim", "record-bag", str(out), "--episodes", "2", "--seed", "9998", "--duration", "0.3"]) == 1
+    assert "2 of the 2 bags exist already" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["flight_0", "flight_9997", "flight_9998", "flight_9999"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--seed", "10000"], "Training bags need seeds in 0..9999, got seed 10000"),
+        (["--episodes", "3", "--seed", "1500000"], "got seeds 1500000..1500002"),
+        (["--held-out", "--seed", "500"], "Held-out bags need seeds from 10000 on (below it are training seeds), got seed 500"),
+        (["--held-out", "--episodes", "2", "--seed", "9999"], "got seeds 9999..10000"),
+        (["--episodes", "0"], "--episodes must be >= 1, got 0"),
+    ],
+)
+def test_seeds_outside_the_range_of_the_bags_use_are_refused(
+    argv: list[str], fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sim", "record-bag", str(tmp_path / "out"), "--duration", "0.3", *argv]) == 1
+    assert fragment in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_default_seeds_are_a_training_seed_and_with_held_out_the_first_held_out_seed(tmp_path: Path) -> None:
+    check_bag_seeds(0, 10_000)
+    check_bag_seeds(10_000, 5, held_out=True)
+    assert main(["sim", "record-bag", str(tmp_path / "train"), "--duration", "0.3"]) == 0
+    assert main(["sim", "record-bag", str(tmp_path / "held"), "--duration", "0.3", "--held-out"]) == 0
+    assert read_episode(tmp_path / "train")["seed"] == 0  # type: ignore[index]
+    assert read_episode(tmp_path / "held")["seed"] == 10_000  # type: ignore[index]
+
+
+def test_messages_are_logged_when_delivered_so_a_late_frame_follows_later_imu_samples(tmp_path: Path) -> None:
+    config = RecordBagConfig(seed=7, variant="delay", duration_s=1.0)
+    result = record_expert_bag(tmp_path / "delay", config)
+    streams = [Stream.IMU, Stream.CAMERA, Stream.COMMAND]
+    with BagReader(result.path, streams=streams) as reader:
+        logged = list(reader.messages(MessageOrder.LOG))
+    sensors = [m for m in logged if m.stream is not Stream.COMMAND]
+    # The log order of the sensor messages is the simulator's delivery order: what the node receives.
+    events, _ = _reference_flight(config)
+    assert [(type(m.record), m.record.stamp_ns) for m in sensors] == [(type(e), e.stamp_ns) for e in events]
+    assert all(a.log_time_ns <= b.log_time_ns for a, b in itertools.pairwise(logged))
+    imu = [m for m in sensors if m.stream is Stream.IMU]
+    frames = [m for m in sensors if m.stream is Stream.CAMERA]
+    assert all(m.log_time_ns == m.record.stamp_ns for m in imu)  # an IMU sample arrives at its stamp
+    late = [m.log_time_ns - m.record.stamp_ns for m in frames]
+    assert min(late) >= 30_000_000, late  # the delay variant: 30..110 ms of camera latency
+    frame = frames[len(frames) // 2]
+    position = sensors.index(frame)
+    before = [m for m in sensors[:position] if m.stream is Stream.IMU and m.record.stamp_ns > frame.record.stamp_ns]
+    assert len(before) >= 5  # IMU samples stamped after the frame were delivered (and logged) before it
+
+
+def test_check_bundle_compare_pairs_the_episodes_of_two_json_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lnn_ros.sim.cli import _compare_checks
+
+    def report(bundle: str, outcomes: list[bool], seeds: list[int]) -> dict[str, object]:
+        per_episode = [{"seed": s, "success": o} for s, o in zip(seeds, outcomes)]
+        return {"bundle": bundle, "duration_s": 10.0, "condition": "nominal", "per_episode": per_episode, "wilson_95": [0, 1]}
+
+    seeds = [1_000_001, 1_000_002, 1_000_003, 1_000_004]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(report("shipped", [True, True, True, False], seeds)))
+    compared = _compare_checks(report("mine", [False, False, True, True], seeds), other)
+    assert (compared["only_this"], compared["only_that"], compared["successes"]) == (1, 2, 3)
+    assert compared["mcnemar_p"] == 1.0  # 3 discordant pairs, 1 vs 2
+    assert "exact McNemar p = 1" in capsys.readouterr().out
+    with pytest.raises(SimError, match="flew other episodes"):
+        _compare_checks(report("mine", [True] * 4, [s + 1 for s in seeds]), other)

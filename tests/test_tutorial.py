@@ -8,6 +8,7 @@ file is tested through the real launcher in tests/launch).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -16,17 +17,20 @@ from pathlib import Path
 
 import pytest
 
+from lnn_ros.sim.seeds import evaluation_seeds
+
 TUTORIAL = Path(__file__).resolve().parents[1] / "docs" / "tutorial.md"
 BLOCK = re.compile(r"^<!-- (ci[^>]*?) -->\n```bash\n(.*?)^```", re.S | re.M)
 SMALLER = {
-    "$(seq 101 120)": "$(seq 101 102)",
+    "--episodes 40": "--episodes 2",
+    "--episodes 80": "--episodes 2",
     "--duration 10": "--duration 2",
-    "--epochs 40": "--epochs 1",
+    "--epochs 25": "--epochs 1",
     "--batch-size 32": "--batch-size 4",
     "--window-steps 256": "--window-steps 32",
     "--tbptt-steps 64": "--tbptt-steps 16",
     "--burn-in-steps 16": "--burn-in-steps 2",
-    "--episodes 50": "--episodes 2 --workers 1",
+    "--episodes 100": "--episodes 2 --workers 1",
 }
 
 
@@ -72,3 +76,8 @@ def test_the_tutorial_runs_end_to_end(tmp_path: Path) -> None:
     assert "camera   64x48 rgb8 -> 16 features" in info
     assert (tmp_path / "replay_out" / "metrics.json").is_file()
     assert re.search(r"closed loop  nominal: success \d/2 = \d+% \(95 % Wilson interval", check), check
+    assert "training seeds 0..5001" in check  # 2 clean bags from seed 0, 2 noisy from 5000
+    noisy = [p for p in (tmp_path / "bags").iterdir() if "noisy_expert" in (p / "sim_episode.yaml").read_text()]
+    assert sorted(p.name for p in noisy) == ["flight_5000", "flight_5001"]
+    report = json.loads((tmp_path / "check.json").read_text())
+    assert [e["seed"] for e in report["per_episode"]] == evaluation_seeds("nominal", 2)

@@ -35,10 +35,15 @@ EPISODE_FILE = "sim_episode.yaml"
 """What ``lnn-ros sim record-bag`` writes beside the bag's ``metadata.yaml``: the episode flown."""
 
 
-def write_episode(bag: Path, seed: int, variant: str, duration_s: float) -> Path:
-    """Record the episode of a simulator bag in its folder (:data:`EPISODE_FILE`)."""
+def write_episode(bag: Path, seed: int, variant: str, duration_s: float, pilot: str = "expert") -> Path:
+    """Record the episode of a simulator bag in its folder (:data:`EPISODE_FILE`).
+
+    ``pilot`` says who flew: ``expert``, or ``noisy_expert`` for a noise-injected bag whose
+    commands are the clean expert's while the vehicle flew them plus noise.
+    """
     path = bag / EPISODE_FILE
-    path.write_text(yaml.safe_dump({"seed": seed, "variant": variant, "duration_s": duration_s}, sort_keys=False))
+    episode = {"seed": seed, "variant": variant, "duration_s": duration_s, "pilot": pilot}
+    path.write_text(yaml.safe_dump(episode, sort_keys=False))
     return path
 
 
@@ -100,6 +105,33 @@ class BundleCheck(NamedTuple):
     @property
     def successes(self) -> int:
         return sum(f.success for f in self.flights)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: the totals and every episode's outcome (seed order), for paired comparisons.
+
+        Two checks of the same condition and episode count fly the same seeds, so their
+        ``episodes[i]["success"]`` pair up for :func:`lnn_ros.sim.stats.mcnemar`.
+        """
+        n = len(self.flights)
+        return {
+            "condition": self.condition,
+            "episodes": n,
+            "successes": self.successes,
+            "success_rate": self.successes / n,
+            "wilson_95": list(self.interval),
+            "crashed": sum(f.crashed for f in self.flights),
+            "mean_final_distance_m": sum(f.final_distance_m for f in self.flights) / n,
+            "per_episode": [
+                {
+                    "seed": seed,
+                    "success": bool(f.success),
+                    "crashed": bool(f.crashed),
+                    "final_distance_m": round(float(f.final_distance_m), 4),
+                    "time_to_reach_s": None if f.time_to_reach_s is None else round(float(f.time_to_reach_s), 3),
+                }
+                for seed, f in zip(self.seeds, self.flights)
+            ],
+        }
 
     def summary(self) -> str:
         """One line: successes, rate, interval, crashes, mean final distance."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import json
 from pathlib import Path
 
 from lnn_ros.sim.errors import SimError
-from lnn_ros.sim.record_bag import RECORD_SEED, STORAGES
+from lnn_ros.sim.record_bag import RECORD_SEED, STORAGES, TRAINING_RECORD_SEED
 from lnn_ros.sim.world.config import ScenarioVariant, SimConfig, VehicleModel, variant_from_name
 
 
@@ -43,18 +44,32 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
     record = commands.add_parser(
         "record-bag",
-        help="fly the expert and write a rosbag2 bag of /imu, /camera/image_raw and its /cmd_vel (no ROS needed)",
-        description="Fly one episode with the privileged expert and write what `ros2 bag record` would hold next to "
+        help="fly the expert and write rosbag2 bags of /imu, /camera/image_raw and its /cmd_vel (no ROS needed)",
+        description="Fly episodes with the privileged expert and write what `ros2 bag record` would hold next to "
         "sim_drone_node: /imu, /camera/image_raw and the expert's /cmd_vel (TwistStamped, stamped with the IMU sample "
-        "it answers). Stamps are sim time; every message is logged at its stamp. Replay a policy on it with "
-        "`lnn-ros replay OUT --model BUNDLE`.",
+        "it answers). Stamps are sim time; every message is logged when the node would receive it. One bag at OUT, or "
+        "with --episodes N a folder OUT of N bags OUT/flight_<seed> (seeds --seed, --seed + 1, ...). Training bags use "
+        "seeds 0..9999; --held-out bags use seeds from 10000 on (the evaluation range). --noisy records DART "
+        "demonstrations: the vehicle flies the expert's command plus slowly varying noise while /cmd_vel records the "
+        "clean expert command, the correction an autopilot would give (a simulator data-collection trick that teaches "
+        "a policy to recover). Replay a policy on a bag with `lnn-ros replay BAG --model BUNDLE`.",
     )
-    record.add_argument("out", type=Path, help="the bag folder to create (must not exist)")
-    record.add_argument("--seed", type=int, default=RECORD_SEED, help=f"episode seed (default {RECORD_SEED}, not in the training data)")
+    record.add_argument("out", type=Path, help="the bag folder to create (must not exist); with --episodes, the folder of bags")
+    record.add_argument("--seed", type=int, default=None,
+                        help=f"episode seed, the first one with --episodes (default {TRAINING_RECORD_SEED}; "
+                        f"{RECORD_SEED} with --held-out)")
+    record.add_argument("--episodes", type=int, default=None, metavar="N",
+                        help="record N bags with consecutive seeds into OUT/flight_<seed>, in parallel")
+    record.add_argument("--held-out", action="store_true",
+                        help=f"bags kept out of training (replay, checks): seeds must be >= {RECORD_SEED}; "
+                        f"without it seeds must be training seeds (0..{RECORD_SEED - 1})")
+    record.add_argument("--noisy", action="store_true",
+                        help="fly the expert plus noise and record the clean expert command as /cmd_vel (DART training data)")
     record.add_argument("--variant", default="nominal", help=f"scenario variant ({', '.join(v.value for v in ScenarioVariant)})")
     record.add_argument("--duration", type=float, default=SimConfig().duration_s,
                         help=f"episode length in seconds (default {SimConfig().duration_s:g})")
     record.add_argument("--storage", choices=STORAGES, default=STORAGES[0], help=f"rosbag2 storage (default {STORAGES[0]})")
+    record.add_argument("--workers", type=int, default=None, help="with --episodes: processes recording bags (default: one per core)")
     record.set_defaults(func=_run_record_bag)
 
     check = commands.add_parser(
@@ -76,6 +91,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     check.add_argument("--min-success", type=float, default=None, metavar="RATE",
                        help="exit 1 when the success rate is below RATE (0..1), e.g. in CI")
     check.add_argument("--workers", type=int, default=None, help="processes flying episodes (default: one per core)")
+    check.add_argument("--json", type=Path, default=None, metavar="OUT",
+                       help="also write the result with every episode's outcome (seed, success, crash, final distance) "
+                       "as JSON, e.g. for a paired comparison of two bundles on the same seeds")
+    check.add_argument("--compare", type=Path, default=None, metavar="JSON",
+                       help="another bundle's --json result on the same condition and episodes: print an exact McNemar "
+                       "test on the paired episodes (and add it to --json)")
     check.set_defaults(func=_run_check_bundle)
 
     # The drone-policy recipe (train-policy, eval-policies) is an application beside the library:
@@ -193,15 +214,34 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def _run_record_bag(args: argparse.Namespace) -> int:
-    from lnn_ros.sim.record_bag import RecordBagConfig, record_expert_bag
+    from lnn_ros.sim.record_bag import RecordBagConfig, RecordBagResult, check_bag_seeds, record_bags, record_expert_bag
 
-    config = RecordBagConfig(seed=args.seed, variant=args.variant, duration_s=args.duration, storage=args.storage)
-    result = record_expert_bag(args.out, config)
-    counts = ", ".join(f"{topic} {count}" for topic, count in result.counts.items())
-    print(
-        f"wrote {result.path} ({args.storage}): {result.duration_s:.2f} s of seed {args.seed} {args.variant}; {counts}; "
-        f"expert reached={result.reached}, final distance {result.final_distance_m:.2f} m"
-    )
+    seed = args.seed if args.seed is not None else (RECORD_SEED if args.held_out else TRAINING_RECORD_SEED)
+    config = RecordBagConfig(seed=seed, variant=args.variant, duration_s=args.duration, storage=args.storage, noisy=args.noisy)
+    pilot = "expert + noise (labels: clean expert)" if args.noisy else "expert"
+
+    def describe(result: RecordBagResult, seed: int) -> str:
+        counts = ", ".join(f"{topic} {count}" for topic, count in result.counts.items())
+        return (
+            f"wrote {result.path} ({args.storage}): {result.duration_s:.2f} s of seed {seed} {args.variant}, {pilot}; "
+            f"{counts}; reached={result.reached}, final distance {result.final_distance_m:.2f} m"
+        )
+
+    if args.episodes is None:
+        check_bag_seeds(seed, 1, args.held_out)
+        print(describe(record_expert_bag(args.out, config), seed))
+        return 0
+    if args.workers is not None and args.workers < 1:
+        raise SimError(f"--workers must be >= 1, got {args.workers!r}.")
+    reached = 0
+
+    def report(index: int, result: RecordBagResult) -> None:
+        nonlocal reached
+        reached += result.reached
+        print(describe(result, seed + index), flush=True)
+
+    results = record_bags(args.out, args.episodes, config, held_out=args.held_out, workers=args.workers, on_result=report)
+    print(f"recorded {len(results)} bags (seeds {seed}..{seed + len(results) - 1}) in {args.out}; {reached} reached the target")
     return 0
 
 
@@ -224,10 +264,42 @@ def _run_check_bundle(args: argparse.Namespace) -> int:
     )
     print(f"seeds    {len(result.seeds)} evaluation seeds of {result.condition} ({result.seeds[0]}, ...), none trained on")
     print(result.summary())
+    report = {"bundle": str(args.bundle), "duration_s": args.duration, **result.to_dict()}
+    if args.compare is not None:
+        report["compared_with"] = _compare_checks(report, args.compare)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote    {args.json}")
     if args.min_success is not None and result.successes / len(result.flights) < args.min_success:
         print(f"FAILED   success rate below --min-success {args.min_success:g}")
         return 1
     return 0
+
+
+def _compare_checks(report: dict, other_path: Path) -> dict:
+    """Exact McNemar test of this check against another check's JSON on the same episodes; prints it."""
+    from lnn_ros.sim.stats import mcnemar
+
+    try:
+        other = json.loads(other_path.read_text())
+        other_seeds = [int(e["seed"]) for e in other["per_episode"]]
+        other_success = [bool(e["success"]) for e in other["per_episode"]]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SimError(f"--compare {str(other_path)!r} is not a 'check-bundle --json' result: {err}.") from None
+    seeds = [e["seed"] for e in report["per_episode"]]
+    if other_seeds != seeds or other.get("duration_s") != report["duration_s"]:
+        raise SimError(
+            f"--compare {str(other_path)!r} flew other episodes ({other.get('condition')!r}, {len(other_seeds)} seeds, "
+            f"{other.get('duration_s')} s); check both with the same --condition, --episodes and --duration."
+        )
+    test = mcnemar([bool(e["success"]) for e in report["per_episode"]], other_success)
+    print(
+        f"paired   vs {other.get('bundle')}: {sum(other_success)}/{len(seeds)} there; only this one succeeded in "
+        f"{test.only_a}, only that one in {test.only_b}; exact McNemar p = {test.p_value:.3g}"
+    )
+    return {"bundle": other.get("bundle"), "successes": sum(other_success), "wilson_95": other.get("wilson_95"),
+            "only_this": test.only_a, "only_that": test.only_b, "mcnemar_p": test.p_value}
 
 
 def _run_demo(args: argparse.Namespace) -> int:
