@@ -42,7 +42,7 @@ EXPERT_FIRST_SEED = 0
 NOISY_FIRST_SEED = 5_000
 LAST_TRAINING_SEED = 9_999
 KINDS = ("cfc", "wired_cfc", "lstm", "gru", "stack_mlp", "mlp")
-SHIPPED_KINDS = ("cfc", "wired_cfc", "lstm", "gru", "stack_mlp")
+SHIPPED_KINDS = ("cfc", "lstm", "gru", "stack_mlp")  # wired_cfc did not learn the task: docs/flight-quality.md
 TRAINING_CONDITIONS = ("nominal", "far", "off_heading", "occlusion", "dropout", "rates", "delay")
 DESCRIPTIONS = {
     "cfc": "Liquid (CfC) drone policy: CNN image encoder + CfC cell on IMU and camera; flies to the red target.",

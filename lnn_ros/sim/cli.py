@@ -74,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check-bundle",
-        help="fly a bundle in the simulator on held-out evaluation seeds; strict success rate with its 95 % interval",
+        help="fly a bundle in the simulator on held-out evaluation seeds; strict success rate with its 95 %% interval",
         description="Fly BUNDLE (through the runtime's PolicyRunner, as lnn_node runs it) on N evaluation seeds of a "
         "condition, disjoint from every training seed, and print the strict success rate (reach the target region and "
         "hold it to the end, no crash) with its 95 % Wilson interval. With --bags (bags from 'lnn-ros sim record-bag') "

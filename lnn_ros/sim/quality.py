@@ -20,11 +20,12 @@ command moves: mean |Δcommand| per second).
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from lnn_ros.sim.world.episode import EpisodeResult
+if TYPE_CHECKING:  # the episode module imports rotorpy; the CLI must load without it (tests/test_sim_optional.py)
+    from lnn_ros.sim.world.episode import EpisodeResult
 
 TARGET_REGION_M = 1.0
 MIN_FINAL_HOLD_S = 2.0
