@@ -113,3 +113,16 @@ class RecurrentCell(torch.nn.Module, abc.ABC):
 
     def extra_repr(self) -> str:
         return f"input_size={self.input_size}, state_size={self.state_size}, output_size={self.output_size}"
+
+
+def check_gated_sizes(cell: str, input_size: int, units: int, output_size: int | None) -> None:
+    """The size rule of the gated baselines (LSTM, GRU); ``cell`` names the class in the message.
+
+    Raises:
+        CellConfigError: a size the cell cannot have.
+    """
+    if input_size < 1 or units < 1 or (output_size is not None and output_size < 1):
+        raise CellConfigError(
+            f"{cell} needs input_size >= 1, units >= 1 and output_size None or >= 1, got "
+            f"{input_size!r}, {units!r} and {output_size!r}."
+        )

@@ -19,8 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lnn_ros.cells.base import RecurrentCell, time_step
-from lnn_ros.cells.errors import CellConfigError
+from lnn_ros.cells.base import RecurrentCell, check_gated_sizes, time_step
 
 
 class LSTMCell(RecurrentCell):
@@ -36,11 +35,7 @@ class LSTMCell(RecurrentCell):
 
     def __init__(self, input_size: int, units: int, output_size: int | None = None) -> None:
         super().__init__()
-        if input_size < 1 or units < 1 or (output_size is not None and output_size < 1):
-            raise CellConfigError(
-                f"LSTMCell needs input_size >= 1, units >= 1 and output_size None or >= 1, got "
-                f"{input_size!r}, {units!r} and {output_size!r}."
-            )
+        check_gated_sizes("LSTMCell", input_size, units, output_size)
         self.input_size = input_size
         self.units = units
         self.state_size = 2 * units

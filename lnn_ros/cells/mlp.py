@@ -19,6 +19,19 @@ from lnn_ros.cells.cfc import ACTIVATIONS
 from lnn_ros.cells.errors import CellConfigError
 
 
+def check_feed_forward_sizes(cell: str, input_size: int, output_size: int, hidden_units: int, hidden_layers: int) -> None:
+    """The size rule of the MLP cells (``cell`` names the class in the message).
+
+    Raises:
+        CellConfigError: a size the feed-forward net cannot have.
+    """
+    if min(input_size, output_size) < 1 or hidden_layers < 0 or (hidden_layers > 0 and hidden_units < 1):
+        raise CellConfigError(
+            f"{cell} needs input_size, output_size >= 1, hidden_layers >= 0 and hidden_units >= 1, got "
+            f"{input_size!r}, {output_size!r}, {hidden_layers!r} and {hidden_units!r}."
+        )
+
+
 def feed_forward(width: int, output_size: int, hidden_units: int, hidden_layers: int, activation: str) -> nn.Sequential:
     """``hidden_layers`` of ``Linear(., hidden_units)`` + activation, then ``Linear(., output_size)``.
 
@@ -57,11 +70,7 @@ class MLPCell(RecurrentCell):
         activation: str = "tanh",
     ) -> None:
         super().__init__()
-        if min(input_size, output_size) < 1 or hidden_layers < 0 or (hidden_layers > 0 and hidden_units < 1):
-            raise CellConfigError(
-                f"MLPCell needs input_size, output_size >= 1, hidden_layers >= 0 and hidden_units >= 1, got "
-                f"{input_size!r}, {output_size!r}, {hidden_layers!r} and {hidden_units!r}."
-            )
+        check_feed_forward_sizes("MLPCell", input_size, output_size, hidden_units, hidden_layers)
         self.input_size = input_size
         self.state_size = 1
         self.output_size = output_size

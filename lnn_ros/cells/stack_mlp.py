@@ -29,7 +29,7 @@ from torch import Tensor
 
 from lnn_ros.cells.base import RecurrentCell, time_step
 from lnn_ros.cells.errors import CellConfigError
-from lnn_ros.cells.mlp import feed_forward
+from lnn_ros.cells.mlp import check_feed_forward_sizes, feed_forward
 
 
 class FrameStackMLPCell(RecurrentCell):
@@ -58,11 +58,7 @@ class FrameStackMLPCell(RecurrentCell):
         activation: str = "tanh",
     ) -> None:
         super().__init__()
-        if min(input_size, output_size) < 1 or hidden_layers < 0 or (hidden_layers > 0 and hidden_units < 1):
-            raise CellConfigError(
-                f"FrameStackMLPCell needs input_size, output_size >= 1, hidden_layers >= 0 and hidden_units >= 1, "
-                f"got {input_size!r}, {output_size!r}, {hidden_layers!r} and {hidden_units!r}."
-            )
+        check_feed_forward_sizes("FrameStackMLPCell", input_size, output_size, hidden_units, hidden_layers)
         if stack_size < 2 or not 1 <= stack_features <= input_size:
             raise CellConfigError(
                 f"FrameStackMLPCell needs stack_size >= 2 and 1 <= stack_features <= input_size ({input_size}), "
