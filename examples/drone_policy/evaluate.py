@@ -26,7 +26,6 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,11 +34,11 @@ import numpy as np
 from lnn_ros.bundle import Bundle, load_bundle
 from lnn_ros.runtime.factory import build_runner
 from lnn_ros.runtime.records import ImuSample
+from lnn_ros.sim.bundle_check import CheckJob, fly_check_episode
 from lnn_ros.sim.errors import SimError
 from lnn_ros.sim.expert.demonstrations import Demonstration
 from lnn_ros.sim.expert.expert import expert_controller
 from lnn_ros.sim.parallel import run_jobs
-from lnn_ros.sim.pilot import BundlePilot
 from lnn_ros.sim.quality import MIN_FINAL_HOLD_S, TARGET_REGION_M, flight_quality
 from lnn_ros.sim.seeds import check_evaluation_seeds, evaluation_seeds
 from lnn_ros.sim.stats import mcnemar, wilson_interval
@@ -81,17 +80,13 @@ class FlyJob(NamedTuple):
     duration_s: float
 
 
-@lru_cache(maxsize=16)
-def _bundle(path: str) -> Bundle:
-    return load_bundle(path)
-
-
 def fly_episode(job: FlyJob) -> EpisodeOutcome:
-    """Fly one episode (worker process)."""
-    config = dataclasses.replace(SimConfig(), duration_s=job.duration_s)
-    sim = Simulator(config, job.variant, job.seed)
-    controller = expert_controller(sim) if not job.path else BundlePilot(_bundle(job.path))(sim)
-    quality = flight_quality(run_closed_loop(sim, controller))
+    """Fly one episode (worker process): a bundle as ``lnn-ros sim check-bundle`` flies it, or the expert."""
+    if job.path:
+        quality = fly_check_episode(CheckJob(job.path, job.variant, job.seed, job.duration_s))
+    else:
+        sim = Simulator(dataclasses.replace(SimConfig(), duration_s=job.duration_s), job.variant, job.seed)
+        quality = flight_quality(run_closed_loop(sim, expert_controller(sim)))
     return EpisodeOutcome(job.model, job.variant, job.seed, *quality)
 
 
