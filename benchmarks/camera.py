@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
+
+from lnn_ros_benchmarks.report import write_report
 
 REPO = Path(__file__).resolve().parent.parent
 FORMATS = (
@@ -132,9 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": round(time.time() - started, 1),
         "formats": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
     return 0
 
 

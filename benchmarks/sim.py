@@ -10,10 +10,8 @@ re-implementations, interleaved per seed, and reports the CPU seconds of each. R
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ from lnn_ros.sim.world.frames import quat_from_yaw, quat_to_matrix
 from lnn_ros.sim.world.render import Renderer
 from lnn_ros.sim.world.scene import sample_scene
 from lnn_ros.sim.world.vehicle import Vehicle
+from lnn_ros_benchmarks.report import machine, write_report
 
 
 class SpeedReport(NamedTuple):
@@ -149,18 +148,14 @@ def main(argv: list[str] | None = None) -> int:
             + (f" --seeds {args.seeds}" if args.seeds != 5 else "")
             + (f" --duration {args.duration:g}" if args.duration != 10.0 else "")
             + (f" --variants {' '.join(args.variants)}" if args.variants != ["nominal", "wind"] else ""),
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                        "load_average_before": [round(v, 2) for v in load_before],
-                        "load_average_after": [round(v, 2) for v in os.getloadavg()]},
+            "machine": machine(load_before),
             "notes": "CPU seconds (process time) per expert episode, seeds 0..N-1, the reference (rotorpy's "
                      "Multirotor._s_dot_fn, SE3Control.update, Imu.measurement) and the float physics interleaved "
                      "per seed; the speed-up is the ratio of the medians.",
             "episode_s": args.duration,
             "variants": rows,
         }  # fmt: skip
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.out}")
+        write_report(args.out, report)
     return 0
 
 

@@ -15,9 +15,7 @@ The machine is shared; the load average before and after is recorded. Regenerate
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -26,6 +24,7 @@ from typing import Any
 
 from lnn_ros.sim import SimConfig, generate_demonstrations, load_demonstration
 from lnn_ros.sim.demo import shipped_model
+from lnn_ros_benchmarks.report import machine, write_report
 from lnn_ros_examples.drone_policy.evaluate import closed_loop
 
 
@@ -83,16 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         + (f" --seeds {args.seeds}" if args.seeds != 4 else "")
         + (f" --duration {args.duration:g}" if args.duration != 5.0 else "")
         + (f" --repeats {args.repeats}" if args.repeats != 2 else ""),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "load_average_before": [round(v, 2) for v in load_before],
-                    "load_average_after": [round(v, 2) for v in os.getloadavg()]},
+        "machine": machine(load_before),
         "notes": "Medians over repeats, serial and parallel interleaved; the 2-process time includes starting the "
                  "worker interpreters. Shared machine: see the load averages.",
         "work": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
     return 0
 
 
