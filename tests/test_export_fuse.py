@@ -66,7 +66,10 @@ def test_exported_step_graph_has_one_gemm_per_layer_and_passes_parity(tmp_path: 
     cell = make_cell()
     path = export_step_graph(cell, tmp_path / "step.onnx")
     ops = [node.op_type for node in onnx.load(str(path)).graph.node]
-    assert ops.count("Gemm") == 3  # backbone, the four heads as one, the output projection
+    assert ops.count("Gemm") == 3  # backbone, the heads as one, the output projection
     assert ops.count("Split") == 1
+    assert ops.count("Tanh") == 2  # the backbone's, and one for both ff heads
+    assert ops.count("Sigmoid") == 1 and ops.count("MatMul") == 1  # [1 - σ, σ], then the two halves added
+    assert len([op for op in ops if op != "Constant"]) <= 14, ops
     report = verify_graphs(cell, path)
     assert report.within_tolerance, report.summary()
