@@ -11,13 +11,16 @@ Batch 1, one thread everywhere. Measured per step (median and p99, microseconds)
 
 Timings on a shared 2-core machine are noisy, which is why everything is compared as
 ratios within one run, never as absolute thresholds in tests: the contenders are timed in
-``--repeats`` interleaved rounds, each ratio is taken per round (so both sides of it saw the same
-load), and the median ratio is reported with its range over the rounds.
+``--repeats`` rounds, each ratio is taken per round, and the median ratio is reported with its
+range over the rounds. Within a round the contenders take turns in slices of ``steps / 10``
+calls, so both sides of a ratio saw the same stretch of the machine's load (a load change
+lasting seconds would otherwise fall on one contender's whole block).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -61,6 +64,27 @@ def _time_per_call(fn: Callable[[int], object], steps: int, warmup: int) -> tupl
         samples[i] = clock() - start
     samples /= 1e3
     return float(np.median(samples)), float(np.percentile(samples, 99))
+
+
+def _time_round(
+    contenders: dict[str, Callable[[int], object]], steps: int, warmup: int, slices: int = 10
+) -> dict[str, tuple[float, float]]:
+    """One round: every contender warmed up, then ``steps`` timed calls each, taken in turns of
+    ``steps / slices`` calls; returns each contender's (median, p99) in µs."""
+    for fn in contenders.values():
+        for i in range(warmup):
+            fn(i)
+    samples = {name: np.empty(steps, dtype=np.float64) for name in contenders}
+    clock = time.perf_counter_ns
+    bounds = np.linspace(0, steps, max(1, min(slices, steps)) + 1).astype(int).tolist()
+    for begin, end in itertools.pairwise(bounds):
+        for name, fn in contenders.items():
+            out = samples[name]
+            for i in range(begin, end):
+                start = clock()
+                fn(i)
+                out[i] = clock() - start
+    return {name: (float(np.median(v)) / 1e3, float(np.percentile(v, 99)) / 1e3) for name, v in samples.items()}
 
 
 def _engine_stepper(engine: object, xs: np.ndarray, stamps: np.ndarray) -> Callable[[int], object]:
@@ -180,10 +204,8 @@ def run_bench(config: BenchConfig, workdir: Path) -> dict:
         ).eval()
         add("ncps_eager", torch_stepper(ncps_cell, lambda c, x, h, dt: c(x, h, dt.squeeze(-1))[1]))
 
-    # Rounds: every contender once per round, so each round's ratios share the machine's load.
-    rounds: list[dict[str, tuple[float, float]]] = []
-    for _ in range(max(config.repeats, 1)):
-        rounds.append({name: _time_per_call(fn, config.steps, config.warmup) for name, fn in contenders.items()})
+    # Rounds: the contenders take turns within each round, so each round's ratios share the machine's load.
+    rounds = [_time_round(contenders, config.steps, config.warmup) for _ in range(max(config.repeats, 1))]
     timings = [
         Timing(name, float(np.median([r[name][0] for r in rounds])), float(np.median([r[name][1] for r in rounds])))
         for name in contenders

@@ -45,6 +45,12 @@ def test_fused_module_equals_the_cell(case: str) -> None:
     np.testing.assert_allclose(got_h.numpy(), want_h.numpy(), atol=1e-6, rtol=0)
     np.testing.assert_allclose(got_y.numpy(), want_y.numpy(), atol=1e-6, rtol=0)
     np.testing.assert_array_equal(got_h[2:5].numpy(), hidden[2:5].numpy())  # Δt <= 0 or NaN: state kept
+    step_form = for_export(cell, zero_dt_rule=False)  # the step graph's form: the same for Δt > 0
+    with torch.no_grad():
+        step_y, step_h = step_form(x, hidden, dt)
+    for row in (0, 1, 5):
+        np.testing.assert_allclose(step_h[row].numpy(), want_h[row].numpy(), atol=1e-6, rtol=0)
+        np.testing.assert_allclose(step_y[row].numpy(), want_y[row].numpy(), atol=1e-6, rtol=0)
 
 
 def test_sparsity_mask_is_folded_into_the_heads() -> None:
@@ -70,6 +76,7 @@ def test_exported_step_graph_has_one_gemm_per_layer_and_passes_parity(tmp_path: 
     assert ops.count("Split") == 1
     assert ops.count("Tanh") == 2  # the backbone's, and one for both ff heads
     assert ops.count("Sigmoid") == 1 and ops.count("MatMul") == 1  # [1 - σ, σ], then the two halves added
-    assert len([op for op in ops if op != "Constant"]) <= 14, ops
+    assert "Where" not in ops and "Greater" not in ops  # no Δt rule in the step graph: the engine never passes Δt <= 0
+    assert len([op for op in ops if op != "Constant"]) <= 12, ops
     report = verify_graphs(cell, path)
     assert report.within_tolerance, report.summary()

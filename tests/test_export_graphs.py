@@ -14,7 +14,8 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from lnn_ros.cells import AutoNCP, RecurrentCell, build_cell
+from lnn_ros.cells import AutoNCP, CfCCell, RecurrentCell, build_cell
+from lnn_ros.cells.cfc import CfCMode
 from lnn_ros.onnx_export import (
     Exporter,
     ExportError,
@@ -111,12 +112,21 @@ def test_step_and_window_run_at_any_batch_size(exported: Exported, batch: int) -
     assert np.abs(h_step - h_torch.numpy()).max() <= TOLERANCE
 
 
-def test_zero_dt_keeps_the_state_in_the_graph(exported: Exported) -> None:
+def test_zero_dt_keeps_the_state_in_the_window_graph(exported: Exported) -> None:
+    """The window graph's padding steps rely on the Δt = 0 rule. The step graph is only defined
+    for Δt > 0 (the engine drops the rest before the graph); the fused CfC's has no rule."""
     cell = exported.cell
-    step = ort.InferenceSession(str(exported.step), providers=["CPUExecutionProvider"])
+    window = ort.InferenceSession(str(exported.window), providers=["CPUExecutionProvider"])
     hidden = np.random.default_rng(0).standard_normal((2, cell.state_size)).astype(np.float32)
-    _, hidden_out = step.run(None, {"x": np.ones((2, cell.input_size), np.float32), "hidden": hidden, "dt": np.zeros((2, 1), np.float32)})
+    feeds = {"x": np.ones((2, WINDOW, cell.input_size), np.float32), "hidden": hidden, "dt": np.zeros((2, WINDOW, 1), np.float32)}
+    _, hidden_out = window.run(None, feeds)
     np.testing.assert_array_equal(hidden_out, hidden)
+    step = ort.InferenceSession(str(exported.step), providers=["CPUExecutionProvider"])
+    _, step_hidden = step.run(None, {"x": feeds["x"][:, 0], "hidden": hidden, "dt": feeds["dt"][:, 0]})
+    if type(cell) is CfCCell and cell.mode is not CfCMode.PURE:
+        assert not np.array_equal(step_hidden, hidden)  # the fused step graph: a step of zero length
+    else:  # the cells without an export rewrite keep the rule in the step graph too
+        np.testing.assert_array_equal(step_hidden, hidden)
 
 
 def test_encoder_graph_matches_torch(tmp_path: Path) -> None:

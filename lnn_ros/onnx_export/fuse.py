@@ -17,9 +17,14 @@ are exported as they are. For :class:`~lnn_ros.cells.CfCCell` in ``default`` / `
   halves: 8 nodes between the backbone and the Δt rule instead of 10 (about 0.7 µs per step on
   this project's x86 machine, ``lnn-ros bench``);
 * ``no_gate`` mode: ``f1 + σ · f2`` on four heads of width H;
-* the Δt rule keeps its ``where(Δt > 0, update, hidden)`` but drops the division-safe Δt
-  (only there for training gradients; in the forward pass the discarded branch may be
-  anything, NaN included).
+* the Δt rule: the window graph keeps ``where(Δt > 0, update, hidden)`` (its padding steps
+  have Δt = 0) but drops the division-safe Δt (only there for training gradients; in the
+  forward pass the discarded branch may be anything, NaN included). The *step* graph has no
+  Δt rule at all (``zero_dt_rule=False``): the engine calls it only with 0 < Δt <= ``dt.max_s``
+  (the stamp rule drops a duplicate or earlier stamp before the graph, :mod:`lnn_ros.engine.clock`),
+  so the ``Greater`` and ``Where`` nodes only cost time, about 0.8 µs per call on this
+  project's x86 machine. A step graph of this kind fed Δt = 0 does a step of zero length,
+  not the identity (``docs/bundle.md``).
 
 The graph changes rounding in the last bits only; every exported graph is still checked
 against the original cell in PyTorch (:func:`~lnn_ros.onnx_export.verify.verify_graphs`).
@@ -41,12 +46,15 @@ class FusedCfC(nn.Module):
     """A :class:`~lnn_ros.cells.CfCCell` (``default`` or ``no_gate``) with fused heads; eval only.
 
     The weights are copied (detached) at construction: rebuild it after training further.
+    ``zero_dt_rule=False`` leaves out the Δt rule (Δt <= 0 keeps the state): the step graph's
+    form, for a caller that never passes Δt <= 0.
     """
 
     sum_halves: Tensor
 
-    def __init__(self, cell: CfCCell) -> None:
+    def __init__(self, cell: CfCCell, *, zero_dt_rule: bool = True) -> None:
         super().__init__()
+        self.zero_dt_rule = zero_dt_rule
         if cell.mode is CfCMode.PURE:
             raise ValueError("FusedCfC fuses the default and no_gate modes only; export a pure CfC as it is.")
         self.hidden_size = cell.state_size
@@ -106,12 +114,16 @@ class FusedCfC(nn.Module):
             pair, time_a, time_b = torch.split(self.heads(z), 2 * self.hidden_size, dim=1)
             gates = torch.sigmoid(time_a * dt_s + time_b)  # [1 - σ, σ]
             update = (torch.tanh(pair) * gates) @ self.sum_halves  # f1 · (1 - σ) + f2 · σ
-        hidden_new = torch.where(dt_s > 0, update, hidden)
+        hidden_new = torch.where(dt_s > 0, update, hidden) if self.zero_dt_rule else update
         return self.fc(hidden_new), hidden_new
 
 
-def for_export(cell: RecurrentCell) -> nn.Module:
-    """The module to trace for ``cell``'s step graph: a fused rewrite when one exists, else ``cell``."""
+def for_export(cell: RecurrentCell, *, zero_dt_rule: bool = True) -> nn.Module:
+    """The module to trace for ``cell``'s graphs: a fused rewrite when one exists, else ``cell``.
+
+    ``zero_dt_rule=False`` (the step graph) lets a rewrite leave out the Δt <= 0 rule; cells
+    without a rewrite keep it.
+    """
     if type(cell) is CfCCell and cell.mode is not CfCMode.PURE:
-        return FusedCfC(cell).eval()
+        return FusedCfC(cell, zero_dt_rule=zero_dt_rule).eval()
     return cell

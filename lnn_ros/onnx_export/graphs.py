@@ -235,14 +235,15 @@ def export_step_graph(cell: RecurrentCell, path: Path, *, exporter: Exporter = E
     """Write the one-step graph ``(x, hidden, dt) -> (y, hidden_out)`` of ``cell`` to ``path``.
 
     Cells with an inference rewrite (:func:`~lnn_ros.onnx_export.fuse.for_export`) are exported
-    through it: the same function in fewer graph nodes.
+    through it: the same function for Δt > 0 in fewer graph nodes, without the Δt <= 0 rule
+    (the engine never steps with Δt <= 0; the window graph keeps the rule for its padding).
 
     Raises:
         ExportError: The export failed or the file breaks a rule of :func:`check_graph_file`.
     """
     _require_float32(cell, "cell")
     return _export(
-        for_export(cell),
+        for_export(cell, zero_dt_rule=False),
         _cell_samples(cell, None),
         path,
         ("x", "hidden", "dt"),
