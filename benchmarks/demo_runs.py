@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 PERCENTILES = ("p50", "p99", "max")
-HOPS = ("sensor_to_node_publish", "node_to_sim", "sim_pickup")
+HOPS = ("sensor_to_node", "node_compute", "node_pickup", "node_to_sim", "sensor_to_node_publish", "sim_pickup")
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -64,7 +64,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         summary["hops"] = {
             hop: {k: _spread([r["hops"][hop][k] for r in runs]) for k in PERCENTILES}
             for hop in HOPS
-            if all(hop in r["hops"] for r in runs)
+            if all(r["hops"].get(hop, {}).get(k) is not None for r in runs for k in PERCENTILES)
         }
     return summary
 

@@ -20,6 +20,7 @@ from lnn_ros.sim.ros.flight_log import (
     flight_result,
     is_hover,
     load_record,
+    node_hops,
     save_record,
     write_json,
 )
@@ -116,3 +117,16 @@ def test_without_message_info_the_hops_say_so() -> None:
     log.command(command(5, 6.0))
     hops = log.summary(deadline_ms=5.0)["hops"]
     assert hops["available"] is False and "message info" in hops["note"]
+
+
+def test_node_hops_come_from_the_policy_nodes_last_report() -> None:
+    values = {f"{key}.{name}": value for key, row in (("transport_latency_ms", ("0.210", "0.900", "2.000")),
+              ("step_latency_ms", ("0.150", "0.400", "1.500"))) for name, value in zip(("p50", "p99", "max"), row)}
+    hops = node_hops(values, "window")
+    assert hops["sensor_to_node"] == {"p50": 0.21, "p99": 0.9, "max": 2.0, "source": "policy node /diagnostics transport_latency_ms, window"}
+    assert hops["node_compute"]["p99"] == 0.4
+    # the events executor (no message info): no transport hop, said so; no report at all: said so
+    del values["transport_latency_ms.p50"]
+    assert node_hops(values, "w")["sensor_to_node"] == {"available": False, "note": "its /diagnostics has no transport_latency_ms"}
+    assert node_hops(None, "w")["node_compute"]["note"] == "no /diagnostics report from the policy node"
+    assert node_hops({"step_latency_ms.p50": "nan", "step_latency_ms.p99": "x", "step_latency_ms.max": "1"}, "w")["node_compute"]["available"] is False

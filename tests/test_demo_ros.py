@@ -41,6 +41,13 @@ def test_demo_flies_toward_the_target_over_ros(ros_env: dict[str, str], tmp_path
     assert summary["commands_matched"] > 0.5 * summary["imu_published"] > 100, summary
     assert summary["latency_ms"]["samples"] == summary["commands_matched"]
     assert summary["latency_ms"]["p50"] is not None and summary["deadline"]["checked"] > 0
+    # Each hop measured where it happens: the node's own two from its /diagnostics, the last one by the simulator.
+    hops = summary["hops"]
+    if hops["available"]:  # rclpy with message info (Iron and later; the CI legs run Kilted and Jazzy)
+        for hop in ("sensor_to_node", "node_compute", "node_to_sim"):
+            assert 0 <= hops[hop]["p50"] <= hops[hop]["p99"] <= hops[hop]["max"], (hop, hops[hop])
+        assert hops["node_compute"]["source"].startswith("policy node /diagnostics step_latency_ms")
+    assert any("node compute" in line for line in lines) or not hops["available"]
     # The policy flew toward the target.
     flight = summary["flight"]
     assert not flight["crashed"]

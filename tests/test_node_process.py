@@ -317,6 +317,11 @@ def test_irregular_imu_and_camera_streams_match_offline_runner(
         p50, p99, worst = (float(values[f"step_latency_ms.{k}"]) for k in ("p50", "p99", "max"))
         assert 0 < p50 <= p99 <= worst
         assert 0 < float(values["frame_latency_ms.p50"]) <= float(values["frame_latency_ms.max"])
+        if executor == "events":  # no message info: neither middleware hop is reported
+            assert "transport_latency_ms.p50" not in values and "pickup_latency_ms.p50" not in values
+        else:  # the hop before the node and the executor's share of step_latency_ms
+            assert 0 <= float(values["transport_latency_ms.p50"]) <= float(values["transport_latency_ms.max"])
+            assert 0 <= float(values["pickup_latency_ms.p50"]) <= float(values["pickup_latency_ms.max"]) <= worst
         print(f"\n{executor}: node step latency p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {worst:.3f} ms over {len(expected)} steps")
     from lnn_ros.ros.message_info import EVENTS_NO_MESSAGE_INFO, HAS_MESSAGE_INFO
     from lnn_ros.ros.process import NO_EVENTS_EXECUTOR

@@ -64,10 +64,11 @@ from lnn_ros.node_spec.interface import (
 from lnn_ros.node_spec.params import NodeParams
 from lnn_ros.ros.convert import fill_twist_stamped, image_frame, imu_sample, ns_to_stamp
 from lnn_ros.ros.diagnostics import to_message
-from lnn_ros.ros.message_info import EVENTS_NO_MESSAGE_INFO, HAS_MESSAGE_INFO, NO_MESSAGE_INFO, received_perf_ns
+from lnn_ros.ros.message_info import EVENTS_NO_MESSAGE_INFO, HAS_MESSAGE_INFO, NO_MESSAGE_INFO, hop_ns, received_perf_ns
 from lnn_ros.ros.rate_limit import RateLimit
 from lnn_ros.runtime import Command, Stream, WatchdogStatus
 from lnn_ros.runtime.live import LiveLoop
+from lnn_ros.units import NS_PER_S
 
 
 class Flight:
@@ -188,10 +189,29 @@ class Flight:
         self._publish(self.loop.on_image(image_frame(msg), start))
 
     def _on_imu_info(self, msg: Imu, info: Mapping[str, Any]) -> None:
-        self._publish(self.loop.on_imu(imu_sample(msg), received_perf_ns(info)))
+        received = received_perf_ns(info)
+        picked_up = time.perf_counter_ns()
+        command = self.loop.on_imu(imu_sample(msg), received)
+        if command is not None:
+            self._hops(info, picked_up - received)
+        self._publish(command)
 
     def _on_image_info(self, msg: Image | CompressedImage, info: Mapping[str, Any]) -> None:
-        self._publish(self.loop.on_image(image_frame(msg), received_perf_ns(info)))
+        received = received_perf_ns(info)
+        picked_up = time.perf_counter_ns()
+        command = self.loop.on_image(image_frame(msg), received)
+        if command is not None:
+            self._hops(info, picked_up - received)
+        self._publish(command)
+
+    def _hops(self, info: Mapping[str, Any], pickup_ns: int) -> None:
+        """Record, for a message that produced a command, the sensor publish -> reception hop and
+        the wait from reception to this callback (diagnostics ``transport_latency_ms``, ``pickup_latency_ms``)."""
+        loop = self.loop
+        loop.pickup_s.add(pickup_ns / NS_PER_S)
+        hop = hop_ns(info)
+        if hop is not None:
+            loop.transport_s.add(hop / NS_PER_S)
 
     def _publish(self, command: Command | None) -> None:
         if command is not None and self._cmd_pub is not None and self._rate.passes(command.stamp_ns):

@@ -139,6 +139,11 @@ class LiveLoop:
         self.watchdog = Watchdog([s.value for s in streams], config.stale_timeout_s, now_ns, output=Stream.COMMAND.value)
         window = config.stats_window
         self.latency_s = RollingWindow(window)
+        # Sensor publish -> the node's middleware reception, of the messages that produced a command:
+        # recorded by the ROS node from message info (empty in a replay and without message info).
+        self.transport_s = RollingWindow(window)
+        # The node's middleware reception -> its callback starting (the wait for the executor), same messages.
+        self.pickup_s = RollingWindow(window)
         self.frame_latency_s = RollingWindow(window)
         self.age_s = RollingWindow(window)
         self.rates = {s.value: RateMeter(max(window, 2)) for s in streams}
@@ -287,6 +292,8 @@ class LiveLoop:
             failsafe_entries=self.watchdog.failsafe_entries,
             recoveries=self.watchdog.recoveries,
             latency_s=self.latency_s.summary(),
+            transport_s=self.transport_s.summary() if self.transport_s.count else None,
+            pickup_s=self.pickup_s.summary() if self.pickup_s.count else None,
             frame_latency_s=self.frame_latency_s.summary() if Stream.CAMERA in runner.streams else None,
             preprocess_s=runner.image_cost_s.summary() if runner.image_cost_s is not None else None,
             age_s=self.age_s.summary(),

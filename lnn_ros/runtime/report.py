@@ -16,6 +16,12 @@ values are strings, numbers in plain decimal):
   from stamp gaps; 0 while it is being learnt);
 * ``step_latency_ms.p50/p99/max``: message handed over -> command ready to publish (convert,
   fuse, step, clamp), over the window;
+* ``transport_latency_ms.p50/p99/max`` (``lnn_node`` with message info, Iron and later): sensor
+  publish -> the node's middleware reception (``received_timestamp - source_timestamp``) of the
+  messages that produced a command, over the window: the hop before ``step_latency_ms``
+  (between machines it includes their clock offset);
+* ``pickup_latency_ms.p50/p99/max`` (same messages): the node's middleware reception -> its
+  callback starting, i.e. the wait for the executor; the first part of ``step_latency_ms``;
 * ``frame_latency_ms.p50/p99/max`` (camera bundles): camera callback time of frames that were
   decoded and encoded (the inline encoder's cost);
 * ``preprocess_ms.p50/p99/max`` (camera bundles): the camera preprocessing alone (jpeg / png
@@ -87,6 +93,8 @@ def build_report(
     bundle_hash: str,
     execution_provider: str,
     preprocess_s: Summary | None = None,
+    transport_s: Summary | None = None,
+    pickup_s: Summary | None = None,
 ) -> Report:
     """Assemble the report; latencies and age are given in seconds."""
     output = "stopped publishing" if failsafe_output == "stopped" else "hover"
@@ -115,6 +123,9 @@ def build_report(
         ("step_latency_ms.p99", _ms(latency_s.p99)),
         ("step_latency_ms.max", _ms(latency_s.max)),
     ]
+    for key, summary in (("transport_latency_ms", transport_s), ("pickup_latency_ms", pickup_s)):
+        if summary is not None:
+            values += [(f"{key}.{name}", _ms(getattr(summary, name))) for name in ("p50", "p99", "max")]
     if frame_latency_s is not None:
         values += [(f"frame_latency_ms.{name}", _ms(getattr(frame_latency_s, name))) for name in ("p50", "p99", "max")]
     if preprocess_s is not None:

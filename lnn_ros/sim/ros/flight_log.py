@@ -211,6 +211,37 @@ class LatencyLog:
         return np.array([(c.arrival_wall_ns - wall) / NS_PER_MS for c, wall in self.matched()], dtype=np.float64)
 
 
+NODE_HOP_KEYS = {
+    "sensor_to_node": "transport_latency_ms",
+    "node_compute": "step_latency_ms",
+    "node_pickup": "pickup_latency_ms",
+}
+
+
+def node_hops(values: dict[str, str] | None, window: str) -> dict[str, Any]:
+    """The policy node's own hops from the values of its last ``/diagnostics`` report.
+
+    ``sensor_to_node``: sensor publish -> the node's middleware reception (``transport_latency_ms``);
+    ``node_compute``: that reception -> the command handed to ``publish`` (``step_latency_ms``),
+    of which ``node_pickup`` is the wait for the node's executor (reception -> its callback
+    starting, ``pickup_latency_ms``); all over the commands in the node's statistics window (``window`` says which), p50 / p99 /
+    max in ms. A hop the report does not carry (no report received, rclpy without message
+    info, the events executor) is ``{"available": false, "note": ...}``.
+    """
+    out: dict[str, Any] = {}
+    for hop, key in NODE_HOP_KEYS.items():
+        try:
+            numbers = {name: float(values[f"{key}.{name}"]) for name in ("p50", "p99", "max")} if values else None
+        except (KeyError, ValueError):
+            numbers = None
+        if numbers is None or not all(math.isfinite(v) for v in numbers.values()):
+            why = "no /diagnostics report from the policy node" if not values else f"its /diagnostics has no {key}"
+            out[hop] = {"available": False, "note": why}
+        else:
+            out[hop] = {**{k: round(v, 4) for k, v in numbers.items()}, "source": f"policy node /diagnostics {key}, {window}"}
+    return out
+
+
 def is_hover(setpoint: np.ndarray) -> bool:
     """A failsafe hover command: every heading-frame set-point (vx, vy, vz, yaw rate) exactly zero."""
     return not setpoint.any()

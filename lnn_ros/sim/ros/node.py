@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
 from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.node import Node
@@ -37,7 +38,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image, Imu
 
-from lnn_ros.node_spec.interface import CAMERA_TOPIC, COMMAND_TOPIC, COMPRESSED_SUFFIX, IMU_TOPIC
+from lnn_ros.node_spec.interface import CAMERA_TOPIC, COMMAND_TOPIC, COMPRESSED_SUFFIX, DIAGNOSTICS_TOPIC, IMU_TOPIC
+from lnn_ros.node_spec.interface import NODE_NAME as POLICY_NODE_NAME
 from lnn_ros.ros import signals
 from lnn_ros.ros.convert import ns_to_stamp, stamp_to_ns
 from lnn_ros.ros.declare import declare_and_read
@@ -46,7 +48,15 @@ from lnn_ros.ros.process import run_node
 from lnn_ros.runtime import messages as to_record
 from lnn_ros.runtime.records import Command, ImageFrame, ImuSample
 from lnn_ros.sim.errors import SimError
-from lnn_ros.sim.ros.flight_log import CommandArrival, LatencyLog, flight_record, flight_result, save_record, write_json
+from lnn_ros.sim.ros.flight_log import (
+    CommandArrival,
+    LatencyLog,
+    flight_record,
+    flight_result,
+    node_hops,
+    save_record,
+    write_json,
+)
 from lnn_ros.sim.ros.params import NODE_NAME, PARAMETERS, SimNodeParams
 from lnn_ros.sim.world.config import SimConfig, VehicleModel
 from lnn_ros.sim.world.episode import Simulator
@@ -116,6 +126,9 @@ class SimDroneNode(Node):
         if not HAS_MESSAGE_INFO:
             self.get_logger().info(NO_MESSAGE_INFO)
         self.create_subscription(TwistStamped, COMMAND_TOPIC, on_command, command_qos)
+        # The policy node's own hops (sensor -> its reception, its compute) come from its /diagnostics.
+        self._node_report: dict[str, str] | None = None
+        self.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, QoSProfile(depth=10))
         self._imu = Imu()
         self._imu.header.frame_id = p.imu_frame_id
         self._image = Image()
@@ -131,6 +144,11 @@ class SimDroneNode(Node):
         )
 
     # ------------------------------------------------------------------ commands
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.startswith(f"{POLICY_NODE_NAME}:"):
+                self._node_report = {kv.key: kv.value for kv in status.values}
+
     def _on_command(self, msg: TwistStamped) -> None:
         self._handle_command(msg, CommandArrival)
 
@@ -273,7 +291,7 @@ class SimDroneNode(Node):
             "duration_s": p.duration_s,
             "real_time_factor": p.real_time_factor,
             "flight": flight_result(self.sim.result()),
-            **self.log.summary(p.deadline_ms),
+            **self._latency_summary(),
             "wall_s": round((time.perf_counter_ns() - self.log.wall_start_ns) / NS_PER_S, 3),
             "transport": {
                 "rmw": os.environ.get("RMW_IMPLEMENTATION", "default"),
@@ -281,6 +299,14 @@ class SimDroneNode(Node):
                 "ros_domain_id": os.environ.get("ROS_DOMAIN_ID", "0"),
             },
         }
+
+    def _latency_summary(self) -> dict[str, Any]:
+        summary = self.log.summary(self.params.deadline_ms)
+        hops = summary["hops"]
+        if hops.get("available"):
+            window = "its last report (the commands in its stats_window)"
+            hops.update(node_hops(self._node_report, window))
+        return summary
 
     def write_outputs(self) -> dict[str, Any]:
         """Write the summary and record files that are configured; returns the summary."""
