@@ -41,9 +41,9 @@ def run(
     sizes: Sequence[tuple[int, int]] = SIZES,
     encodings: Sequence[str] = ENCODINGS,
     *,
-    frames: int = 100,
+    frames: int = 200,
     warmup: int = 10,
-    repeats: int = 3,
+    repeats: int = 5,
     model: Path = REPO / "models" / "drone_cfc",
 ) -> dict[str, Any]:
     """Time every size and encoding in ``repeats`` interleaved rounds; the report's figures."""
@@ -114,8 +114,8 @@ def plot(report: dict[str, Any], out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--frames", type=int, default=100, help="timed frames per size, format and round")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default %(default)s)")
+    parser.add_argument("--frames", type=int, default=200, help="timed frames per size, format and round")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default %(default)s)")
     parser.add_argument("--model", type=Path, default=REPO / "models" / "drone_cfc")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "scaling" / "camera_size.json")
     args = parser.parse_args(argv)
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     started = time.time()
     result = run(frames=args.frames, repeats=args.repeats, model=args.model)
-    options = [f"--frames {args.frames}" if args.frames != 100 else "", f"--repeats {args.repeats}" if args.repeats != 3 else "",
+    options = [f"--frames {args.frames}" if args.frames != 200 else "", f"--repeats {args.repeats}" if args.repeats != 5 else "",
                f"--model {args.model}" if args.model != REPO / "models" / "drone_cfc" else ""]
     report = {
         "benchmark": "camera cost per frame against image size",

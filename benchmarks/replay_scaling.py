@@ -1,6 +1,6 @@
 """Replay throughput and peak memory against bag length: does a long bag replay in streaming memory?
 
-    python -m lnn_ros_benchmarks.replay_scaling [--lengths-min 1 10 60] [--repeats 2] [--model BUNDLE]
+    python -m lnn_ros_benchmarks.replay_scaling [--lengths-min 1 10 60] [--repeats 3] [--model BUNDLE]
 
 writes ``results/scaling/replay_length.json`` and ``.png`` (the defaults: about 10 min here).
 The benchmark bag of :mod:`lnn_ros_benchmarks.replay` (:mod:`lnn_ros_tools.synthetic.flight`:
@@ -12,9 +12,10 @@ runs it (commands bag, CSV, metrics and plot), in a fresh Python process of its 
 
 * ``loop_x_real_time``: bag duration / the replay loop's wall time (``ReplayResult.speed``);
   ``total_x_real_time``: bag duration / the whole ``replay_bag`` call;
-* ``peak_rss_mb``: the child's ``VmHWM`` (peak resident set) when it ends, checked against
-  ``ru_maxrss`` from ``os.wait4`` in this process; ``rss_after_imports_mb`` its ``VmRSS``
-  before the replay starts;
+* ``peak_rss_mb``: the child's ``VmHWM`` (peak resident set) when it ends;
+  ``rss_after_imports_mb`` its ``VmRSS`` before the replay starts. ``child_ru_maxrss_mb``, the
+  child's ``ru_maxrss`` from ``os.wait4`` here, is an upper bound only: Linux counts in it the
+  parent's resident set at the fork, before the child's ``exec``;
 * ``probes``: ``VmRSS`` / ``VmHWM`` inside ``replay_bag`` at the steps after its loop (found
   by wrapping ``command_metrics``, ``plot_commands`` and ``_write_csv`` of
   :mod:`lnn_ros.bag.replay` in the child; a step whose function is gone is left out).
@@ -89,11 +90,14 @@ def _status() -> dict[str, float]:
     return values
 
 
-def _probe(module: Any, name: str, probes: dict[str, dict[str, float]], on_enter: Callable[[], None] | None = None) -> None:
-    """Wrap ``module.name`` so that the RSS before and after each of its calls lands in ``probes``."""
+def _probe(
+    module: Any, name: str, probes: dict[str, dict[str, float]], on_enter: Callable[[], None] | None = None
+) -> Callable[[], None]:
+    """Wrap ``module.name`` so that the RSS before and after each of its calls lands in ``probes``;
+    returns what undoes the wrapping (nothing to undo when ``module`` has no ``name``)."""
     original = getattr(module, name, None)
     if original is None:
-        return
+        return lambda: None
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         probes[f"before_{name}"] = _status()
@@ -104,6 +108,7 @@ def _probe(module: Any, name: str, probes: dict[str, dict[str, float]], on_enter
         return value
 
     setattr(module, name, wrapped)
+    return lambda: setattr(module, name, original)
 
 
 def replay_child(bag: Path, bundle: Path, out: Path, attribute: bool = False) -> dict[str, Any]:
@@ -130,16 +135,20 @@ def replay_child(bag: Path, bundle: Path, out: Path, attribute: bool = False) ->
             lines.append({"line": f"{where}:{frame.lineno}", "mb": round(stat.size / MB, 3), "blocks": stat.count,
                           "code": linecache.getline(frame.filename, frame.lineno).strip()})
 
-    _probe(replay, "command_metrics", probes, snapshot)
-    _probe(lnn_ros.bag.plot, "plot_commands", probes)
-    _probe(replay, "_write_csv", probes, snapshot)
+    undo = [_probe(replay, "command_metrics", probes, snapshot), _probe(lnn_ros.bag.plot, "plot_commands", probes),
+            _probe(replay, "_write_csv", probes, snapshot)]
     before = _status()
     if attribute:
         tracemalloc.start()
-    started = time.perf_counter()
-    result = replay.replay_bag(bag, bundle, out, replay.ReplayConfig(progress=False))
-    total_s = time.perf_counter() - started
-    tracemalloc.stop()
+    try:
+        started = time.perf_counter()
+        result = replay.replay_bag(bag, bundle, out, replay.ReplayConfig(progress=False))
+        total_s = time.perf_counter() - started
+    finally:
+        if attribute:
+            tracemalloc.stop()
+        for restore in undo:
+            restore()
     report: dict[str, Any] = {
         "messages": result.messages,
         "commands": result.commands,
@@ -168,7 +177,8 @@ def child_main(argv: Sequence[str]) -> int:
 
 
 def run_child(bag: Path, bundle: Path, out: Path, attribute: bool = False) -> dict[str, Any]:
-    """:func:`replay_child` in a fresh interpreter; adds its ``ru_maxrss`` (os.wait4) and wall time."""
+    """:func:`replay_child` in a fresh interpreter; adds its ``ru_maxrss`` (os.wait4; includes this
+    process's resident set at the fork) and wall time."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as stdout:
         argv = [sys.executable, "-c", _CHILD, str(bag), str(bundle), str(out), *(["attribute"] if attribute else [])]
@@ -290,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--lengths-min", type=float, nargs="+", default=list(LENGTHS_MIN),
                         help="bag lengths in minutes (default %(default)s)")
-    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds (default %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default %(default)s)")
     parser.add_argument("--model", type=Path, default=REPO / "models" / "drone_cfc", help="IMU + camera bundle")
     parser.add_argument("--scratch", type=Path, help="folder for the bags (default: a temporary one, removed)")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "scaling" / "replay_length.json")
@@ -302,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     options = []
     if args.lengths_min != list(LENGTHS_MIN):
         options.append("--lengths-min " + " ".join(f"{m:g}" for m in args.lengths_min))
-    if args.repeats != 2:
+    if args.repeats != 3:
         options.append(f"--repeats {args.repeats}")
     if args.model != REPO / "models" / "drone_cfc":
         options.append(f"--model {args.model}")

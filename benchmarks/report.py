@@ -92,6 +92,8 @@ def plot_panels(out: Path, panels: Sequence[Panel], title: str) -> Path:
         if panel.ticks:
             ax.set_xticks([x for x, _ in panel.ticks], [label for _, label in panel.ticks])
             ax.minorticks_off()
+            if max(len(label) for _, label in panel.ticks) > 4:
+                ax.tick_params(axis="x", labelrotation=30)
         ax.set_title(panel.title, fontsize=9)
         ax.set_xlabel(panel.xlabel, fontsize=8)
         ax.set_ylabel(panel.ylabel, fontsize=8)
