@@ -2,7 +2,7 @@
 
     python -m lnn_ros_benchmarks.replay_scaling [--lengths-min 1 10 60] [--repeats 3] [--model BUNDLE]
 
-writes ``results/scaling/replay_length.json`` and ``.png`` (the defaults: about 10 min here).
+writes ``results/scaling/replay_length.json`` and ``.png`` (the defaults: about 6 min here).
 The benchmark bag of :mod:`lnn_ros_benchmarks.replay` (:mod:`lnn_ros_tools.synthetic.flight`:
 200 Hz IMU, 30 Hz rgb8 camera at the bundle's image size, 50 Hz expert ``cmd_vel``; mcap) is
 written once per length into a temporary folder, message by message (the same messages in

@@ -79,6 +79,7 @@ def plot_panels(out: Path, panels: Sequence[Panel], title: str) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
     figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, panel in zip(axes[0], panels):
@@ -91,7 +92,7 @@ def plot_panels(out: Path, panels: Sequence[Panel], title: str) -> Path:
             ax.set_yscale("log")
         if panel.ticks:
             ax.set_xticks([x for x, _ in panel.ticks], [label for _, label in panel.ticks])
-            ax.minorticks_off()
+            ax.xaxis.set_minor_locator(NullLocator())
             if max(len(label) for _, label in panel.ticks) > 4:
                 ax.tick_params(axis="x", labelrotation=30)
         ax.set_title(panel.title, fontsize=9)
