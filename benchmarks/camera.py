@@ -73,40 +73,56 @@ def percentiles(samples_s: list[float]) -> dict[str, float]:
             "max": round(float(ms.max()), 3)}
 
 
-def run(frames: int, warmup: int, model: Path) -> dict[str, object]:
+def time_frame(model: Path, frame: object, frames: int, warmup: int, encoder: bool = False) -> dict[str, list[float]]:
+    """Seconds per call of ``frame`` through a fresh decoder and runner of ``model``, ``frames``
+    times after ``warmup``: ``preprocess`` (:meth:`ImageDecoder.decode`), ``on_image``
+    (:meth:`PolicyRunner.on_image`: the same plus the encoder) and with ``encoder`` also
+    ``encoder`` (:meth:`Engine.encode` alone on the decoded image), each per frame in that order."""
     from lnn_ros.bundle import load_bundle
     from lnn_ros.runtime.factory import build_runner
     from lnn_ros.runtime.image import ImageDecoder
 
-    manifest = load_bundle(model).manifest
-    assert manifest.camera is not None
+    loaded = load_bundle(model)
+    assert loaded.manifest.camera is not None
+    decoder = ImageDecoder(loaded.manifest.camera)
+    runner = build_runner(loaded)
+    samples: dict[str, list[float]] = {"preprocess": [], "on_image": [], **({"encoder": []} if encoder else {})}
+    clock = time.perf_counter
+    for i in range(warmup + frames):
+        start = clock()
+        result = decoder.decode(frame)  # type: ignore[arg-type]
+        decoded = clock() - start
+        assert result.image is not None, (frame.encoding, result.status)  # type: ignore[attr-defined]
+        if encoder:
+            start = clock()
+            runner.engine.encode(result.image)
+            encoded = clock() - start
+        stamped = frame._replace(stamp_ns=1_000_000 + (i + 1) * 33_333_333)  # type: ignore[attr-defined]
+        start = clock()
+        runner.on_image(stamped)
+        on_image = clock() - start
+        if i >= warmup:
+            samples["preprocess"].append(decoded)
+            samples["on_image"].append(on_image)
+            if encoder:
+                samples["encoder"].append(encoded)
+    assert runner.counters_dict().get("camera_encoded", 0) == warmup + frames
+    return samples
+
+
+def run(frames: int, warmup: int, model: Path) -> dict[str, object]:
     results: dict[str, object] = {}
     for encoding, width, height in FORMATS:
         frame, size = make_frame(encoding, width, height, 1_000_000)
-        decoder = ImageDecoder(manifest.camera)
-        runner = build_runner(model)
-        decode_s: list[float] = []
-        on_image_s: list[float] = []
-        for i in range(warmup + frames):
-            start = time.perf_counter()
-            result = decoder.decode(frame)  # type: ignore[arg-type]
-            elapsed = time.perf_counter() - start
-            assert result.image is not None, (encoding, result.status)
-            stamped = frame._replace(stamp_ns=1_000_000 + (i + 1) * 33_333_333)  # type: ignore[attr-defined]
-            start = time.perf_counter()
-            runner.on_image(stamped)
-            on_image = time.perf_counter() - start
-            if i >= warmup:
-                decode_s.append(elapsed)
-                on_image_s.append(on_image)
-        assert runner.counters_dict().get("camera_encoded", 0) == warmup + frames
-        results[f"{width}x{height} {encoding}"] = {
+        samples = time_frame(model, frame, frames, warmup)
+        key = f"{width}x{height} {encoding}"
+        results[key] = {
             "bytes": size,
-            "preprocess_ms": percentiles(decode_s),
-            "on_image_ms": percentiles(on_image_s),
+            "preprocess_ms": percentiles(samples["preprocess"]),
+            "on_image_ms": percentiles(samples["on_image"]),
         }
-        print(f"{width}x{height} {encoding:6s} {size:>8d} B  preprocess p50 {results[f'{width}x{height} {encoding}']['preprocess_ms']['p50']:.2f} ms"  # type: ignore[index]
-              f"  on_image p50 {results[f'{width}x{height} {encoding}']['on_image_ms']['p50']:.2f} ms", flush=True)  # type: ignore[index]
+        print(f"{width}x{height} {encoding:6s} {size:>8d} B  preprocess p50 {results[key]['preprocess_ms']['p50']:.2f} ms"  # type: ignore[index]
+              f"  on_image p50 {results[key]['on_image_ms']['p50']:.2f} ms", flush=True)  # type: ignore[index]
     return results
 
 

@@ -1,23 +1,38 @@
-"""What every benchmark writes beside its figures: the machine and its load, and the JSON file."""
+"""What every benchmark writes beside its figures: the machine and its load, the JSON file, and
+for the scaling benchmarks the spread over repeated rounds and a small plot."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import statistics
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 
-def machine(load_before: tuple[float, float, float]) -> dict[str, Any]:
-    """CPUs, platform, Python, and the load averages before the run (given) and now."""
-    return {
+def machine(load_before: tuple[float, float, float], packages: Sequence[str] = ()) -> dict[str, Any]:
+    """CPUs, platform, Python, the load averages before the run (given) and now, and the
+    installed versions of ``packages`` (``None`` for one that is not installed)."""
+    report: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in os.getloadavg()],
     }
+    if packages:
+        report["versions"] = {name: _version(name) for name in packages}
+    return report
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def write_report(out: Path, report: dict[str, Any]) -> None:
@@ -25,3 +40,71 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
+
+
+def spread(values: Sequence[float], digits: int = 3) -> dict[str, Any]:
+    """Median, min and max of one figure over repeated rounds, and the rounds themselves."""
+    return {
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+        "rounds": [round(v, digits) for v in values],
+    }
+
+
+class Series(NamedTuple):
+    """One line of a plot: medians at ``x`` with a bar from ``low`` to ``high`` (the spread)."""
+
+    label: str
+    x: Sequence[float]
+    y: Sequence[float]
+    low: Sequence[float]
+    high: Sequence[float]
+
+
+class Panel(NamedTuple):
+    """One axes of a plot, log-log unless ``log`` is false."""
+
+    title: str
+    xlabel: str
+    ylabel: str
+    series: Sequence[Series]
+    log: bool = True
+    ticks: Sequence[tuple[float, str]] = ()  # x positions and labels; the default ticks otherwise
+
+
+def plot_panels(out: Path, panels: Sequence[Panel], title: str) -> Path:
+    """A small PNG (matplotlib, Agg) of ``panels`` side by side, written to ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
+
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        for line in panel.series:
+            below = [y - lo for y, lo in zip(line.y, line.low)]
+            above = [hi - y for y, hi in zip(line.y, line.high)]
+            ax.errorbar(line.x, line.y, yerr=[below, above], marker="o", markersize=3, capsize=2, label=line.label)
+        if panel.log:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        if panel.ticks:
+            ax.set_xticks([x for x, _ in panel.ticks], [label for _, label in panel.ticks])
+            ax.xaxis.set_minor_locator(NullLocator())
+            if max(len(label) for _, label in panel.ticks) > 4:
+                ax.tick_params(axis="x", labelrotation=30)
+        ax.set_title(panel.title, fontsize=9)
+        ax.set_xlabel(panel.xlabel, fontsize=8)
+        ax.set_ylabel(panel.ylabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=90)
+    plt.close(figure)
+    print(f"wrote {out}")
+    return out
