@@ -81,7 +81,7 @@ def bilinear_matrix(src: int, dst: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------- geometry
-@pytest.mark.parametrize(("src_w", "src_h"), [(640, 480), (100, 75), (32, 24), (96, 40)])
+@pytest.mark.parametrize(("src_w", "src_h"), [(640, 480), (100, 75), (160, 120), (1000, 750), (1920, 1080), (32, 24), (96, 40)])
 def test_resize_matches_an_independent_reference(src_w: int, src_h: int) -> None:
     rgb = smooth(src_h, src_w, seed=src_w)
     cam = camera()
@@ -171,9 +171,10 @@ def test_a_frame_gives_the_same_bytes_in_training_and_in_flight() -> None:
         assert train_input.tobytes() == flight.tobytes(), size
 
 
-def test_raw_frames_allocate_no_image_sized_memory() -> None:
+@pytest.mark.parametrize(("width", "height"), [(640, 480), (1000, 750), (40, 30)])  # factor 10, 15.625, growth
+def test_raw_frames_allocate_no_image_sized_memory(width: int, height: int) -> None:
     decoder = ImageDecoder(camera())
-    frame = raw(np.ascontiguousarray(smooth(480, 640)[:, :, ::-1]), "bgr8", pad=8)
+    frame = raw(np.ascontiguousarray(smooth(height, width)[:, :, ::-1]), "bgr8", pad=8)
     decoder.decode(frame)
     tracemalloc.start()
     result = decoder.decode(frame)

@@ -129,35 +129,82 @@ def _axis(src: int, dst: int) -> _Axis:
     return _Axis(dst, tuple(taps), factor)
 
 
-def _resample(src: np.ndarray, axis: _Axis, dst: np.ndarray) -> None:
-    """Resample ``src`` along its first axis into float32 ``dst`` (same trailing shape).
+class _Pass:
+    """One resampling pass along the first axis of a ``[src, rest]`` array into float32 ``[dst, rest]``.
 
-    Each output row is one ``np.sum`` over a slice of whole rows plus the weighted end rows:
-    per-row numpy calls on contiguous runs, far faster than a cumulative sum down the columns.
+    A copy and an integer shrink factor are one numpy call each. Any other factor (area with
+    fractional end samples, or bilinear growth) covers at most K source samples per output:
+
+    * K <= ``MAX_GATHER_TAPS`` (growth, and shrinking by less than about 3): K taps,
+      ``dst[j] = sum_k w[k, j] * src[index[k, j]]`` (a weight of 0 where an output covers
+      fewer), for all ``j`` at once: per tap one ``np.take`` gather and one multiply-add, 3 K
+      numpy calls per pass instead of about 4 per output sample;
+    * larger K: per output sample one ``np.sum`` over its run of whole samples plus its
+      weighted end samples; the contiguous reduction beats K gathers once K is large
+      (``python -m lnn_ros_benchmarks.camera_scaling``: 160x120 -> 64x48 0.77 -> 0.21 ms with
+      taps, 1920x1080 3.1 ms with sums against 6.7 ms with taps).
+
+    Every buffer is allocated here, once per source geometry; a frame allocates no image-sized memory.
     """
-    if not axis.taps:
-        np.copyto(dst, src, casting="unsafe")
-        return
-    if axis.factor:  # whole blocks: one reduction over a (dst, factor, row) view
-        np.sum(src.reshape(axis.size, axis.factor, -1), axis=1, dtype=np.float32, out=dst.reshape(axis.size, -1))
-        dst *= np.float32(1.0 / axis.factor)
-        return
-    for j, tap in enumerate(axis.taps):
-        row = dst[j]
-        if tap.stop > tap.start:
-            np.sum(src[tap.start : tap.stop], axis=0, dtype=np.float32, out=row)
-        else:
-            row.fill(0.0)
-        for index, weight in tap.partial:
-            row += src[index] * np.float32(weight)
-        if tap.scale != 1.0:
-            row *= np.float32(tap.scale)
+
+    MAX_GATHER_TAPS = 4
+
+    def __init__(self, axis: _Axis, rest: int, dtype: np.dtype[Any]) -> None:
+        self.axis = axis
+        self.gather = False
+        if not axis.taps or axis.factor:
+            return
+        per_output = [
+            [(i, tap.scale) for i in range(tap.start, tap.stop)] + [(i, w * tap.scale) for i, w in tap.partial]
+            for tap in axis.taps
+        ]
+        count = max(len(taps) for taps in per_output)
+        if count > self.MAX_GATHER_TAPS:
+            return
+        self.gather = True
+        padded = [taps + [(0, 0.0)] * (count - len(taps)) for taps in per_output]
+        self.index = np.array([[taps[k][0] for taps in padded] for k in range(count)], dtype=np.intp)  # [K, dst]
+        self.weight = np.array([[taps[k][1] for taps in padded] for k in range(count)], dtype=np.float32)[:, :, None]
+        self.gathered = np.zeros((axis.size, rest), dtype)
+        self.weighted = np.zeros((axis.size, rest), np.float32)
+
+    def run(self, src: np.ndarray, dst: np.ndarray) -> None:
+        axis = self.axis
+        if not axis.taps:
+            np.copyto(dst, src, casting="unsafe")
+            return
+        if axis.factor:  # whole blocks: one reduction over a (dst, factor, row) view
+            np.sum(src.reshape(axis.size, axis.factor, -1), axis=1, dtype=np.float32, out=dst.reshape(axis.size, -1))
+            dst *= np.float32(1.0 / axis.factor)
+            return
+        if not self.gather:
+            for j, tap in enumerate(axis.taps):
+                row = dst[j]
+                if tap.stop > tap.start:
+                    np.sum(src[tap.start : tap.stop], axis=0, dtype=np.float32, out=row)
+                else:
+                    row.fill(0.0)
+                for index, weight in tap.partial:
+                    row += src[index] * np.float32(weight)
+                if tap.scale != 1.0:
+                    row *= np.float32(tap.scale)
+            return
+        gathered, weighted = self.gathered, self.weighted
+        for k, (indices, weights) in enumerate(zip(self.index, self.weight)):
+            np.take(src, indices, axis=0, out=gathered, mode="clip")  # "raise" would buffer the output
+            if k == 0:
+                np.multiply(gathered, weights, out=dst)
+            else:
+                np.multiply(gathered, weights, out=weighted)
+                np.add(dst, weighted, out=dst)
 
 
 class _Plan:
     """Crop, resize and buffers for one source geometry (height, width, channels, dtype)."""
 
-    def __init__(self, height: int, width: int, channels: int, camera: CameraSpec, prep: Preprocess | None) -> None:
+    def __init__(
+        self, height: int, width: int, channels: int, dtype: np.dtype[Any], camera: CameraSpec, prep: Preprocess | None
+    ) -> None:
         out_h, out_w = camera.height, camera.width
         self.rows = slice(0, height)
         self.cols = slice(0, width)
@@ -177,13 +224,13 @@ class _Plan:
             top, left = (height - crop_h) // 2, (width - crop_w) // 2
             self.rows, self.cols = slice(top, top + crop_h), slice(left, left + crop_w)
             src_h, src_w, dst_h, dst_w = crop_h, crop_w, out_h, out_w
-        self.row_axis = _axis(src_h, dst_h)
-        self.col_axis = _axis(src_w, dst_w)
+        self.row_pass = _Pass(_axis(src_h, dst_h), src_w * channels, dtype)
+        self.col_pass = _Pass(_axis(src_w, dst_w), dst_h * channels, np.dtype(np.float32))
         self.rows_done = np.zeros((dst_h, src_w * channels), np.float32)  # after the row pass
         self.cols_in = np.zeros((src_w, dst_h * channels), np.float32)  # the same, columns first
         self.cols_done = np.zeros((dst_w, dst_h * channels), np.float32)  # after the column pass
         self.done = self.cols_done.reshape(dst_w, dst_h, channels).transpose(1, 0, 2)  # [dst_h, dst_w, C] view
-        self.identity = not self.row_axis.taps and not self.col_axis.taps
+        self.identity = not self.row_pass.axis.taps and not self.col_pass.axis.taps
         self.luma = (np.zeros((dst_h, dst_w), np.float32), np.zeros((dst_h, dst_w), np.float32))
 
 
@@ -312,7 +359,7 @@ class ImageDecoder:
     def _plan_for(self, height: int, width: int, channels: int, dtype: str) -> _Plan:
         key = (height, width, channels, dtype)
         if self._plan is None or self._plan_key != key:
-            self._plan = _Plan(height, width, channels, self.camera, self.preprocess)
+            self._plan = _Plan(height, width, channels, np.dtype(dtype), self.camera, self.preprocess)
             self._plan_key = key
         return self._plan
 
@@ -340,10 +387,10 @@ class ImageDecoder:
             return
         cols = plan.cols
         rows2d = pixels[plan.rows].reshape(-1, width * channels)[:, cols.start * channels : cols.stop * channels]
-        _resample(rows2d, plan.row_axis, plan.rows_done)
+        plan.row_pass.run(rows2d, plan.rows_done)
         dst_h = plan.rows_done.shape[0]
         np.copyto(plan.cols_in.reshape(-1, dst_h, channels), plan.rows_done.reshape(dst_h, -1, channels).transpose(1, 0, 2))
-        _resample(plan.cols_in, plan.col_axis, plan.cols_done)
+        plan.col_pass.run(plan.cols_in, plan.cols_done)
         values = plan.done[:, :, select]
         if to_mono:  # values are in R, G, B order here (select put them so)
             luma, product = plan.luma
