@@ -108,3 +108,24 @@ def _header_bytes(stamp_ns: int, frame_id: str) -> bytes:
 def encode_twist_stamped(stamp_ns: int, twist: Sequence[float], frame_id: str) -> bytes:
     """``geometry_msgs/TwistStamped`` as CDR little endian, the bytes rclpy publishes."""
     return _header_bytes(stamp_ns, frame_id) + _TWIST.pack(*twist)
+
+
+def encode_twists_stamped(stamps_ns: np.ndarray, twists: np.ndarray, frame_id: str) -> np.ndarray:
+    """:func:`encode_twist_stamped` of N messages at once: stamps [N] int64, twists [N,6] -> bytes [N, D] uint8.
+
+    Every message has the same size D (one frame id), so the rows are a numpy record array.
+    """
+    name = frame_id.encode() + b"\x00"
+    head = 12 + len(name)
+    pad = _align(head, 8) - head
+    layout = np.dtype([("encapsulation", "V4"), ("sec", "<i4"), ("nanosec", "<u4"), ("length", "<u4"),
+                       ("name", f"V{len(name)}"), ("pad", f"V{pad}"), ("twist", "<f8", (6,))])
+    rows = np.zeros(len(stamps_ns), dtype=layout)
+    rows["encapsulation"] = np.void(CDR_LE)
+    sec, nanosec = np.divmod(np.asarray(stamps_ns, dtype=np.int64), NS_PER_S)
+    rows["sec"] = sec
+    rows["nanosec"] = nanosec
+    rows["length"] = len(name)
+    rows["name"] = np.void(name)
+    rows["twist"] = twists
+    return rows.view(np.uint8).reshape(len(stamps_ns), layout.itemsize)

@@ -11,6 +11,8 @@ keeps the state: the Δt rule of every cell).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import onnxruntime as ort
 
@@ -90,3 +92,111 @@ class StepPlan:
         start = index - index % steps
         _, state = self.window.run(self.x[start:index], self.dt[start:index], self._starts[start // steps])
         hidden[...] = state
+
+
+class UnrolledSteps:
+    """The bundle's step graph unrolled T times into one graph: T steps per onnxruntime call.
+
+    Built in memory from the step graph's checked bytes (no export, no torch): copy ``k`` of every
+    node reads ``x_k`` [1,F], ``dt_k`` [1,1] and the previous copy's state, and writes ``y_k`` [1,O]
+    and ``h_k`` [1,H]; the weights are shared. Each copy is the step graph's own operators on the
+    same inputs, so its outputs equal T step calls (bit for bit with onnxruntime's CPU kernels,
+    tested), unlike the exported window graph, which is another graph checked to float rounding.
+    With fewer nodes per step than the window graph and one bound call per T steps, it is what
+    :meth:`~lnn_ros.engine.Engine.run_steps` runs. Inputs and outputs are bound once to rows of
+    preallocated arrays (:attr:`x` [T,F], :attr:`dt` [T,1], :attr:`y` [T,O], :attr:`h` [T,H],
+    :attr:`hidden` [1,H]); a run of n < T steps leaves the rest of the rows as they were (their
+    outputs are not read; the state after step n is ``h[n - 1]``).
+
+    Raises:
+        ValueError: the step graph has control flow or not the step graph's inputs and outputs.
+    """
+
+    def __init__(self, step_graph: bytes, steps: int, open_graph: Callable[[bytes], ort.InferenceSession],
+                 run_options: ort.RunOptions, sizes: tuple[int, int, int]) -> None:
+        self.steps = steps
+        features, state, outputs = sizes
+        self.session = open_graph(unrolled_step_graph(step_graph, steps, sizes))
+        self.x = np.zeros((steps, features), dtype=np.float32)
+        self.dt = np.zeros((steps, 1), dtype=np.float32)
+        self.y = np.zeros((steps, outputs), dtype=np.float32)
+        self.h = np.zeros((steps, state), dtype=np.float32)
+        self.hidden = np.zeros((1, state), dtype=np.float32)
+        binding = self.session.io_binding()
+        binding.bind_input("hidden", "cpu", 0, np.float32, [1, state], self.hidden.ctypes.data)
+        for k in range(steps):
+            binding.bind_input(f"x_{k}", "cpu", 0, np.float32, [1, features], self.x[k].ctypes.data)
+            binding.bind_input(f"dt_{k}", "cpu", 0, np.float32, [1, 1], self.dt[k].ctypes.data)
+            binding.bind_output(f"y_{k}", "cpu", 0, np.float32, [1, outputs], self.y[k].ctypes.data)
+            binding.bind_output(f"h_{k}", "cpu", 0, np.float32, [1, state], self.h[k].ctypes.data)
+        self._binding = binding
+        self._options = run_options
+
+    def run(self, x: np.ndarray, dt: np.ndarray, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Step ``x`` [K,F] (normalised) with ``dt`` [K] (clamped) from ``hidden`` [1,H], T steps per call.
+
+        Returns the outputs [K,O] and the state after the last step [1,H] (new arrays).
+        """
+        count = len(x)
+        steps = self.steps
+        y = np.empty((count, self.y.shape[1]), dtype=np.float32)
+        self.hidden[...] = hidden
+        for start in range(0, count, steps):
+            n = min(steps, count - start)
+            self.x[:n] = x[start : start + n]
+            self.dt[:n, 0] = dt[start : start + n]
+            self.session.run_with_iobinding(self._binding, self._options)
+            y[start : start + n] = self.y[:n]
+            self.hidden[0] = self.h[n - 1]
+        return y, self.hidden.copy()
+
+
+def unrolled_step_graph(step_graph: bytes, steps: int, sizes: tuple[int, int, int]) -> bytes:
+    """The serialised ONNX model of :class:`UnrolledSteps` (see there) from a step graph's bytes.
+
+    Raises:
+        ValueError: the step graph has control flow or not the step graph's inputs and outputs.
+    """
+    import onnx
+    from onnx import helper
+
+    model = onnx.load_from_string(step_graph)
+    graph = model.graph
+    if {i.name for i in graph.input} - {i.name for i in graph.initializer} != {"x", "hidden", "dt"} or {
+        o.name for o in graph.output
+    } != {"y", "hidden_out"}:
+        raise ValueError("The step graph must have inputs x, hidden, dt and outputs y, hidden_out to be unrolled.")
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in graph.node for a in n.attribute):
+        raise ValueError("The step graph has control flow (a subgraph); it is not unrolled.")
+    constants = {i.name for i in graph.initializer}
+    nodes = []
+    for k in range(steps):
+        names = {"x": f"x_{k}", "dt": f"dt_{k}", "hidden": "hidden" if k == 0 else f"h_{k - 1}",
+                 "hidden_out": f"h_{k}", "y": f"y_{k}"}
+
+        def rename(value: str, names: dict[str, str] = names, k: int = k) -> str:
+            if not value or value in constants:
+                return value
+            return names.get(value, f"{value}__{k}")
+
+        for node in graph.node:
+            copy = onnx.NodeProto()
+            copy.CopyFrom(node)
+            copy.name = f"{node.name}__{k}"
+            copy.input[:] = [rename(v) for v in node.input]
+            copy.output[:] = [rename(v) for v in node.output]
+            nodes.append(copy)
+    features, state, outputs = sizes
+    f32 = onnx.TensorProto.FLOAT
+    inputs = [helper.make_tensor_value_info("hidden", f32, [1, state])]
+    inputs += [helper.make_tensor_value_info(f"x_{k}", f32, [1, features]) for k in range(steps)]
+    inputs += [helper.make_tensor_value_info(f"dt_{k}", f32, [1, 1]) for k in range(steps)]
+    results = [helper.make_tensor_value_info(f"y_{k}", f32, [1, outputs]) for k in range(steps)]
+    results += [helper.make_tensor_value_info(f"h_{k}", f32, [1, state]) for k in range(steps)]
+    unrolled = helper.make_model(
+        helper.make_graph(nodes, "unrolled_step", inputs, results, initializer=list(graph.initializer)),
+        opset_imports=list(model.opset_import),
+    )
+    unrolled.ir_version = model.ir_version
+    data: bytes = unrolled.SerializeToString()
+    return data

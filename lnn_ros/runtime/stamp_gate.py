@@ -35,6 +35,7 @@ Per message: integer arithmetic on a few attributes; no allocation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,6 +163,89 @@ class StampGate:
         self._count_missed(stamp_ns)
         return None
 
+    def accept_run(self, stamps_ns: np.ndarray, now_ns: np.ndarray) -> Callable[[], None] | None:
+        """For a run of messages known in advance (a bag replay): a commit if :meth:`check` would accept them all.
+
+        ``stamps_ns`` and ``now_ns`` (int64, one per message, in order). If every message would
+        pass every check with no time-base switch (offsets within the age and future limits,
+        consecutive offsets and the time base within ``tolerance_s`` of each other, stamps
+        increasing), returns a function that leaves the gate exactly as :meth:`check` called on
+        each would (time base, switch window, missed messages, learnt period); else None, and
+        the caller checks them one by one. Nothing changes until the commit is called.
+        """
+        count = len(stamps_ns)
+        if count == 0:
+            return _nothing
+        offsets = now_ns - stamps_ns
+        if self._max_age_ns and (offsets > self._max_age_ns).any():
+            return None
+        if self._max_future_ns and (-offsets > self._max_future_ns).any():
+            return None
+        last = self.last_stamp_ns
+        if (np.diff(stamps_ns) <= 0).any() or (last is not None and int(stamps_ns[0]) <= last):
+            return None
+        tolerance = self._tolerance_ns
+        offset_list: list[int] = offsets.tolist()
+        base = self._base_ns
+        if tolerance:
+            previous = self._previous_ns
+            if self.mixed or (previous is not None and abs(offset_list[0] - previous) > tolerance):
+                return None
+            if count > 1 and (np.abs(np.diff(offsets)) > tolerance).any():
+                return None
+            highest = max(offset_list) if base is None else max(base, max(offset_list))
+            if min(offset_list) < highest - tolerance:  # the base never exceeds the highest offset
+                return None
+        for offset in offset_list:  # the time base, as check() moves it
+            if base is None or offset < base:
+                base = offset
+            else:
+                base += (offset - base) >> _RELAX_SHIFT
+        window = self._window_end_ns, self._window_messages, self._window_switches, self._window_clean
+        if tolerance:
+            end, messages, switches, clean = window
+            span = self._window_ns
+            for now in now_ns.tolist():  # _track_switches without a switch (checked above)
+                if end is None or now >= end or now < end - span:
+                    end, messages, switches, clean = now + span, 0, 0, True
+                messages += 1
+            window = end, messages, switches, clean
+        period, learn, learnt = self.period_ns, self._learn, self._learnt
+        gaps = np.diff(stamps_ns) if last is None else np.diff(stamps_ns, prepend=np.int64(last))
+        gaps = gaps[gaps <= self._max_gap_ns]
+        if learn is not None:
+            learn = learn.copy()
+            used = 0
+            for gap in gaps.tolist():  # _learn_period until the period is known
+                if period:
+                    break
+                learn[learnt] = gap
+                learnt += 1
+                used += 1
+                if learnt == len(learn):
+                    period = int(np.median(learn))
+            gaps = gaps[used:]
+        missed = 0
+        if period and len(gaps):
+            missed = int(np.maximum((gaps + period // 2) // period - 1, 0).sum())
+        stamp = int(stamps_ns[-1])
+        previous_offset = offset_list[-1]
+
+        def commit() -> None:
+            self._base_ns = base
+            self._ahead_run = 0
+            if tolerance:
+                self._previous_ns = previous_offset
+                self._window_end_ns, self._window_messages, self._window_switches, self._window_clean = window
+            self.last_stamp_ns = stamp
+            self.period_ns = period
+            self._learn = None if period else learn
+            self._learnt = learnt
+            if missed:
+                self._counters[self._missed_key] += missed
+
+        return commit
+
     # ------------------------------------------------------------------ internals
     def _reject(self, outcome: Outcome, key: tuple[Stream, Outcome]) -> Outcome:
         self._counters[key] += 1
@@ -216,3 +300,7 @@ class StampGate:
         if self._learnt == len(learn):
             self.period_ns = int(np.median(learn))
             self._learn = None
+
+
+def _nothing() -> None:
+    """The commit of an empty run."""
