@@ -229,7 +229,8 @@ _MCAP_MESSAGE = 0x05
 def _append_mcap(writer: Any, connection: Connection, log_times_ns: np.ndarray, data: np.ndarray) -> bool:
     """Append messages ``data`` [N, D] (uint8) to rosbags' mcap writer as its ``write`` would, one
     block per chunk; False (nothing written) when ``writer`` is not an uncompressed-message mcap
-    writer of the layout this was written against (rosbags 0.10 / 0.11)."""
+    writer of the layout this was written against (rosbags 0.11; the tests compare the files
+    byte for byte with ``write`` calls)."""
     from rosbags.rosbag2.enums import CompressionMode
 
     storage: Any = getattr(writer, "storage", None)
@@ -273,4 +274,7 @@ def _append_mcap(writer: Any, connection: Connection, log_times_ns: np.ndarray, 
     storage.message_end_time = max(storage.message_end_time, max(times))
     storage.channel_stats[connection.id] += count
     writer.counts[connection.id] += count
+    if hasattr(writer, "min_timestamp") and hasattr(writer, "max_timestamp"):  # metadata.yaml's start and duration
+        writer.min_timestamp = min(writer.min_timestamp, min(times))
+        writer.max_timestamp = max(writer.max_timestamp, max(times))
     return True

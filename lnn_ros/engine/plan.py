@@ -129,8 +129,13 @@ class UnrolledSteps:
             binding.bind_input(f"dt_{k}", "cpu", 0, np.float32, [1, 1], self.dt[k].ctypes.data)
             binding.bind_output(f"y_{k}", "cpu", 0, np.float32, [1, outputs], self.y[k].ctypes.data)
             binding.bind_output(f"h_{k}", "cpu", 0, np.float32, [1, state], self.h[k].ctypes.data)
-        self._binding = binding
-        self._options = run_options
+        self._binding = binding  # kept alive with the call that uses it
+        raw_run = getattr(getattr(self.session, "_sess", None), "run_with_iobinding", None)
+        raw_binding = getattr(binding, "_iobinding", None)
+        if raw_run is None or raw_binding is None:  # the public wrapper, should its private names change
+            self._call: Callable[[], None] = lambda: self.session.run_with_iobinding(binding, run_options)
+        else:  # without the wrapper's per-call check for WebGPU graph capture (as the engine's step)
+            self._call = lambda: raw_run(raw_binding, run_options)
 
     def run(self, x: np.ndarray, dt: np.ndarray, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Step ``x`` [K,F] (normalised) with ``dt`` [K] (clamped) from ``hidden`` [1,H], T steps per call.
@@ -145,7 +150,7 @@ class UnrolledSteps:
             n = min(steps, count - start)
             self.x[:n] = x[start : start + n]
             self.dt[:n, 0] = dt[start : start + n]
-            self.session.run_with_iobinding(self._binding, self._options)
+            self._call()
             y[start : start + n] = self.y[:n]
             self.hidden[0] = self.h[n - 1]
         return y, self.hidden.copy()
