@@ -22,12 +22,14 @@ raises with ``strict=True``.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from lnn_ros.bag import cdr, messages
 from lnn_ros.bag.errors import BagError
@@ -43,7 +45,7 @@ from lnn_ros.bag.topics import (
     topic_key,
 )
 from lnn_ros.runtime import messages as to_record
-from lnn_ros.runtime.records import Stream
+from lnn_ros.runtime.records import ImuSample, Stream
 from lnn_ros.units import NS_PER_S
 
 if TYPE_CHECKING:
@@ -110,6 +112,60 @@ class BagInfo:
         return self.duration_ns / NS_PER_S
 
 
+@dataclass(frozen=True)
+class MessageBlock:
+    """Consecutive messages of :meth:`BagReader.blocks`, as arrays: IMU samples are rows, not objects.
+
+    Attributes:
+        streams: each message's stream, in order.
+        log_time_ns: [M] int64 log times.
+        stamp_ns: [M] int64 header stamps (a recorded command's record stamp).
+        imu: [K,10] float64, one row per IMU message in order: angular velocity, linear
+            acceleration, orientation (xyzw).
+        imu_row: [M] int64, the row of ``imu`` of each message (-1 if not IMU).
+        records: each message's record, None for IMU samples (see :meth:`message`).
+    """
+
+    streams: list[Stream]
+    log_time_ns: np.ndarray
+    stamp_ns: np.ndarray
+    imu: np.ndarray
+    imu_row: np.ndarray
+    records: list[Record | None]
+
+    def __len__(self) -> int:
+        return len(self.streams)
+
+    def message(self, index: int) -> BagMessage:
+        """Message ``index`` as :meth:`BagReader.messages` yields it."""
+        record = self.records[index]
+        if record is None:
+            row = self.imu[self.imu_row[index]]
+            record = ImuSample(int(self.stamp_ns[index]), row[0:3].copy(), row[3:6].copy(), row[6:10].copy())
+        return BagMessage(self.streams[index], int(self.log_time_ns[index]), record)
+
+    @staticmethod
+    def of(messages_in: Sequence[BagMessage]) -> MessageBlock:
+        """The block of ``messages_in``."""
+        streams = [m.stream for m in messages_in]
+        samples = [m.record for m in messages_in if m.stream is Stream.IMU]
+        imu = np.zeros((len(samples), 10), dtype=np.float64)
+        if samples:
+            imu[:, 0:3] = [s.angular_velocity for s in samples]  # type: ignore[union-attr]
+            imu[:, 3:6] = [s.linear_acceleration for s in samples]  # type: ignore[union-attr]
+            imu[:, 6:10] = [s.orientation for s in samples]  # type: ignore[union-attr]
+        is_imu = np.array([s is Stream.IMU for s in streams], dtype=bool)
+        imu_row = np.where(is_imu, np.cumsum(is_imu) - 1, -1)
+        return MessageBlock(
+            streams,
+            np.array([m.log_time_ns for m in messages_in], dtype=np.int64),
+            np.array([m.record.stamp_ns for m in messages_in], dtype=np.int64),
+            imu,
+            imu_row,
+            [None if m.stream is Stream.IMU else m.record for m in messages_in],
+        )
+
+
 class _Decoder:
     """Turns one connection's raw bytes into a record: the direct CDR codec, else rosbags."""
 
@@ -120,6 +176,7 @@ class _Decoder:
             typestore.deserialize_ros1 if is_ros1 else typestore.deserialize_cdr
         )
         self._unstamped = msgtype == TWIST_TYPE
+        self.bulk = stream is Stream.IMU and not is_ros1  # IMU bytes that cdr.decode_imu_block may read
         self._fast: Callable[[bytes], Record | None] | None = None
         if not is_ros1 and not self._unstamped and msgtype != COMPRESSED_IMAGE_TYPE:
             self._fast = {
@@ -393,6 +450,93 @@ class BagReader:
             decoded = _stamp_ordered(decoded, round(reorder_window_s * NS_PER_S))
         yield from self._checked(decoded, order, reorder_window_s)
 
+    def blocks(
+        self, order: MessageOrder = MessageOrder.LOG, reorder_window_s: float = 1.0, size: int = 512
+    ) -> Iterator[MessageBlock]:
+        """:meth:`messages` in blocks of up to ``size`` (the same messages, warnings and counts).
+
+        In log order, runs of IMU messages of one layout are decoded together (one numpy view
+        over their bytes, :func:`~lnn_ros.bag.cdr.decode_imu_block`) and never become
+        :class:`ImuSample` objects; anything else is decoded one by one as in :meth:`messages`.
+        """
+        if order is MessageOrder.STAMP or self._reader is None:
+            block: list[BagMessage] = []
+            for message in self.messages(order, reorder_window_s):
+                block.append(message)
+                if len(block) >= size:
+                    yield MessageBlock.of(block)
+                    block = []
+            if block:
+                yield MessageBlock.of(block)
+            return
+        failures: dict[str, tuple[int, str]] = {}
+        checks = _StampChecks()
+        raw: list[tuple[Connection, int, bytes]] = []
+        for item in self._raw():
+            raw.append(item)
+            self.read_counts[self._decoders[id(item[0])].stream] += 1  # before _raw checks them at its end
+            if len(raw) >= size:
+                block_or_none = self._decode_block(raw, failures, checks)
+                raw = []
+                if block_or_none is not None:
+                    yield block_or_none
+        if raw:
+            block_or_none = self._decode_block(raw, failures, checks)
+            if block_or_none is not None:
+                yield block_or_none
+        self._warn_failures(failures)
+        self._warn_stamps(checks.older, checks.repeated, order, reorder_window_s)
+
+    def _decode_block(
+        self, raw: list[tuple[Connection, int, bytes]], failures: dict[str, tuple[int, str]], checks: _StampChecks
+    ) -> MessageBlock | None:
+        decoders = [self._decoders[id(connection)] for connection, _, _ in raw]
+        imu_at = [i for i, d in enumerate(decoders) if d.stream is Stream.IMU]
+        bulk = None
+        if imu_at and all(decoders[i].bulk for i in imu_at):
+            bulk = cdr.decode_imu_block([raw[i][2] for i in imu_at])
+        streams: list[Stream] = []
+        log_ns: list[int] = []
+        stamps: list[int] = []
+        records: list[Record | None] = []
+        rows: list[np.ndarray] = []
+        imu_rows: list[int] = []
+        bulk_row = 0
+        for (connection, log_time_ns, data), decoder in zip(raw, decoders):
+            row: np.ndarray | None = None
+            record: Record | None = None
+            if bulk is not None and decoder.stream is Stream.IMU:
+                stamp = int(bulk[0][bulk_row])
+                row = bulk[1][bulk_row]
+                bulk_row += 1
+            else:
+                try:
+                    record = decoder(data, log_time_ns)
+                except Exception as exc:  # rosbags SerdeError, struct/index errors on damaged bytes
+                    count, first = failures.get(connection.topic, (0, describe_error(exc)))
+                    failures[connection.topic] = (count + 1, first)
+                    if self.strict:
+                        self.warn(f"A message on {connection.topic!r} in bag {str(self.path)!r} could not be decoded: {first}")
+                    continue
+                stamp = record.stamp_ns
+                if isinstance(record, ImuSample):
+                    row = np.concatenate([record.angular_velocity, record.linear_acceleration, record.orientation])
+                    record = None
+            imu_rows.append(-1 if row is None else len(rows))
+            if row is not None:
+                rows.append(row)
+            streams.append(decoder.stream)
+            log_ns.append(log_time_ns)
+            stamps.append(stamp)
+            records.append(record)
+        if not streams:
+            return None
+        stamp_array = np.array(stamps, dtype=np.int64)
+        checks.count(streams, stamp_array)
+        imu = np.array(rows, dtype=np.float64).reshape(-1, 10)
+        return MessageBlock(streams, np.array(log_ns, dtype=np.int64), stamp_array, imu,
+                            np.array(imu_rows, dtype=np.int64), records)
+
     def _raw(self) -> Iterator[tuple[Connection, int, bytes]]:
         assert self._reader is not None
         connections = [c for s in self.streams for c in self._connections.get(s, [])]
@@ -434,6 +578,9 @@ class BagReader:
                     self.warn(f"A message on {connection.topic!r} in bag {str(self.path)!r} could not be decoded: {first}")
                 continue
             yield BagMessage(decoder.stream, log_time_ns, record)
+        self._warn_failures(failures)
+
+    def _warn_failures(self, failures: dict[str, tuple[int, str]]) -> None:
         for topic, (count, first) in failures.items():
             self.warn(
                 f"messages on {topic!r} in bag {str(self.path)!r} could not be decoded and were skipped "
@@ -467,6 +614,9 @@ class BagReader:
             else:
                 last[message.stream] = stamp
             yield message
+        self._warn_stamps(older, repeated, order, window_s)
+
+    def _warn_stamps(self, older: dict[Stream, int], repeated: dict[Stream, int], order: MessageOrder, window_s: float) -> None:
         for stream, count in older.items():
             hint = (
                 "if this bag was not recorded from live topics, try --order stamp"
@@ -484,6 +634,38 @@ class BagReader:
                 "duplicates (a publisher that leaves header.stamp at zero causes this)",
                 count,
             )
+
+
+class _StampChecks:
+    """:meth:`BagReader._checked`'s counts of stamps older than or equal to their stream's newest, block by block."""
+
+    def __init__(self) -> None:
+        self.last: dict[Stream, int] = {}
+        self.older: dict[Stream, int] = {}
+        self.repeated: dict[Stream, int] = {}
+
+    def count(self, streams: list[Stream], stamps_ns: np.ndarray) -> None:
+        kinds = np.array([_STREAM_CODE[s] for s in streams], dtype=np.int8)
+        firsts: list[tuple[int, dict[Stream, int], Stream, int]] = []
+        for stream in (Stream.IMU, Stream.CAMERA):
+            at = np.flatnonzero(kinds == _STREAM_CODE[stream])
+            if not len(at):
+                continue
+            stamps = stamps_ns[at]
+            previous = np.maximum.accumulate(stamps)
+            before = np.concatenate([[np.iinfo(np.int64).min], previous[:-1]])
+            if stream in self.last:
+                before = np.maximum(before, self.last[stream])
+            self.last[stream] = int(max(previous[-1], before[-1]))
+            for target, mask in ((self.older, stamps < before), (self.repeated, stamps == before)):
+                hits = np.flatnonzero(mask)
+                if len(hits):
+                    firsts.append((int(at[hits[0]]), target, stream, len(hits)))
+        for _, target, stream, number in sorted(firsts, key=lambda f: f[0]):  # dict order: first occurrence
+            target[stream] = target.get(stream, 0) + number
+
+
+_STREAM_CODE = {Stream.IMU: 0, Stream.CAMERA: 1, Stream.COMMAND: 2, Stream.VECTOR: 3}
 
 
 def _stamp_ordered(messages_in: Iterator[BagMessage], window_ns: int) -> Iterator[BagMessage]:

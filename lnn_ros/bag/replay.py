@@ -40,7 +40,7 @@ import csv
 import json
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ import numpy as np
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.log_clock import LogClock, Timer
 from lnn_ros.bag.metrics import CommandMetrics, command_metrics
-from lnn_ros.bag.reader import BagReader, MessageOrder
+from lnn_ros.bag.reader import BagReader, MessageBlock, MessageOrder
 from lnn_ros.bag.records import BagMessage
 from lnn_ros.bag.topics import BagTopics
 from lnn_ros.bag.writer import BagWriter
@@ -60,7 +60,7 @@ from lnn_ros.node_spec.interface import NODE_NAME
 from lnn_ros.node_spec.params import NodeParams
 from lnn_ros.runtime import Command, LiveLoop, PolicyRunner, Report, Stream
 from lnn_ros.runtime.live import LiveBatch
-from lnn_ros.runtime.records import ImageFrame, ImuSample
+from lnn_ros.runtime.records import ImageFrame
 
 COMMANDS_BAG = "commands"
 COMMANDS_CSV = "commands.csv"
@@ -242,52 +242,54 @@ def replay_bag(
                 else:
                     write_diagnostics(live.report())
 
-        def handle_buffer(buffer: list[BagMessage]) -> None:
-            """``buffer``'s messages in order: batches where :meth:`LiveLoop.run_batch` takes them, else one by one."""
+        def handle_block(block: MessageBlock) -> None:
+            """``block``'s sensor messages in order: batches where :meth:`LiveLoop.run_batch` takes them, else one by one."""
+            chosen = np.array([i for i, s in enumerate(block.streams) if s is not Stream.COMMAND], dtype=np.int64)
+            log_ns = block.log_time_ns[chosen]
             index = 0
-            while index < len(buffer):
-                if len(buffer) - index < _MIN_BATCH:
-                    handle(buffer[index])
+            while index < len(chosen):
+                if len(chosen) - index < _MIN_BATCH:
+                    handle(block.message(int(chosen[index])))
                     index += 1
                     continue
-                run_timers(buffer[index].log_time_ns)
-                end, now_ns, ticks_ns = _batch_span(clock, buffer, index)
-                batch = buffer[index:end]
-                taken = _run_batch(live, batch, now_ns, ticks_ns) if end - index >= _MIN_BATCH else None
+                run_timers(int(log_ns[index]))
+                end, now_ns, ticks_ns = _batch_span(clock, log_ns, index)
+                part = chosen[index:end]
+                taken = _run_batch(live, block, part, now_ns, ticks_ns) if end - index >= _MIN_BATCH else None
                 if taken is None:
-                    handle(buffer[index], timers=False)  # then half of the rest one by one: a problem is near
-                    for message in buffer[index + 1 : index + max(1, (end - index) // 2)]:
-                        handle(message)
-                    index += max(1, (end - index) // 2)
+                    handle(block.message(int(chosen[index])), timers=False)  # then half of the rest one by one: a problem is near
+                    step = max(1, (end - index) // 2)
+                    for position in chosen[index + 1 : index + step].tolist():
+                        handle(block.message(position))
+                    index += step
                     continue
                 for timer in clock.advance(int(now_ns[-1])):  # failsafe ticks only: run_batch applied them
                     assert timer is Timer.FAILSAFE
-                imu = [m for m in batch if m.stream is Stream.IMU]
-                log_ns = np.array([m.log_time_ns for m in imu], dtype=np.int64)
-                writer.write_twists(config.command_topic, taken.stamps_ns, taken.twists, log_ns, frame_id)
-                published.add_batch(taken.stamps_ns, log_ns, taken.values, taken.twists)
+                imu_log_ns = block.log_time_ns[part[block.imu_row[part] >= 0]]
+                writer.write_twists(config.command_topic, taken.stamps_ns, taken.twists, imu_log_ns, frame_id)
+                published.add_batch(taken.stamps_ns, imu_log_ns, taken.values, taken.twists)
                 index = end
 
         try:
             with writer:
-                messages = reader.messages(config.order, config.reorder_window_s)
-                if config.batch and runner.engine.can_plan:
-                    messages = _planned(messages, runner, config.batch_messages)
-                buffer: list[BagMessage] = []
-                for message in messages:
-                    count += 1
-                    if count % _PROGRESS_EVERY == 0:
-                        progress.update(_PROGRESS_EVERY)
-                    if message.stream is Stream.COMMAND:
-                        recorded.append(message.record)  # type: ignore[arg-type]
-                    elif not batched:
-                        handle(message)
-                    else:
-                        buffer.append(message)
-                        if len(buffer) >= _READ_AHEAD:
-                            handle_buffer(buffer)
-                            buffer = []
-                handle_buffer(buffer)
+                if batched:
+                    for block in reader.blocks(config.order, config.reorder_window_s, _READ_AHEAD):
+                        count += len(block)
+                        progress.update(len(block))
+                        recorded += [r for s, r in zip(block.streams, block.records) if s is Stream.COMMAND]  # type: ignore[misc]
+                        handle_block(block)
+                else:
+                    messages = reader.messages(config.order, config.reorder_window_s)
+                    if config.batch and runner.engine.can_plan:
+                        messages = _planned(messages, runner, config.batch_messages)
+                    for message in messages:
+                        count += 1
+                        if count % _PROGRESS_EVERY == 0:
+                            progress.update(_PROGRESS_EVERY)
+                        if message.stream is Stream.COMMAND:
+                            recorded.append(message.record)  # type: ignore[arg-type]
+                        else:
+                            handle(message)
                 if count:
                     write_diagnostics(live.report())  # the final state, as a last diagnostics message
         finally:
@@ -399,9 +401,11 @@ def _write_csv(
     columns += [list(map(repr, column)) for column in values.T.astype(np.float64).tolist()]
     if pairs is not None:
         header += [f"recorded_{name}" for name, _, _ in axes]
-        paired = pairs.tolist()
+        paired = pairs >= 0
+        twists = np.array([r.twist for r in recorded], dtype=np.float64).reshape(-1, 6)[np.maximum(pairs, 0)]
         for _, _, index in axes:
-            columns.append([repr(float(recorded[row].twist[index])) if row >= 0 else "" for row in paired])
+            column = list(map(repr, twists[:, index].tolist()))
+            columns.append([cell if ok else "" for cell, ok in zip(column, paired.tolist())])
     with path.open("w", newline="") as stream:
         csv.writer(stream).writerow(header)
         stream.write("".join(",".join(cells) + "\r\n" for cells in zip(*columns)))
@@ -446,15 +450,15 @@ class _Published:
         return np.concatenate(stamps), np.concatenate(log_times), np.concatenate(values), np.concatenate(twists)
 
 
-def _batch_span(clock: LogClock, buffer: Sequence[BagMessage], index: int) -> tuple[int, np.ndarray, np.ndarray]:
-    """The batch starting at ``buffer[index]`` (its timers already run): it ends before the message
-    that the next diagnostics tick comes before. Returns its end, the clock at each of its
-    messages and the failsafe ticks among them (a copy of ``clock`` is advanced, not ``clock``)."""
-    log_ns = np.array([m.log_time_ns for m in buffer[index:]], dtype=np.int64)
-    now_ns = np.maximum.accumulate(np.maximum(log_ns, clock.now_ns()))
+def _batch_span(clock: LogClock, log_ns: np.ndarray, index: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """The batch starting at message ``index`` of log times ``log_ns`` (its timers already run): it
+    ends before the message that the next diagnostics tick comes before. Returns its end, the
+    clock at each of its messages and the failsafe ticks among them (a copy of ``clock`` is
+    advanced, not ``clock``)."""
+    now_ns = np.maximum.accumulate(np.maximum(log_ns[index:], clock.now_ns()))
     probe = copy.copy(clock)
     ticks: list[int] = []
-    end = len(buffer)
+    end = len(log_ns)
     for timer in probe.advance(int(now_ns[-1])):
         tick_ns = probe.now_ns()
         if timer is Timer.DIAGNOSTICS:
@@ -466,17 +470,15 @@ def _batch_span(clock: LogClock, buffer: Sequence[BagMessage], index: int) -> tu
     return end, now_ns, np.array([t for t in ticks if t <= last], dtype=np.int64)
 
 
-def _run_batch(live: LiveLoop, batch: Sequence[BagMessage], now_ns: np.ndarray, ticks_ns: np.ndarray) -> LiveBatch | None:
-    """:meth:`LiveLoop.run_batch` of ``batch`` (IMU samples and camera frames)."""
-    is_frame = np.array([m.stream is Stream.CAMERA for m in batch], dtype=bool)
-    stamps_ns = np.array([m.record.stamp_ns for m in batch], dtype=np.int64)
-    samples: list[ImuSample] = [m.record for m in batch if m.stream is Stream.IMU]  # type: ignore[misc]
-    frames: list[ImageFrame] = [m.record for m in batch if m.stream is Stream.CAMERA]  # type: ignore[misc]
-    if not samples:
+def _run_batch(
+    live: LiveLoop, block: MessageBlock, part: np.ndarray, now_ns: np.ndarray, ticks_ns: np.ndarray
+) -> LiveBatch | None:
+    """:meth:`LiveLoop.run_batch` of the messages ``part`` (indices) of ``block`` (IMU samples and camera frames)."""
+    rows = block.imu_row[part]
+    is_frame = rows < 0
+    if is_frame.all():
         return None
-    imu = np.concatenate([
-        np.stack([s.angular_velocity for s in samples]),
-        np.stack([s.linear_acceleration for s in samples]),
-        np.stack([s.orientation for s in samples]),
-    ], axis=1).astype(np.float64)
-    return live.run_batch(is_frame, now_ns, stamps_ns, imu, frames, ticks_ns)
+    frames: list[ImageFrame] = [block.records[i] for i in part[is_frame].tolist()]  # type: ignore[misc]
+    return live.run_batch(is_frame, now_ns, block.stamp_ns[part], block.imu[rows[~is_frame]], frames, ticks_ns)
+
+
