@@ -384,3 +384,35 @@ def test_blocks_are_the_messages(order: MessageOrder, tmp_path: Path) -> None:
             assert all(np.array_equal(x, y) for x, y in zip(a.record[1:], b.record[1:]))
         else:
             assert a.record == b.record or a.record.data == b.record.data  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("limits", [dict(), dict(tolerance_s=0.0), dict(expected_rate_hz=200.0), dict(max_age_s=0.0, max_future_s=0.0)])
+def test_gate_run_equals_checks(limits: dict[str, float]) -> None:
+    """StampGate.accept_run leaves the gate as check() on each message would, across learning and windows."""
+    from lnn_ros.runtime.counters import Counters
+    from lnn_ros.runtime.records import Stream
+    from lnn_ros.runtime.stamp_gate import StampGate, StampLimits
+
+    rng = np.random.default_rng(2)
+    stamps = START_NS + np.cumsum(rng.integers(4 * MS, 6 * MS, size=900)).astype(np.int64)
+    stamps[500:] += 20 * MS  # missed messages
+    now = stamps + rng.integers(1 * MS, 3 * MS, size=len(stamps))
+    now = np.maximum.accumulate(now)
+    one, run = (StampGate(Stream.IMU, StampLimits(**limits), Counters()) for _ in range(2))
+    for gate in (one, run):
+        for stamp, at in zip(stamps[:10].tolist(), now[:10].tolist()):
+            assert gate.check(stamp, at) is None
+    for start, end in ((10, 40), (40, 300), (300, 301), (301, 900)):
+        for stamp, at in zip(stamps[start:end].tolist(), now[start:end].tolist()):
+            assert one.check(stamp, at) is None
+        commit = run.accept_run(stamps[start:end], now[start:end])
+        assert commit is not None
+        commit()
+        state = {k: v for k, v in vars(one).items() if k not in ("_counters", "_learn")}
+        assert {k: v for k, v in vars(run).items() if k not in ("_counters", "_learn")} == state
+        assert (one._learn is None) == (run._learn is None)
+        if one._learn is not None and run._learn is not None:
+            assert np.array_equal(one._learn, run._learn)
+        assert one._counters == run._counters
+    bad = stamps[:3].copy()
+    assert run.accept_run(bad + 10**10, now[:3] + 10**10 - 10**9) is None  # would be rejected: no commit

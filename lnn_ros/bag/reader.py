@@ -491,51 +491,53 @@ class BagReader:
         self, raw: list[tuple[Connection, int, bytes]], failures: dict[str, tuple[int, str]], checks: _StampChecks
     ) -> MessageBlock | None:
         decoders = [self._decoders[id(connection)] for connection, _, _ in raw]
-        imu_at = [i for i, d in enumerate(decoders) if d.stream is Stream.IMU]
+        streams = [d.stream for d in decoders]
+        is_imu = np.array([s is Stream.IMU for s in streams], dtype=bool)
+        imu_at = np.flatnonzero(is_imu)
         bulk = None
-        if imu_at and all(decoders[i].bulk for i in imu_at):
-            bulk = cdr.decode_imu_block([raw[i][2] for i in imu_at])
-        streams: list[Stream] = []
-        log_ns: list[int] = []
-        stamps: list[int] = []
-        records: list[Record | None] = []
-        rows: list[np.ndarray] = []
-        imu_rows: list[int] = []
-        bulk_row = 0
-        for (connection, log_time_ns, data), decoder in zip(raw, decoders):
-            row: np.ndarray | None = None
-            record: Record | None = None
-            if bulk is not None and decoder.stream is Stream.IMU:
-                stamp = int(bulk[0][bulk_row])
-                row = bulk[1][bulk_row]
-                bulk_row += 1
+        if len(imu_at) and all(decoders[i].bulk for i in imu_at.tolist()):
+            bulk = cdr.decode_imu_block([raw[i][2] for i in imu_at.tolist()])
+        log_ns = np.array([log_time for _, log_time, _ in raw], dtype=np.int64)
+        stamps = np.zeros(len(raw), dtype=np.int64)
+        records: list[Record | None] = [None] * len(raw)
+        keep = np.ones(len(raw), dtype=bool)
+        if bulk is not None:
+            stamps[imu_at] = bulk[0]
+            imu = bulk[1]
+            one_by_one = np.flatnonzero(~is_imu).tolist()
+        else:
+            imu = np.zeros((len(imu_at), 10), dtype=np.float64)
+            one_by_one = list(range(len(raw)))
+        row = 0
+        for index in one_by_one:
+            connection, log_time_ns, data = raw[index]
+            try:
+                record = decoders[index](data, log_time_ns)
+            except Exception as exc:  # rosbags SerdeError, struct/index errors on damaged bytes
+                count, first = failures.get(connection.topic, (0, describe_error(exc)))
+                failures[connection.topic] = (count + 1, first)
+                if self.strict:
+                    self.warn(f"A message on {connection.topic!r} in bag {str(self.path)!r} could not be decoded: {first}")
+                keep[index] = False
+                continue
+            stamps[index] = record.stamp_ns
+            if isinstance(record, ImuSample):
+                imu[row] = np.concatenate([record.angular_velocity, record.linear_acceleration, record.orientation])
+                row += 1
             else:
-                try:
-                    record = decoder(data, log_time_ns)
-                except Exception as exc:  # rosbags SerdeError, struct/index errors on damaged bytes
-                    count, first = failures.get(connection.topic, (0, describe_error(exc)))
-                    failures[connection.topic] = (count + 1, first)
-                    if self.strict:
-                        self.warn(f"A message on {connection.topic!r} in bag {str(self.path)!r} could not be decoded: {first}")
-                    continue
-                stamp = record.stamp_ns
-                if isinstance(record, ImuSample):
-                    row = np.concatenate([record.angular_velocity, record.linear_acceleration, record.orientation])
-                    record = None
-            imu_rows.append(-1 if row is None else len(rows))
-            if row is not None:
-                rows.append(row)
-            streams.append(decoder.stream)
-            log_ns.append(log_time_ns)
-            stamps.append(stamp)
-            records.append(record)
+                records[index] = record
+        if not keep.all():  # undecodable messages are skipped
+            if bulk is None:
+                imu = imu[: int(np.count_nonzero(is_imu & keep))]
+            chosen = np.flatnonzero(keep)
+            streams = [streams[i] for i in chosen.tolist()]
+            records = [records[i] for i in chosen.tolist()]
+            log_ns, stamps, is_imu = log_ns[chosen], stamps[chosen], is_imu[chosen]
         if not streams:
             return None
-        stamp_array = np.array(stamps, dtype=np.int64)
-        checks.count(streams, stamp_array)
-        imu = np.array(rows, dtype=np.float64).reshape(-1, 10)
-        return MessageBlock(streams, np.array(log_ns, dtype=np.int64), stamp_array, imu,
-                            np.array(imu_rows, dtype=np.int64), records)
+        checks.count(streams, stamps)
+        imu_row = np.where(is_imu, np.cumsum(is_imu) - 1, -1)
+        return MessageBlock(streams, log_ns, stamps, imu, imu_row, records)
 
     def _raw(self) -> Iterator[tuple[Connection, int, bytes]]:
         assert self._reader is not None

@@ -203,13 +203,7 @@ class StampGate:
                 base += (offset - base) >> _RELAX_SHIFT
         window = self._window_end_ns, self._window_messages, self._window_switches, self._window_clean
         if tolerance:
-            end, messages, switches, clean = window
-            span = self._window_ns
-            for now in now_ns.tolist():  # _track_switches without a switch (checked above)
-                if end is None or now >= end or now < end - span:
-                    end, messages, switches, clean = now + span, 0, 0, True
-                messages += 1
-            window = end, messages, switches, clean
+            window = self._windows_after(now_ns)
         period, learn, learnt = self.period_ns, self._learn, self._learnt
         gaps = np.diff(stamps_ns) if last is None else np.diff(stamps_ns, prepend=np.int64(last))
         gaps = gaps[gaps <= self._max_gap_ns]
@@ -245,6 +239,26 @@ class StampGate:
                 self._counters[self._missed_key] += missed
 
         return commit
+
+    def _windows_after(self, now_ns: np.ndarray) -> tuple[int | None, int, int, bool]:
+        """The switch window (end, messages, switches, clean) after ``now_ns``, with no switch among them."""
+        end, messages, switches, clean = self._window_end_ns, self._window_messages, self._window_switches, self._window_clean
+        span = self._window_ns
+        if len(now_ns) > 1 and (np.diff(now_ns) < 0).any():  # a clock that steps back: message by message
+            for now in now_ns.tolist():
+                if end is None or now >= end or now < end - span:
+                    end, messages, switches, clean = now + span, 0, 0, True
+                messages += 1
+            return end, messages, switches, clean
+        index, count = 0, len(now_ns)
+        while index < count:  # one pass per window: its messages are those before its end
+            now = int(now_ns[index])
+            if end is None or now >= end or now < end - span:
+                end, messages, switches, clean = now + span, 0, 0, True
+            stop = max(index + 1, int(np.searchsorted(now_ns, end, side="left")))
+            messages += stop - index
+            index = stop
+        return end, messages, switches, clean
 
     # ------------------------------------------------------------------ internals
     def _reject(self, outcome: Outcome, key: tuple[Stream, Outcome]) -> Outcome:
