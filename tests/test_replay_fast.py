@@ -416,3 +416,42 @@ def test_gate_run_equals_checks(limits: dict[str, float]) -> None:
         assert one._counters == run._counters
     bad = stamps[:3].copy()
     assert run.accept_run(bad + 10**10, now[:3] + 10**10 - 10**9) is None  # would be rejected: no commit
+
+
+SHIPPED = sorted(p for p in (Path(__file__).resolve().parent.parent / "models").iterdir() if (p / "manifest.yaml").exists())
+
+
+@pytest.mark.parametrize("bundle", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_run_steps_equals_step_calls(bundle: Path) -> None:
+    """Engine.run_steps (the step graph unrolled, its Δt guard folded) against Engine.step one by one,
+    for every shipped bundle: outputs, state, stamp clock and counters; a run it must refuse changes nothing."""
+    from lnn_ros.engine import Engine
+
+    one, run = Engine(bundle), Engine(bundle)
+    manifest = one.manifest
+    rng = np.random.default_rng(3)
+    mean = np.array([f.mean for f in manifest.features], dtype=np.float32)
+    std = np.array([f.std for f in manifest.features], dtype=np.float32)
+    count = 101
+    features = (mean + std * rng.normal(size=(count, len(mean)))).astype(np.float32)
+    gaps = rng.integers(1 * MS, 8 * MS, size=count)
+    gaps[[20, 21, 60]] = [int(one.max_dt_s * 1e9) + 5 * MS, 1, int(one.max_dt_s * 1e9)]  # a clamped Δt, 1 ns, the limit
+    stamps = (START_NS + np.cumsum(gaps)).astype(np.int64)
+    for engine in (one, run):
+        engine.step(features[0], int(stamps[0]))  # starts the clock
+        engine.step(features[1], int(stamps[1]))
+    expected = []
+    for f, stamp in zip(features[2:], stamps[2:].tolist()):
+        result = one.step(f, stamp)
+        assert result.output is not None
+        expected.append(result.output.copy())
+    bad = features[2:].copy()
+    bad[7, 0] = np.nan
+    assert run.run_steps(bad, stamps[2:]) is None  # a NaN input: refused, nothing changed
+    assert run.run_steps(features[2:], stamps[2:] - 10**9) is None  # stamps going back: refused
+    got = run.run_steps(features[2:], stamps[2:])
+    assert got is not None
+    assert np.abs(got.outputs - np.array(expected)).max() <= 1e-6
+    assert np.abs(run.hidden - one.hidden).max() <= 1e-6
+    assert run.clock.last_stamp_ns == one.clock.last_stamp_ns
+    assert run.counters == one.counters and one.counters.dt_clamped >= 1

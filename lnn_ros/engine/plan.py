@@ -12,9 +12,13 @@ keeps the state: the Δt rule of every cell).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
+
+if TYPE_CHECKING:
+    import onnx
 
 
 class WindowRunner:
@@ -100,8 +104,9 @@ class UnrolledSteps:
     Built in memory from the step graph's checked bytes (no export, no torch): copy ``k`` of every
     node reads ``x_k`` [1,F], ``dt_k`` [1,1] and the previous copy's state, and writes ``y_k`` [1,O]
     and ``h_k`` [1,H]; the weights are shared. Each copy is the step graph's own operators on the
-    same inputs, so its outputs equal T step calls (bit for bit with onnxruntime's CPU kernels,
-    tested), unlike the exported window graph, which is another graph checked to float rounding.
+    same inputs (less its Δt > 0 guard, which every step run here passes), so its outputs equal
+    T step calls (bit for bit with onnxruntime's CPU kernels, tested), unlike the exported window
+    graph, which is another graph checked to float rounding.
     With fewer nodes per step than the window graph and one bound call per T steps, it is what
     :meth:`~lnn_ros.engine.Engine.run_steps` runs. Inputs and outputs are bound once to rows of
     preallocated arrays (:attr:`x` [T,F], :attr:`dt` [T,1], :attr:`y` [T,O], :attr:`h` [T,H],
@@ -174,6 +179,7 @@ def unrolled_step_graph(step_graph: bytes, steps: int, sizes: tuple[int, int, in
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in graph.node for a in n.attribute):
         raise ValueError("The step graph has control flow (a subgraph); it is not unrolled.")
     constants = {i.name for i in graph.initializer}
+    step_nodes = _without_dt_guard(model)
     nodes = []
     for k in range(steps):
         names = {"x": f"x_{k}", "dt": f"dt_{k}", "hidden": "hidden" if k == 0 else f"h_{k - 1}",
@@ -184,7 +190,7 @@ def unrolled_step_graph(step_graph: bytes, steps: int, sizes: tuple[int, int, in
                 return value
             return names.get(value, f"{value}__{k}")
 
-        for node in graph.node:
+        for node in step_nodes:
             copy = onnx.NodeProto()
             copy.CopyFrom(node)
             copy.name = f"{node.name}__{k}"
@@ -205,3 +211,51 @@ def unrolled_step_graph(step_graph: bytes, steps: int, sizes: tuple[int, int, in
     unrolled.ir_version = model.ir_version
     data: bytes = unrolled.SerializeToString()
     return data
+
+
+def _without_dt_guard(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """The step graph's nodes without its ``Δt > 0`` guard: ``Where(Greater(dt, 0), new, hidden)`` becomes ``new``.
+
+    The guard keeps the state for Δt = 0; :meth:`~lnn_ros.engine.Engine.run_steps` only runs
+    steps with Δt > 0, where the guard always selects ``new`` (exactly: ``Where`` copies it).
+    Taken only when the pattern is exact: ``Greater``'s inputs are the graph input ``dt`` and a
+    constant 0, and ``new`` has the ``Where`` output's shape (so no broadcast is lost). Any other
+    graph keeps its nodes.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = model.graph
+    zeros = {i.name for i in graph.initializer if not numpy_helper.to_array(i).any() and numpy_helper.to_array(i).size == 1}
+    for node in graph.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            value = numpy_helper.to_array(node.attribute[0].t)
+            if value.size == 1 and not value.any():
+                zeros.add(node.output[0])
+    guards = {n.output[0] for n in graph.node if n.op_type == "Greater" and list(n.input)[:1] == ["dt"] and n.input[1] in zeros}
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # no shapes, no fold
+        return list(graph.node)
+    shapes = {v.name: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
+              for v in (*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input)}
+    renames: dict[str, str] = {}
+    dropped: set[int] = set()
+    for index, node in enumerate(graph.node):
+        if node.op_type == "Where" and node.input[0] in guards:
+            new, out = node.input[1], node.output[0]
+            if new not in shapes or shapes.get(new) != shapes.get(out) or new in {i.name for i in graph.input}:
+                return list(graph.node)
+            renames[new] = out
+            dropped.add(index)
+    used = {v for i, n in enumerate(graph.node) if i not in dropped for v in n.input}
+    nodes = []
+    for index, node in enumerate(graph.node):
+        if index in dropped or (node.op_type == "Greater" and node.output[0] in guards and node.output[0] not in used):
+            continue
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        copy.input[:] = [renames.get(v, v) for v in node.input]
+        copy.output[:] = [renames.get(v, v) for v in node.output]
+        nodes.append(copy)
+    return nodes
