@@ -68,26 +68,44 @@ def decode_imu(raw: bytes | memoryview) -> ImuSample | None:
     return ImuSample(stamp, values[13:16].astype(np.float64), values[25:28].astype(np.float64), values[0:4].astype(np.float64))
 
 
-def decode_imu_block(raws: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray] | None:
-    """:func:`decode_imu` of many messages at once: (stamps [N] int64, values [N,10] float64 with the
-    angular velocity, linear acceleration and orientation), or None unless all are little-endian
-    CDR of one length with one frame id length (one numpy record view over their joined bytes)."""
+def decode_stamped_block(raws: Sequence[bytes], count: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The header stamps [N] int64 and the ``count`` float64 values after the header [N, count] of
+    many messages at once (as :func:`_stamped_doubles` reads one), or None unless all are
+    little-endian CDR of one length with one frame id length (one numpy record view over their
+    joined bytes)."""
     first = raws[0]
     if len(first) < 16 or bytes(first[:2]) != CDR_LE[:2]:
         return None
     length = _U32.unpack_from(first, 12)[0]
     head = 12 + length
-    size = 4 + _align(head, 8) + 37 * 8
+    size = 4 + _align(head, 8) + count * 8
     if len(first) != size or any(len(raw) != size for raw in raws):
         return None
     layout = np.dtype([("encapsulation", "u1", (2,)), ("options", "V2"), ("sec", "<i4"), ("nanosec", "<u4"),
-                       ("length", "<u4"), ("rest", f"V{_align(head, 8) - 12}"), ("values", "<f8", (37,))])
+                       ("length", "<u4"), ("rest", f"V{_align(head, 8) - 12}"), ("values", "<f8", (count,))])
     rows = np.frombuffer(b"".join(raws), dtype=layout)
     if (rows["encapsulation"] != np.frombuffer(CDR_LE[:2], dtype=np.uint8)).any() or (rows["length"] != length).any():
         return None
-    stamps = rows["sec"].astype(np.int64) * NS_PER_S + rows["nanosec"]
-    values = rows["values"]
+    return rows["sec"].astype(np.int64) * NS_PER_S + rows["nanosec"], rows["values"]
+
+
+def decode_imu_block(raws: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`decode_imu` of many messages at once: (stamps [N] int64, values [N,10] float64 with the
+    angular velocity, linear acceleration and orientation), or None (see :func:`decode_stamped_block`)."""
+    block = decode_stamped_block(raws, 37)
+    if block is None:
+        return None
+    stamps, values = block
     return stamps, np.concatenate([values[:, 13:16], values[:, 25:28], values[:, 0:4]], axis=1)
+
+
+def decode_twists_block(raws: Sequence[bytes]) -> list[Command] | None:
+    """:func:`decode_twist_stamped` of many messages at once, or None (see :func:`decode_stamped_block`)."""
+    block = decode_stamped_block(raws, 6)
+    if block is None:
+        return None
+    stamps, values = block
+    return [Command(stamp, tuple(twist)) for stamp, twist in zip(stamps.tolist(), values.tolist())]  # type: ignore[arg-type]
 
 
 def decode_image(raw: bytes | memoryview) -> ImageFrame | None:

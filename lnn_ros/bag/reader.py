@@ -38,7 +38,9 @@ from lnn_ros.bag.source import BagSource
 from lnn_ros.bag.topics import (
     BAG_STREAMS,
     COMPRESSED_IMAGE_TYPE,
+    IMU_TYPE,
     SUPPORTED_TYPES,
+    TWIST_STAMPED_TYPE,
     TWIST_TYPE,
     BagTopics,
     TopicSpec,
@@ -176,7 +178,8 @@ class _Decoder:
             typestore.deserialize_ros1 if is_ros1 else typestore.deserialize_cdr
         )
         self._unstamped = msgtype == TWIST_TYPE
-        self.bulk = stream is Stream.IMU and not is_ros1  # IMU bytes that cdr.decode_imu_block may read
+        # bytes that cdr.decode_imu_block / decode_twists_block may read, many messages at once
+        self.bulk = stream in (Stream.IMU, Stream.COMMAND) and not is_ros1 and msgtype in (IMU_TYPE, TWIST_STAMPED_TYPE)
         self._fast: Callable[[bytes], Record | None] | None = None
         if not is_ros1 and not self._unstamped and msgtype != COMPRESSED_IMAGE_TYPE:
             self._fast = {
@@ -508,6 +511,14 @@ class BagReader:
         else:
             imu = np.zeros((len(imu_at), 10), dtype=np.float64)
             one_by_one = list(range(len(raw)))
+        command_at = [i for i in one_by_one if streams[i] is Stream.COMMAND]
+        if command_at and all(decoders[i].bulk for i in command_at):
+            twists = cdr.decode_twists_block([raw[i][2] for i in command_at])
+            if twists is not None:
+                for i, command in zip(command_at, twists):
+                    records[i] = command
+                    stamps[i] = command.stamp_ns
+                one_by_one = [i for i in one_by_one if streams[i] is not Stream.COMMAND]
         row = 0
         for index in one_by_one:
             connection, log_time_ns, data = raw[index]
