@@ -455,3 +455,43 @@ def test_run_steps_equals_step_calls(bundle: Path) -> None:
     assert np.abs(run.hidden - one.hidden).max() <= 1e-6
     assert run.clock.last_stamp_ns == one.clock.last_stamp_ns
     assert run.counters == one.counters and one.counters.dt_clamped >= 1
+
+
+def _raw_and_warnings(bag: Path, fast: bool) -> tuple[list[tuple[str, int, bytes]], list[str]]:
+    from lnn_ros.bag.reader import BagReader
+    from lnn_ros.runtime.records import Stream
+
+    try:
+        with BagReader(bag, streams=[Stream.IMU, Stream.CAMERA, Stream.COMMAND]) as reader:
+            items = [(c.topic, t, bytes(d)) for c, t, d in reader._raw(fast=fast)]
+            return items, reader.warnings.lines()
+    except Exception as exc:  # a bag that does not open: both must fail alike
+        return [], [f"{type(exc).__name__}: {exc}"]
+
+
+@pytest.mark.parametrize("damage", ["none", "record_length", "message_header", "chunk_body", "truncated"])
+def test_fast_mcap_reads_what_rosbags_reads(damage: str, tmp_path: Path) -> None:
+    """lnn_ros.bag.fast_mcap yields rosbags' messages, order and errors, on intact and damaged mcap files (3 chunks)
+    (read_counts are kept by the callers of _raw, so both also warn of a shortfall alike)."""
+    bag = write_flight(tmp_path / "flight", seconds=8.0, width=64, height=48)
+    storage = bag / "flight.mcap"
+    data = bytearray(storage.read_bytes())
+    assert data.count(b"\x06") and len(data) > 2**21  # more than two 1 MiB chunks
+    at = len(data) // 2
+    if damage == "record_length":  # the first message record after the middle claims a huge length
+        at = data.index(b"\x05", at)
+        data[at + 1 : at + 9] = (2**40).to_bytes(8, "little")
+    elif damage == "message_header":
+        at = data.index(b"\x05", at)
+        data[at + 1 : at + 9] = (10).to_bytes(8, "little")
+    elif damage == "chunk_body":
+        data[at : at + 64] = bytes(64)
+    elif damage == "truncated":
+        del data[int(len(data) * 0.7) :]
+    storage.write_bytes(bytes(data))
+    fast, warnings_fast = _raw_and_warnings(bag, fast=True)
+    slow, warnings_slow = _raw_and_warnings(bag, fast=False)
+    assert warnings_fast == warnings_slow
+    assert fast == slow
+    if damage == "none":
+        assert len(fast) == 8 * (200 + 30 + 50)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lnn_ros.bag import cdr, messages
+from lnn_ros.bag import cdr, fast_mcap, messages
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.records import BagMessage, Record
 from lnn_ros.bag.source import BagSource
@@ -458,9 +458,10 @@ class BagReader:
     ) -> Iterator[MessageBlock]:
         """:meth:`messages` in blocks of up to ``size`` (the same messages, warnings and counts).
 
-        In log order, runs of IMU messages of one layout are decoded together (one numpy view
-        over their bytes, :func:`~lnn_ros.bag.cdr.decode_imu_block`) and never become
-        :class:`ImuSample` objects; anything else is decoded one by one as in :meth:`messages`.
+        In log order, runs of IMU (and TwistStamped) messages of one layout are decoded together
+        (one numpy view over their bytes, :func:`~lnn_ros.bag.cdr.decode_imu_block`) and IMU
+        samples never become :class:`ImuSample` objects; anything else is decoded one by one as
+        in :meth:`messages`; mcap chunks are read by :mod:`lnn_ros.bag.fast_mcap`.
         """
         if order is MessageOrder.STAMP or self._reader is None:
             block: list[BagMessage] = []
@@ -475,7 +476,7 @@ class BagReader:
         failures: dict[str, tuple[int, str]] = {}
         checks = _StampChecks()
         raw: list[tuple[Connection, int, bytes]] = []
-        for item in self._raw():
+        for item in self._raw(fast=True):
             raw.append(item)
             self.read_counts[self._decoders[id(item[0])].stream] += 1  # before _raw checks them at its end
             if len(raw) >= size:
@@ -550,13 +551,16 @@ class BagReader:
         imu_row = np.where(is_imu, np.cumsum(is_imu) - 1, -1)
         return MessageBlock(streams, log_ns, stamps, imu, imu_row, records)
 
-    def _raw(self) -> Iterator[tuple[Connection, int, bytes]]:
+    def _raw(self, fast: bool = False) -> Iterator[tuple[Connection, int, bytes]]:
+        """The raw messages; ``fast``: mcap chunks parsed by :mod:`lnn_ros.bag.fast_mcap` (the same messages)."""
         assert self._reader is not None
         connections = [c for s in self.streams for c in self._connections.get(s, [])]
         self.read_counts = {s: 0 for s in self._connections}
         if not connections:
             return
-        iterator = self._reader.messages(connections=connections)
+        iterator = fast_mcap.raw_messages(self._reader.reader, connections) if fast else None
+        if iterator is None:
+            iterator = self._reader.messages(connections=connections)
         count, last_ns = 0, None
         while True:
             try:
