@@ -69,7 +69,7 @@ def main() -> int:
 
     from lnn_ros.bag.replay import ReplayConfig, replay_bag
     from lnn_ros.bundle import load_bundle
-    from lnn_ros.engine.engine import UNROLLED_STEPS
+    from lnn_ros.engine.plan import UNROLLED_STEPS
     from lnn_ros_tools.synthetic.flight import write_flight
 
     with tempfile.TemporaryDirectory() as scratch:

@@ -24,7 +24,7 @@ import onnxruntime as ort
 from lnn_ros.bundle import Bundle, load_bundle
 from lnn_ros.engine.clock import StampClock
 from lnn_ros.engine.outcome import Outcome
-from lnn_ros.engine.plan import StepPlan, UnrolledSteps, WindowRunner
+from lnn_ros.engine.plan import UNROLLED_STEPS, StepPlan, StepRun, UnrolledSteps, WindowRunner
 from lnn_ros.engine.session import SessionConfig, check_graph_runs, open_graph, open_session
 from lnn_ros.errors import BundleError, EngineError
 from lnn_ros.units import NS_PER_S
@@ -108,21 +108,6 @@ class StepResult(NamedTuple):
     dt_s: float
 
 
-class StepRun(NamedTuple):
-    """What :meth:`Engine.run_steps` did with K inputs that all stepped.
-
-    ``outputs`` [K,O] (clamped as :meth:`Engine.step` clamps them) and ``dt_s`` [K] (the raw Δt,
-    before the clamp, as :meth:`Engine.step` returns it) are new arrays.
-    """
-
-    outputs: np.ndarray
-    dt_s: np.ndarray
-
-
-UNROLLED_STEPS = 16
-"""Steps per onnxruntime call of :meth:`Engine.run_steps` (``python -m lnn_ros_benchmarks.replay`` measures it)."""
-
-
 class Engine:
     """Runs a bundle's step graph (and encoder) on one stream of stamped inputs; batch 1."""
 
@@ -174,8 +159,6 @@ class Engine:
             self._spare_call = _bound_call(self.session, self._bindings[1], self._run_options)
         self._plan: StepPlan | None = None
         self._window: WindowRunner | None = None
-        self._unrolled: UnrolledSteps | None = None
-        self._unrolled_error: str | None = None
         self._warm_up()
 
     # ------------------------------------------------------------------ set-up
@@ -361,6 +344,9 @@ class Engine:
         return first
 
     # ------------------------------------------------------------------ runs of steps (replay)
+    _unrolled: UnrolledSteps | None = None  # built by prepare_runs
+    _unrolled_error: str | None = None  # why it could not be built
+
     def prepare_runs(self) -> bool:
         """Build the unrolled step graph of :meth:`run_steps` now (else on first use); False if it cannot be built."""
         if self._unrolled is None and self._unrolled_error is None:

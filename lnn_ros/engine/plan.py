@@ -12,7 +12,7 @@ keeps the state: the Δt rule of every cell).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import onnxruntime as ort
@@ -96,6 +96,21 @@ class StepPlan:
         start = index - index % steps
         _, state = self.window.run(self.x[start:index], self.dt[start:index], self._starts[start // steps])
         hidden[...] = state
+
+
+UNROLLED_STEPS = 16
+"""Steps per onnxruntime call of :meth:`~lnn_ros.engine.Engine.run_steps` (16 to 48 cost the same per step)."""
+
+
+class StepRun(NamedTuple):
+    """What :meth:`~lnn_ros.engine.Engine.run_steps` did with K inputs that all stepped.
+
+    ``outputs`` [K,O] (clamped as :meth:`~lnn_ros.engine.Engine.step` clamps them) and ``dt_s`` [K]
+    (the raw Δt, before the clamp, as :meth:`~lnn_ros.engine.Engine.step` returns it) are new arrays.
+    """
+
+    outputs: np.ndarray
+    dt_s: np.ndarray
 
 
 class UnrolledSteps:
