@@ -495,3 +495,22 @@ def test_fast_mcap_reads_what_rosbags_reads(damage: str, tmp_path: Path) -> None
     assert fast == slow
     if damage == "none":
         assert len(fast) == 8 * (200 + 30 + 50)
+
+
+@pytest.mark.parametrize("params", [
+    {"imu_rate_hz": 200.0, "camera_rate_hz": 30.0, "diagnostics_period_s": 0.25, "failsafe_rate_hz": 50.0,
+     "stale_timeout_s": 0.3, "failsafe_action": "hover", "max_command_gap_s": 0.05},
+    {"max_age_s": 0.0, "max_future_s": 0.0, "time_base_tolerance_s": 0.0, "stats_window": 50, "failsafe_hover_s": 0.2},
+], ids=["rates-fast-timers-hover", "stamp-checks-off"])
+def test_node_parameters_equal(params: dict[str, Any], camera_bundle: Path, tmp_path: Path, batches: list[int]) -> None:
+    """The node's parameters (expected rates, timers, stale timeout, failsafe action, stamp checks off) through both paths."""
+    import yaml
+
+    entries = flight_entries(5.0)
+    for name in ("camera_dropout", "imu_pause", "out_of_order", "future_stamps"):
+        HOSTILE[name](entries)
+    bag = write_entries(tmp_path / "bag", entries)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+    step, _ = replay_both(bag, camera_bundle, tmp_path, params_file=path)
+    assert batches and step.counters["failsafe_entries"] > 0
