@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 import struct
 from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING, Any
@@ -101,12 +102,14 @@ def _storage_messages(
         yield (connection if connmap is None else connmap[connection.id]), timestamp, data
 
 
+_log_time = operator.itemgetter(0)
+
+
 def _chunk_messages(chunk: Any, channel_map: dict[int, Connection], start: int, stop: int, bio: Any) -> Iterator[Any]:
     """rosbags' ``msgsrc``: the chunk's start time first (not read yet), then its messages sorted by log time."""
     from rosbags.rosbag2 import storage_mcap
 
-    msg = storage_mcap.Msg
-    yield msg(chunk.message_start_time, 0, None, None)
+    yield (chunk.message_start_time, 0, None, None)  # rosbags' Msg, a tuple: merged the same
     try:
         messages = _parse_chunk(chunk, channel_map, start, stop, bio)
     except Exception:  # anything odd: rosbags reads the chunk again and raises as it would
@@ -114,10 +117,12 @@ def _chunk_messages(chunk: Any, channel_map: dict[int, Connection], start: int, 
     if messages is None:
         yield from itertools.islice(storage_mcap.msgsrc(chunk, channel_map, start, stop, bio), 1, None)
         return
-    yield from sorted(messages, key=lambda x: x.timestamp)
+    yield from sorted(messages, key=_log_time)
 
 
-def _parse_chunk(chunk: Any, channel_map: dict[int, Connection], start: int, stop: int, bio: Any) -> list[Any] | None:
+def _parse_chunk(
+    chunk: Any, channel_map: dict[int, Connection], start: int, stop: int, bio: Any
+) -> list[tuple[int, int, Connection, bytes]] | None:
     """The chunk's messages as rosbags' ``msgsrc`` collects them, or None if a record is not well formed."""
     from rosbags.rosbag2 import storage_mcap
 
@@ -126,7 +131,6 @@ def _parse_chunk(chunk: Any, channel_map: dict[int, Connection], start: int, sto
     bio.seek(chunk.chunk_start_offset + 9 + 40 + len(chunk.compression))
     compressed = storage_mcap.read_exact(bio, chunk.compressed_size)
     data = storage_mcap.decompress(compressed, chunk.compression, chunk.uncompressed_size, crc)
-    msg = storage_mcap.Msg
     offset = chunk.chunk_start_offset
     size = chunk.uncompressed_size
     if len(data) != size:
@@ -145,7 +149,7 @@ def _parse_chunk(chunk: Any, channel_map: dict[int, Connection], start: int, sto
                 return None
             channel_id, _, log_time, _ = message(data, body)
             if start <= log_time < stop and channel_id in channel_map:
-                messages.append(msg(log_time, offset, channel_map[channel_id], data[body + 22 : end]))
+                messages.append((log_time, offset, channel_map[channel_id], data[body + 22 : end]))
         elif end > size:
             return None
         position = end
