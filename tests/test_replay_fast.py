@@ -386,8 +386,9 @@ def test_blocks_are_the_messages(order: MessageOrder, tmp_path: Path) -> None:
             assert a.record == b.record or a.record.data == b.record.data  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("jitter_ns", [2 * MS, 100], ids=["jitter", "steady"])
 @pytest.mark.parametrize("limits", [dict(), dict(tolerance_s=0.0), dict(expected_rate_hz=200.0), dict(max_age_s=0.0, max_future_s=0.0)])
-def test_gate_run_equals_checks(limits: dict[str, float]) -> None:
+def test_gate_run_equals_checks(limits: dict[str, float], jitter_ns: int) -> None:
     """StampGate.accept_run leaves the gate as check() on each message would, across learning and windows."""
     from lnn_ros.runtime.counters import Counters
     from lnn_ros.runtime.records import Stream
@@ -396,7 +397,7 @@ def test_gate_run_equals_checks(limits: dict[str, float]) -> None:
     rng = np.random.default_rng(2)
     stamps = START_NS + np.cumsum(rng.integers(4 * MS, 6 * MS, size=900)).astype(np.int64)
     stamps[500:] += 20 * MS  # missed messages
-    now = stamps + rng.integers(1 * MS, 3 * MS, size=len(stamps))
+    now = stamps + 1 * MS + rng.integers(0, jitter_ns, size=len(stamps))
     now = np.maximum.accumulate(now)
     one, run = (StampGate(Stream.IMU, StampLimits(**limits), Counters()) for _ in range(2))
     for gate in (one, run):

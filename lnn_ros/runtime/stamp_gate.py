@@ -196,11 +196,13 @@ class StampGate:
             highest = max(offset_list) if base is None else max(base, max(offset_list))
             if min(offset_list) < highest - tolerance:  # the base never exceeds the highest offset
                 return None
-        for offset in offset_list:  # the time base, as check() moves it
-            if base is None or offset < base:
-                base = offset
-            else:
-                base += (offset - base) >> _RELAX_SHIFT
+        if base is None or min(offset_list) < base or max(offset_list) - base >= 1 << _RELAX_SHIFT:
+            for offset in offset_list:  # the time base, as check() moves it
+                if base is None or offset < base:
+                    base = offset
+                else:
+                    base += (offset - base) >> _RELAX_SHIFT
+        # else every step adds (offset - base) >> _RELAX_SHIFT == 0: the base stays
         window = self._window_end_ns, self._window_messages, self._window_switches, self._window_clean
         if tolerance:
             window = self._windows_after(now_ns)
