@@ -515,3 +515,16 @@ def test_node_parameters_equal(params: dict[str, Any], camera_bundle: Path, tmp_
     path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
     step, _ = replay_both(bag, camera_bundle, tmp_path, params_file=path)
     assert batches and step.counters["failsafe_entries"] > 0
+
+
+@pytest.mark.parametrize("values", [{}, {"state": "ok", "imu.rate_hz": "200.00", "bundle": "drone_cfc"}, {"k": ""}])
+def test_diagnostics_encoded_as_rosbags_serialises(values: dict[str, str]) -> None:
+    from lnn_ros.bag.messages import diagnostic_array_message
+
+    store = default_typestore()
+    for name, message, hardware_id, level in (("lnn_node: policy", "flying", "drone_cfc", 0), ("", "", "", 2), ("ab", "c", "d", 1)):
+        expected = store.serialize_cdr(
+            diagnostic_array_message(START_NS + 123, name, hardware_id, level, message, values, store),
+            "diagnostic_msgs/msg/DiagnosticArray",
+        )
+        assert cdr.encode_diagnostic_array(START_NS + 123, level, name, message, hardware_id, list(values.items())) == bytes(expected)

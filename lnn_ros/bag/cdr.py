@@ -169,3 +169,33 @@ def encode_twists_stamped(stamps_ns: np.ndarray, twists: np.ndarray, frame_id: s
     rows["name"] = np.void(name)
     rows["twist"] = twists
     return rows.view(np.uint8).reshape(len(stamps_ns), layout.itemsize)
+
+
+def _string(text: str, out: bytearray) -> None:
+    """A CDR string at the end of ``out`` (aligned to 4 first): uint32 length incl. NUL, bytes, NUL."""
+    out += _PAD[: _align(len(out) - 4, 4) - (len(out) - 4)]
+    data = text.encode()
+    out += _U32.pack(len(data) + 1)
+    out += data
+    out += b"\x00"
+
+
+def encode_diagnostic_array(
+    stamp_ns: int, level: int, name: str, message: str, hardware_id: str, values: Sequence[tuple[str, str]]
+) -> bytes:
+    """``diagnostic_msgs/DiagnosticArray`` with one status (frame id ''), CDR little endian: the bytes rclpy publishes."""
+    sec, nanosec = divmod(int(stamp_ns), NS_PER_S)
+    out = bytearray(CDR_LE)
+    out += _HEADER.pack(sec, nanosec, 1) + b"\x00"  # the header, frame_id ''
+    out += _PAD[: _align(len(out) - 4, 4) - (len(out) - 4)]
+    out += _U32.pack(1)  # one status
+    out += struct.pack("<B", level)
+    _string(name, out)
+    _string(message, out)
+    _string(hardware_id, out)
+    out += _PAD[: _align(len(out) - 4, 4) - (len(out) - 4)]
+    out += _U32.pack(len(values))
+    for key, value in values:
+        _string(key, out)
+        _string(value, out)
+    return bytes(out)

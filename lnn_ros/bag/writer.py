@@ -218,8 +218,9 @@ class BagWriter:
         log_time_ns: int | None = None,
     ) -> None:
         """Write one ``diagnostic_msgs/DiagnosticArray`` with a single status."""
-        msg = messages.diagnostic_array_message(stamp_ns, name, hardware_id, level, message, values, self.typestore)
-        self.write_message(topic, DIAGNOSTIC_ARRAY_TYPE, msg, stamp_ns if log_time_ns is None else log_time_ns)
+        messages.check_stamp(stamp_ns)
+        raw = cdr.encode_diagnostic_array(stamp_ns, level, name, message, hardware_id, list(values.items()))
+        self.write_raw(topic, DIAGNOSTIC_ARRAY_TYPE, raw, stamp_ns if log_time_ns is None else log_time_ns)
 
 
 _MCAP_CHUNK_BYTES = 2**20  # rosbags closes a chunk once it has grown past this
