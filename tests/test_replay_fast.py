@@ -528,3 +528,17 @@ def test_diagnostics_encoded_as_rosbags_serialises(values: dict[str, str]) -> No
             "diagnostic_msgs/msg/DiagnosticArray",
         )
         assert cdr.encode_diagnostic_array(START_NS + 123, level, name, message, hardware_id, list(values.items())) == bytes(expected)
+
+
+@pytest.mark.parametrize("case", range(4), ids=["bgr8_640x480", "mono8_752x480", "bgra8_672x376", "jpeg_1280x720"])
+def test_camera_preprocessing_equal(case: int, tmp_path: Path, batches: list[int]) -> None:
+    """The shipped policy (its declared preprocessing: crop, resize, colour, jpeg) on large camera frames, both paths."""
+    pytest.importorskip("PIL.Image")
+    from test_camera_bags import CASES, MODEL, write_camera_bag
+
+    from lnn_ros.bag import BagTopics
+
+    kind, storage, topic = CASES[case]
+    bag, _ = write_camera_bag(tmp_path / "bag", kind, storage, topic)
+    step, _ = replay_both(bag, MODEL, tmp_path, topics=BagTopics(camera=topic))
+    assert batches and step.counters["camera_encoded"] > 0
