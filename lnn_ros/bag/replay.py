@@ -91,13 +91,11 @@ class ReplayConfig:
         step_by_step: hand every message to the live loop one at a time (as ``lnn_node`` does)
             instead of batching the runs where the node simply flies (see the module docstring);
             the outputs are the same (commands to float rounding, counters identical).
-        batch: (step by step only) when the bundle has a window graph, compute the IMU steps between two camera
-            frames ahead through it (:meth:`~lnn_ros.runtime.PolicyRunner.plan_imu`); every
-            message still goes through the live loop one by one, so the outcomes, counters and
-            diagnostics are those of the step-by-step path and the commands equal it to float
-            rounding. Off by default: on a CPU, onnxruntime's cost per graph node makes an unrolled
-            window about as costly per step as a step call (``python -m lnn_ros_benchmarks.replay``
-            measures both).
+        batch: the older, step-by-step way of using the window graph (implies one message at a
+            time): the IMU steps between two camera frames are computed ahead through the
+            bundle's window graph (:meth:`~lnn_ros.runtime.PolicyRunner.plan_imu`) and every
+            message still goes through the live loop one by one. Off by default: the window graph
+            costs about as much per step as a step call (tests/test_engine_plan.py).
         batch_messages: the most messages read ahead for one plan.
     """
 
