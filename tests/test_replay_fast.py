@@ -542,3 +542,17 @@ def test_camera_preprocessing_equal(case: int, tmp_path: Path, batches: list[int
     bag, _ = write_camera_bag(tmp_path / "bag", kind, storage, topic)
     step, _ = replay_both(bag, MODEL, tmp_path, topics=BagTopics(camera=topic))
     assert batches and step.counters["camera_encoded"] > 0
+
+
+def test_cli_step_by_step_flag(camera_bundle: Path, tmp_path: Path, batches: list[int]) -> None:
+    import json
+
+    from lnn_ros.cli import main
+
+    base = ["replay", str(FIXTURE), "--model", str(camera_bundle), "--no-plot", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "step"), "--step-by-step"]) == 0
+    assert not batches
+    assert main([*base, "--out", str(tmp_path / "fast")]) == 0
+    assert batches
+    summaries = [json.loads((tmp_path / name / "summary.json").read_text()) for name in ("step", "fast")]
+    assert summaries[0]["counters"] == summaries[1]["counters"]
