@@ -470,6 +470,29 @@ def _raw_and_warnings(bag: Path, fast: bool) -> tuple[list[tuple[str, int, bytes
         return [], [f"{type(exc).__name__}: {exc}"]
 
 
+def _records(data: bytearray, at: int) -> Iterator[tuple[int, int, int]]:
+    """(opcode, offset, length) of the mcap records from ``at`` until one runs past the data or the footer."""
+    while at + 9 <= len(data) and data[at] != 0x02:
+        length = int.from_bytes(data[at + 1 : at + 9], "little")
+        yield data[at], at, length
+        at += 9 + length
+
+
+def _decoded_and_warnings(bag: Path, blocks: bool) -> tuple[list[tuple[str, int, int]], list[str]]:
+    from lnn_ros.bag.reader import BagReader
+    from lnn_ros.runtime.records import Stream
+
+    try:
+        with BagReader(bag, streams=[Stream.IMU, Stream.CAMERA, Stream.COMMAND]) as reader:
+            if blocks:
+                got = [b.message(i) for b in reader.blocks(size=100) for i in range(len(b))]
+            else:
+                got = list(reader.messages())
+            return [(m.stream.value, m.log_time_ns, m.record.stamp_ns) for m in got], reader.warnings.lines()
+    except Exception as exc:  # a bag that does not open: both must fail alike
+        return [], [f"{type(exc).__name__}: {exc}"]
+
+
 @pytest.mark.parametrize("damage", ["none", "record_length", "message_header", "chunk_body", "truncated"])
 def test_fast_mcap_reads_what_rosbags_reads(damage: str, tmp_path: Path) -> None:
     """lnn_ros.bag.fast_mcap yields rosbags' messages, order and errors, on intact and damaged mcap files (3 chunks)
@@ -477,16 +500,17 @@ def test_fast_mcap_reads_what_rosbags_reads(damage: str, tmp_path: Path) -> None
     bag = write_flight(tmp_path / "flight", seconds=8.0, width=64, height=48)
     storage = bag / "flight.mcap"
     data = bytearray(storage.read_bytes())
-    assert data.count(b"\x06") and len(data) > 2**21  # more than two 1 MiB chunks
-    at = len(data) // 2
-    if damage == "record_length":  # the first message record after the middle claims a huge length
-        at = data.index(b"\x05", at)
-        data[at + 1 : at + 9] = (2**40).to_bytes(8, "little")
-    elif damage == "message_header":
-        at = data.index(b"\x05", at)
-        data[at + 1 : at + 9] = (10).to_bytes(8, "little")
-    elif damage == "chunk_body":
-        data[at : at + 64] = bytes(64)
+    chunks = [(at, length) for op, at, length in _records(data, 8) if op == 0x06]
+    assert len(chunks) >= 3 and len(data) > 2**21
+    body = chunks[1][0] + 9  # the second chunk: start, end, size (8 each), crc (4), compression, records length (8)
+    records = body + 28 + 4 + int.from_bytes(data[body + 28 : body + 32], "little") + 8
+    message = next(at for op, at, _ in _records(data, records) if op == 0x05) if damage != "none" else 0
+    if damage == "record_length":  # a message record claims more bytes than its chunk has
+        data[message + 1 : message + 9] = (2**40).to_bytes(8, "little")
+    elif damage == "message_header":  # a message record too short for its header
+        data[message + 1 : message + 9] = (10).to_bytes(8, "little")
+    elif damage == "chunk_body":  # a checksum that does not match the chunk
+        data[body + 24 : body + 28] = (12345).to_bytes(4, "little")
     elif damage == "truncated":
         del data[int(len(data) * 0.7) :]
     storage.write_bytes(bytes(data))
@@ -494,6 +518,12 @@ def test_fast_mcap_reads_what_rosbags_reads(damage: str, tmp_path: Path) -> None
     slow, warnings_slow = _raw_and_warnings(bag, fast=False)
     assert warnings_fast == warnings_slow
     assert fast == slow
+    # BagReader.blocks reads a chunk at a time (fast_mcap.raw_message_lists): as messages() reads through rosbags
+    messages, warnings_messages = _decoded_and_warnings(bag, blocks=False)
+    blocks, warnings_blocks = _decoded_and_warnings(bag, blocks=True)
+    assert warnings_blocks == warnings_messages
+    assert blocks == messages
+    assert bool(warnings_messages) == (damage != "none"), warnings_messages  # the damage was seen
     if damage == "none":
         assert len(fast) == 8 * (200 + 30 + 50)
 

@@ -55,6 +55,78 @@ def raw_messages(reader: Any, connections: Collection[Connection]) -> Iterator[t
     return _directory_messages(storages, chosen)
 
 
+def raw_message_lists(
+    reader: Any, connections: Collection[Connection]
+) -> Iterator[list[tuple[Connection, int, bytes]]] | None:
+    """:func:`raw_messages` a chunk at a time, when that is the same: every storage's chunks follow
+    one another in time without overlap, so rosbags' merge yields them chunk after chunk and reads
+    each chunk only once the one before is used up. None if not applicable (or not so)."""
+    if raw_messages(reader, connections) is None:
+        return None
+    from rosbags.rosbag2 import reader as reader_module
+
+    storage = reader.storage
+    directory = isinstance(storage, reader_module.DirectoryReader)
+    chosen = list(connections) or list(storage.connections)
+    plans = []
+    for part in storage.storages if directory else [storage]:
+        connmap = _connmap(part, chosen) if directory else None
+        storage_conns = [x for x in part.connections if x.id in connmap] if connmap is not None else chosen
+        if not storage_conns:
+            continue
+        channel_map = {conn.id: conn for conn in storage_conns}
+        chunks = sorted((c for c in part.chunks if any(c.channel_count.get(cid, 0) for cid in channel_map)),
+                        key=lambda c: c.message_start_time)
+        if any(a.message_end_time >= b.message_start_time for a, b in itertools.pairwise(chunks)):
+            return None
+        plans.append((part, channel_map, connmap, chunks))
+    return _lists(plans)
+
+
+def _lists(plans: list[tuple[Any, dict[int, Connection], dict[int, Connection] | None, list[Any]]]
+           ) -> Iterator[list[tuple[Connection, int, bytes]]]:
+    for storage, channel_map, connmap, chunks in plans:
+        for chunk in chunks:
+            start, stop = chunk.message_start_time, chunk.message_end_time + 1
+            messages: list[Any] | None
+            try:
+                messages = _parse_chunk(chunk, channel_map, start, stop, storage.bio)
+            except Exception:  # anything odd: rosbags reads the chunk again and raises as it would
+                messages = None
+            if messages is None:
+                from rosbags.rosbag2 import storage_mcap
+
+                messages = list(itertools.islice(storage_mcap.msgsrc(chunk, channel_map, start, stop, storage.bio), 1, None))
+            else:
+                messages.sort(key=_log_time)
+            if connmap is None:
+                yield [(connection, timestamp, data) for timestamp, _, connection, data in messages]
+            else:
+                yield [(connmap[connection.id], timestamp, data) for timestamp, _, connection, data in messages]
+
+
+def _connmap(storage: Any, connections: list[Connection]) -> dict[int, Connection]:
+    """``DirectoryReader.messages``' map from a storage's connections to the reader's."""
+    return {
+        x.id: conn
+        for x in storage.connections
+        if (
+            conn := next(
+                (
+                    y
+                    for y in connections
+                    if y.topic == x.topic
+                    and y.msgtype == x.msgtype
+                    and y.ext == x.ext
+                    and (not x.digest or not y.digest or y.digest == x.digest)
+                ),
+                None,
+            )
+        )
+        is not None
+    }
+
+
 def _indexed(storage: Any) -> bool:
     return bool(getattr(storage, "chunks", None)) and getattr(storage, "bio", None) is not None
 
@@ -62,24 +134,7 @@ def _indexed(storage: Any) -> bool:
 def _directory_messages(storages: list[Any], connections: list[Connection]) -> Iterator[tuple[Connection, int, bytes]]:
     """``DirectoryReader.messages``: each storage in turn, its connections mapped to the reader's."""
     for storage in storages:
-        connmap = {
-            x.id: conn
-            for x in storage.connections
-            if (
-                conn := next(
-                    (
-                        y
-                        for y in connections
-                        if y.topic == x.topic
-                        and y.msgtype == x.msgtype
-                        and y.ext == x.ext
-                        and (not x.digest or not y.digest or y.digest == x.digest)
-                    ),
-                    None,
-                )
-            )
-            is not None
-        }
+        connmap = _connmap(storage, connections)
         storage_conns = [x for x in storage.connections if x.id in connmap]
         if not storage_conns:
             continue

@@ -22,6 +22,7 @@ raises with ``strict=True``.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -476,12 +477,11 @@ class BagReader:
         failures: dict[str, tuple[int, str]] = {}
         checks = _StampChecks()
         raw: list[tuple[Connection, int, bytes]] = []
-        for item in self._raw(fast=True):
-            raw.append(item)
-            self.read_counts[self._decoders[id(item[0])].stream] += 1  # before _raw checks them at its end
-            if len(raw) >= size:
-                block_or_none = self._decode_block(raw, failures, checks)
-                raw = []
+        for items in self._raw_lists():
+            raw += items
+            while len(raw) >= size:
+                block_or_none = self._decode_block(raw[:size], failures, checks)
+                raw = raw[size:]
                 if block_or_none is not None:
                     yield block_or_none
         if raw:
@@ -568,18 +568,51 @@ class BagReader:
             except StopIteration:
                 break
             except Exception as exc:  # truncated / corrupt storage: rosbags, apsw, zstd, lz4 errors
-                where = "before the first message" if last_ns is None else (
-                    f"after {count} messages (log time {(last_ns - self.info.start_ns) / NS_PER_S:.3f} s)"
-                )
-                self.warn(
-                    f"Bag {str(self.path)!r} could not be read past a point {where}: {describe_error(exc)}. "
-                    "The file is truncated or corrupt; results cover only the part before that point."
-                )
+                self._warn_unreadable(exc, count, last_ns)
                 break
             count += 1
             last_ns = log_time_ns
             yield connection, log_time_ns, raw
         self._check_counts()
+
+    def _raw_lists(self) -> Iterator[list[tuple[Connection, int, bytes]]]:
+        """:meth:`_raw` (fast) a chunk of an mcap file at a time where :mod:`lnn_ros.bag.fast_mcap` can,
+        else lists of one message; the same messages, read counts kept, and the same warnings."""
+        assert self._reader is not None
+        connections = [c for s in self.streams for c in self._connections.get(s, [])]
+        lists = fast_mcap.raw_message_lists(self._reader.reader, connections) if connections else None
+        if lists is None:
+            for item in self._raw(fast=True):
+                self.read_counts[self._decoders[id(item[0])].stream] += 1  # before _raw checks them at its end
+                yield [item]
+            return
+        self.read_counts = {s: 0 for s in self._connections}
+        streams = {id(c): self._decoders[id(c)].stream for c in connections}
+        count, last_ns = 0, None
+        while True:
+            try:
+                items = next(lists)
+            except StopIteration:
+                break
+            except Exception as exc:  # as _raw: the same point, the same words
+                self._warn_unreadable(exc, count, last_ns)
+                break
+            for stream, number in Counter(streams[id(item[0])] for item in items).items():
+                self.read_counts[stream] += number
+            if items:
+                count += len(items)
+                last_ns = items[-1][1]
+                yield items
+        self._check_counts()
+
+    def _warn_unreadable(self, exc: Exception, count: int, last_ns: int | None) -> None:
+        where = "before the first message" if last_ns is None else (
+            f"after {count} messages (log time {(last_ns - self.info.start_ns) / NS_PER_S:.3f} s)"
+        )
+        self.warn(
+            f"Bag {str(self.path)!r} could not be read past a point {where}: {describe_error(exc)}. "
+            "The file is truncated or corrupt; results cover only the part before that point."
+        )
 
     def _decoded(self) -> Iterator[BagMessage]:
         failures: dict[str, tuple[int, str]] = {}
