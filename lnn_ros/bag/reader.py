@@ -455,9 +455,12 @@ class BagReader:
         yield from self._checked(decoded, order, reorder_window_s)
 
     def blocks(
-        self, order: MessageOrder = MessageOrder.LOG, reorder_window_s: float = 1.0, size: int = 512
+        self, order: MessageOrder = MessageOrder.LOG, reorder_window_s: float = 1.0, size: int = 512,
+        max_bytes: int = 1 << 24,
     ) -> Iterator[MessageBlock]:
-        """:meth:`messages` in blocks of up to ``size`` (the same messages, warnings and counts).
+        """:meth:`messages` in blocks of up to ``size`` messages (the same messages, warnings and
+        counts); in log order a block is also cut once it holds ``max_bytes`` of messages, so
+        large images keep memory bounded.
 
         In log order, runs of IMU (and TwistStamped) messages of one layout are decoded together
         (one numpy view over their bytes, :func:`~lnn_ros.bag.cdr.decode_imu_block`) and IMU
@@ -477,11 +480,15 @@ class BagReader:
         failures: dict[str, tuple[int, str]] = {}
         checks = _StampChecks()
         raw: list[tuple[Connection, int, bytes]] = []
+        held = 0  # bytes in raw
         for items in self._raw_lists():
             raw += items
-            while len(raw) >= size:
-                block_or_none = self._decode_block(raw[:size], failures, checks)
-                raw = raw[size:]
+            held += sum(len(item[2]) for item in items)
+            while len(raw) >= size or (raw and held >= max_bytes):
+                cut = size if len(raw) >= size else len(raw)
+                block_or_none = self._decode_block(raw[:cut], failures, checks)
+                held -= sum(len(item[2]) for item in raw[:cut])
+                raw = raw[cut:]
                 if block_or_none is not None:
                     yield block_or_none
         if raw:

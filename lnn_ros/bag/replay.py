@@ -68,7 +68,7 @@ METRICS_JSON = "metrics.json"
 SUMMARY_JSON = "summary.json"
 PLOT_PNG = "commands.png"
 _PROGRESS_EVERY = 500
-_READ_AHEAD = 512  # messages buffered for batches
+_READ_AHEAD = 2048  # messages buffered for batches (at most 16 MiB of them: BagReader.blocks)
 _MIN_BATCH = 8  # fewer messages than this go one by one
 
 
