@@ -177,12 +177,12 @@ class StampGate:
         if count == 0:
             return _nothing
         offsets = now_ns - stamps_ns
-        if self._max_age_ns and (offsets > self._max_age_ns).any():
-            return None
-        if self._max_future_ns and (-offsets > self._max_future_ns).any():
+        lowest, highest = int(offsets.min()), int(offsets.max())
+        if (self._max_age_ns and highest > self._max_age_ns) or (self._max_future_ns and -lowest > self._max_future_ns):
             return None
         last = self.last_stamp_ns
-        if (np.diff(stamps_ns) <= 0).any() or (last is not None and int(stamps_ns[0]) <= last):
+        steps = np.diff(stamps_ns)
+        if (last is not None and int(stamps_ns[0]) <= last) or (count > 1 and int(steps.min()) <= 0):
             return None
         tolerance = self._tolerance_ns
         offset_list: list[int] = offsets.tolist()
@@ -191,12 +191,11 @@ class StampGate:
             previous = self._previous_ns
             if self.mixed or (previous is not None and abs(offset_list[0] - previous) > tolerance):
                 return None
-            if count > 1 and (np.abs(np.diff(offsets)) > tolerance).any():
+            if count > 1 and int(np.abs(np.diff(offsets)).max()) > tolerance:
                 return None
-            highest = max(offset_list) if base is None else max(base, max(offset_list))
-            if min(offset_list) < highest - tolerance:  # the base never exceeds the highest offset
+            if lowest < (highest if base is None else max(base, highest)) - tolerance:  # the base never exceeds the highest offset
                 return None
-        if base is None or min(offset_list) < base or max(offset_list) - base >= 1 << _RELAX_SHIFT:
+        if base is None or lowest < base or highest - base >= 1 << _RELAX_SHIFT:
             for offset in offset_list:  # the time base, as check() moves it
                 if base is None or offset < base:
                     base = offset
@@ -207,8 +206,9 @@ class StampGate:
         if tolerance:
             window = self._windows_after(now_ns)
         period, learn, learnt = self.period_ns, self._learn, self._learnt
-        gaps = np.diff(stamps_ns) if last is None else np.diff(stamps_ns, prepend=np.int64(last))
-        gaps = gaps[gaps <= self._max_gap_ns]
+        gaps = steps if last is None else np.concatenate([[int(stamps_ns[0]) - last], steps])
+        if len(gaps) and int(gaps.max()) > self._max_gap_ns:
+            gaps = gaps[gaps <= self._max_gap_ns]
         if learn is not None:
             learn = learn.copy()
             used = 0
