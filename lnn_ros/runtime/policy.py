@@ -335,8 +335,9 @@ class PolicyRunner:
             pixels[index] = result.pixels
         scale, offset = getattr(decoder, "_scale", None), getattr(decoder, "_offset", None)
         if isinstance(scale, np.ndarray) and isinstance(offset, np.ndarray):  # normalise's own arithmetic, all at once
-            images = np.multiply(pixels.transpose(0, 3, 1, 2), scale, dtype=np.float32)
-            np.subtract(images, offset, out=images)
+            images = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)).astype(np.float32)
+            images *= scale
+            images -= offset
         else:
             images = np.stack([decoder.normalise(p)[0].copy() for p in pixels])
         cost_s = (time.perf_counter_ns() - start) / NS_PER_S / len(frames)
