@@ -171,31 +171,21 @@ def encode_twists_stamped(stamps_ns: np.ndarray, twists: np.ndarray, frame_id: s
     return rows.view(np.uint8).reshape(len(stamps_ns), layout.itemsize)
 
 
-def _string(text: str, out: bytearray) -> None:
-    """A CDR string at the end of ``out`` (aligned to 4 first): uint32 length incl. NUL, bytes, NUL."""
-    out += _PAD[: _align(len(out) - 4, 4) - (len(out) - 4)]
-    data = text.encode()
-    out += _U32.pack(len(data) + 1)
-    out += data
-    out += b"\x00"
-
-
 def encode_diagnostic_array(
     stamp_ns: int, level: int, name: str, message: str, hardware_id: str, values: Sequence[tuple[str, str]]
 ) -> bytes:
     """``diagnostic_msgs/DiagnosticArray`` with one status (frame id ''), CDR little endian: the bytes rclpy publishes."""
     sec, nanosec = divmod(int(stamp_ns), NS_PER_S)
-    out = bytearray(CDR_LE)
-    out += _HEADER.pack(sec, nanosec, 1) + b"\x00"  # the header, frame_id ''
-    out += _PAD[: _align(len(out) - 4, 4) - (len(out) - 4)]
-    out += _U32.pack(1)  # one status
-    out += struct.pack("<B", level)
-    _string(name, out)
-    _string(message, out)
-    _string(hardware_id, out)
-    out += _PAD[: _align(len(out) - 4, 4) - (len(out) - 4)]
-    out += _U32.pack(len(values))
-    for key, value in values:
-        _string(key, out)
-        _string(value, out)
-    return bytes(out)
+    parts = [CDR_LE, _HEADER.pack(sec, nanosec, 1), b"\x00\x00\x00\x00", _U32.pack(1), bytes((level,))]
+    size = 21  # bytes after the encapsulation header so far: header 13, padding 3, count 4, level 1
+    for text in (name, message, hardware_id, None, *(t for pair in values for t in pair)):
+        if text is None:  # the key/value sequence: its length, aligned to 4
+            pad = -size % 4
+            parts += [_PAD[:pad], _U32.pack(len(values))]
+            size += pad + 4
+            continue
+        data = text.encode()
+        pad = -size % 4
+        parts += [_PAD[:pad], _U32.pack(len(data) + 1), data, b"\x00"]
+        size += pad + 5 + len(data)
+    return b"".join(parts)
