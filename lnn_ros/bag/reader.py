@@ -22,6 +22,7 @@ raises with ``strict=True``.
 from __future__ import annotations
 
 import heapq
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -501,14 +502,16 @@ class BagReader:
     def _decode_block(
         self, raw: list[tuple[Connection, int, bytes]], failures: dict[str, tuple[int, str]], checks: _StampChecks
     ) -> MessageBlock | None:
-        decoders = [self._decoders[id(connection)] for connection, _, _ in raw]
-        streams = [d.stream for d in decoders]
-        is_imu = np.array([s is Stream.IMU for s in streams], dtype=bool)
+        count = len(raw)
+        decoders = list(map(self._decoders.__getitem__, map(id, map(_FIRST, raw))))
+        streams = list(map(_STREAM, decoders))
+        codes = np.fromiter(map(_STREAM_CODE.__getitem__, streams), dtype=np.int8, count=count)
+        is_imu = codes == _STREAM_CODE[Stream.IMU]
         imu_at = np.flatnonzero(is_imu)
         bulk = None
         if len(imu_at) and all(decoders[i].bulk for i in imu_at.tolist()):
             bulk = cdr.decode_imu_block([raw[i][2] for i in imu_at.tolist()])
-        log_ns = np.array([log_time for _, log_time, _ in raw], dtype=np.int64)
+        log_ns = np.fromiter(map(_SECOND, raw), dtype=np.int64, count=count)
         stamps = np.zeros(len(raw), dtype=np.int64)
         records: list[Record | None] = [None] * len(raw)
         keep = np.ones(len(raw), dtype=bool)
@@ -519,14 +522,15 @@ class BagReader:
         else:
             imu = np.zeros((len(imu_at), 10), dtype=np.float64)
             one_by_one = list(range(len(raw)))
-        command_at = [i for i in one_by_one if streams[i] is Stream.COMMAND]
+        command_at = np.flatnonzero(codes == _STREAM_CODE[Stream.COMMAND]).tolist()
         if command_at and all(decoders[i].bulk for i in command_at):
             twists = cdr.decode_twists_block([raw[i][2] for i in command_at])
             if twists is not None:
                 for i, command in zip(command_at, twists):
                     records[i] = command
                     stamps[i] = command.stamp_ns
-                one_by_one = [i for i in one_by_one if streams[i] is not Stream.COMMAND]
+                decoded = set(command_at)
+                one_by_one = [i for i in one_by_one if i not in decoded]
         row = 0
         for index in one_by_one:
             connection, log_time_ns, data = raw[index]
@@ -551,10 +555,10 @@ class BagReader:
             chosen = np.flatnonzero(keep)
             streams = [streams[i] for i in chosen.tolist()]
             records = [records[i] for i in chosen.tolist()]
-            log_ns, stamps, is_imu = log_ns[chosen], stamps[chosen], is_imu[chosen]
+            log_ns, stamps, is_imu, codes = log_ns[chosen], stamps[chosen], is_imu[chosen], codes[chosen]
         if not streams:
             return None
-        checks.count(streams, stamps)
+        checks.count(codes, stamps)
         imu_row = np.where(is_imu, np.cumsum(is_imu) - 1, -1)
         return MessageBlock(streams, log_ns, stamps, imu, imu_row, records)
 
@@ -701,8 +705,8 @@ class _StampChecks:
         self.older: dict[Stream, int] = {}
         self.repeated: dict[Stream, int] = {}
 
-    def count(self, streams: list[Stream], stamps_ns: np.ndarray) -> None:
-        kinds = np.array([_STREAM_CODE[s] for s in streams], dtype=np.int8)
+    def count(self, kinds: np.ndarray, stamps_ns: np.ndarray) -> None:
+        """Count the stamps ``stamps_ns`` of streams ``kinds`` (``_STREAM_CODE``), the next messages in order."""
         firsts: list[tuple[int, dict[Stream, int], Stream, int]] = []
         for stream in (Stream.IMU, Stream.CAMERA):
             at = np.flatnonzero(kinds == _STREAM_CODE[stream])
@@ -723,6 +727,8 @@ class _StampChecks:
 
 
 _STREAM_CODE = {Stream.IMU: 0, Stream.CAMERA: 1, Stream.COMMAND: 2, Stream.VECTOR: 3}
+_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
+_STREAM = operator.attrgetter("stream")
 
 
 def _stamp_ordered(messages_in: Iterator[BagMessage], window_ns: int) -> Iterator[BagMessage]:
