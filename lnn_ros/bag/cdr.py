@@ -108,8 +108,8 @@ def decode_twists_block(raws: Sequence[bytes]) -> list[Command] | None:
     return [Command(stamp, tuple(twist)) for stamp, twist in zip(stamps.tolist(), values.tolist())]  # type: ignore[arg-type]
 
 
-def decode_image(raw: bytes | memoryview) -> ImageFrame | None:
-    """CDR ``sensor_msgs/Image`` -> :class:`ImageFrame` sharing ``raw``'s buffer (None if not CDR LE)."""
+def _image_layout(raw: bytes | memoryview) -> tuple[int, int, int, str, bool, int, int, int] | None:
+    """(stamp, height, width, encoding, is_bigendian, step, data size, data offset) of a CDR LE Image, else None."""
     head = _header(raw)
     if head is None:
         return None
@@ -125,7 +125,38 @@ def decode_image(raw: bytes | memoryview) -> ImageFrame | None:
     start = 4 + offset + 8
     if start + size > len(raw):
         raise ValueError(f"Image data of {size} bytes runs past the {len(raw)}-byte message.")
+    return stamp, height, width, encoding, is_bigendian, step, size, start
+
+
+def decode_image(raw: bytes | memoryview) -> ImageFrame | None:
+    """CDR ``sensor_msgs/Image`` -> :class:`ImageFrame` sharing ``raw``'s buffer (None if not CDR LE)."""
+    layout = _image_layout(raw)
+    if layout is None:
+        return None
+    stamp, height, width, encoding, is_bigendian, step, size, start = layout
     return ImageFrame(stamp, height, width, encoding, step, memoryview(raw)[start : start + size], is_bigendian)
+
+
+def decode_images_block(raws: Sequence[bytes]) -> list[ImageFrame] | None:
+    """:func:`decode_image` of many messages at once, or None unless all are little-endian CDR with
+    the same bytes from the end of the stamp to the pixel data (frame id, size, encoding, step)."""
+    try:
+        layout = _image_layout(raws[0])
+    except (ValueError, struct.error, UnicodeDecodeError):
+        return None
+    if layout is None:
+        return None
+    _, height, width, encoding, is_bigendian, step, size, start = layout
+    first = raws[0]
+    length, head = len(first), bytes(first[12:start])
+    if any(len(raw) != length or raw[:2] != CDR_LE[:2] or raw[12:start] != head for raw in raws):
+        return None
+    times = np.frombuffer(b"".join(raw[4:12] for raw in raws), dtype=[("sec", "<i4"), ("nanosec", "<u4")])
+    stamps = (times["sec"].astype(np.int64) * NS_PER_S + times["nanosec"]).tolist()
+    return [
+        ImageFrame(stamp, height, width, encoding, step, memoryview(raw)[start : start + size], is_bigendian)
+        for stamp, raw in zip(stamps, raws)
+    ]
 
 
 def decode_twist_stamped(raw: bytes | memoryview) -> Command | None:

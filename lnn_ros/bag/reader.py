@@ -40,6 +40,7 @@ from lnn_ros.bag.source import BagSource
 from lnn_ros.bag.topics import (
     BAG_STREAMS,
     COMPRESSED_IMAGE_TYPE,
+    IMAGE_TYPE,
     IMU_TYPE,
     SUPPORTED_TYPES,
     TWIST_STAMPED_TYPE,
@@ -180,8 +181,8 @@ class _Decoder:
             typestore.deserialize_ros1 if is_ros1 else typestore.deserialize_cdr
         )
         self._unstamped = msgtype == TWIST_TYPE
-        # bytes that cdr.decode_imu_block / decode_twists_block may read, many messages at once
-        self.bulk = stream in (Stream.IMU, Stream.COMMAND) and not is_ros1 and msgtype in (IMU_TYPE, TWIST_STAMPED_TYPE)
+        # bytes that cdr.decode_imu_block / decode_twists_block / decode_images_block may read, many messages at once
+        self.bulk = not is_ros1 and msgtype in (IMU_TYPE, TWIST_STAMPED_TYPE, IMAGE_TYPE)
         self._fast: Callable[[bytes], Record | None] | None = None
         if not is_ros1 and not self._unstamped and msgtype != COMPRESSED_IMAGE_TYPE:
             self._fast = {
@@ -522,15 +523,18 @@ class BagReader:
         else:
             imu = np.zeros((len(imu_at), 10), dtype=np.float64)
             one_by_one = list(range(len(raw)))
-        command_at = np.flatnonzero(codes == _STREAM_CODE[Stream.COMMAND]).tolist()
-        if command_at and all(decoders[i].bulk for i in command_at):
-            twists = cdr.decode_twists_block([raw[i][2] for i in command_at])
-            if twists is not None:
-                for i, command in zip(command_at, twists):
-                    records[i] = command
-                    stamps[i] = command.stamp_ns
-                decoded = set(command_at)
-                one_by_one = [i for i in one_by_one if i not in decoded]
+        decoded: set[int] = set()
+        for stream, block_decoder in ((Stream.COMMAND, cdr.decode_twists_block), (Stream.CAMERA, cdr.decode_images_block)):
+            at = np.flatnonzero(codes == _STREAM_CODE[stream]).tolist()
+            if at and all(decoders[i].bulk for i in at):
+                decoded_records: Sequence[Record] | None = block_decoder([raw[i][2] for i in at])
+                if decoded_records is not None:
+                    for i, record in zip(at, decoded_records):
+                        records[i] = record
+                        stamps[i] = record.stamp_ns
+                    decoded.update(at)
+        if decoded:
+            one_by_one = [i for i in one_by_one if i not in decoded]
         row = 0
         for index in one_by_one:
             connection, log_time_ns, data = raw[index]
