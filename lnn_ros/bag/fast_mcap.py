@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from rosbags.interfaces import Connection
 
 _HEAD = struct.Struct("<BQ")  # opcode, record length
-_MESSAGE = struct.Struct("<HIQQ")  # channel id, sequence, log time, publish time
+_FULL = struct.Struct("<BQHIQQ")  # a message record's opcode, length, channel id, sequence, log time, publish time
 _MESSAGE_OP = 0x05
 
 
@@ -190,22 +190,25 @@ def _parse_chunk(
     size = chunk.uncompressed_size
     if len(data) != size:
         return None
-    head, message = _HEAD.unpack_from, _MESSAGE.unpack_from
+    head, full, connection_of = _HEAD.unpack_from, _FULL.unpack_from, channel_map.get
     messages = []
     position = 0
     while position < size:
-        if position + 9 > size:
+        if position + 31 <= size:  # room for a message record's header (any record: opcode and length first)
+            op, length, channel_id, _, log_time, _ = full(data, position)
+        elif position + 9 <= size:
+            op, length = head(data, position)
+            channel_id = log_time = 0
+        else:
             return None
-        op, length = head(data, position)
-        body = position + 9
-        end = body + length
+        end = position + 9 + length
+        if end > size:
+            return None
         if op == _MESSAGE_OP:
-            if end > size or length < 22:
+            if length < 22:
                 return None
-            channel_id, _, log_time, _ = message(data, body)
-            if start <= log_time < stop and channel_id in channel_map:
-                messages.append((log_time, offset, channel_map[channel_id], data[body + 22 : end]))
-        elif end > size:
-            return None
+            connection = connection_of(channel_id)
+            if connection is not None and start <= log_time < stop:
+                messages.append((log_time, offset, connection, data[position + 31 : end]))
         position = end
     return messages

@@ -485,11 +485,11 @@ class BagReader:
         held = 0  # bytes in raw
         for items in self._raw_lists():
             raw += items
-            held += sum(len(item[2]) for item in items)
+            held += sum(map(len, map(_THIRD, items)))
             while len(raw) >= size or (raw and held >= max_bytes):
                 cut = size if len(raw) >= size else len(raw)
                 block_or_none = self._decode_block(raw[:cut], failures, checks)
-                held -= sum(len(item[2]) for item in raw[:cut])
+                held -= sum(map(len, map(_THIRD, raw[:cut])))
                 raw = raw[cut:]
                 if block_or_none is not None:
                     yield block_or_none
@@ -612,7 +612,7 @@ class BagReader:
             except Exception as exc:  # as _raw: the same point, the same words
                 self._warn_unreadable(exc, count, last_ns)
                 break
-            for stream, number in Counter(streams[id(item[0])] for item in items).items():
+            for stream, number in Counter(map(streams.__getitem__, map(id, map(_FIRST, items)))).items():
                 self.read_counts[stream] += number
             if items:
                 count += len(items)
@@ -731,7 +731,7 @@ class _StampChecks:
 
 
 _STREAM_CODE = {Stream.IMU: 0, Stream.CAMERA: 1, Stream.COMMAND: 2, Stream.VECTOR: 3}
-_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
+_FIRST, _SECOND, _THIRD = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
 _STREAM = operator.attrgetter("stream")
 
 
