@@ -88,21 +88,22 @@ def _lists(plans: list[tuple[Any, dict[int, Connection], dict[int, Connection] |
     for storage, channel_map, connmap, chunks in plans:
         for chunk in chunks:
             start, stop = chunk.message_start_time, chunk.message_end_time + 1
-            messages: list[Any] | None
+            # the reader's connections straight away (rosbags maps a directory's storage connections)
+            readers = channel_map if connmap is None else {cid: connmap[cid] for cid in channel_map}
+            found: list[Any] | None
             try:
-                messages = _parse_chunk(chunk, channel_map, start, stop, storage.bio)
+                found = _parse_chunk(chunk, readers, start, stop, storage.bio, merged=False)
             except Exception:  # anything odd: rosbags reads the chunk again and raises as it would
-                messages = None
-            if messages is None:
+                found = None
+            if found is None:
                 from rosbags.rosbag2 import storage_mcap
 
-                messages = list(itertools.islice(storage_mcap.msgsrc(chunk, channel_map, start, stop, storage.bio), 1, None))
+                messages: Iterator[Any] = itertools.islice(storage_mcap.msgsrc(chunk, channel_map, start, stop, storage.bio), 1, None)
+                mapped = channel_map if connmap is None else connmap
+                yield [(mapped[connection.id], timestamp, data) for timestamp, _, connection, data in messages]
             else:
-                messages.sort(key=_log_time)
-            if connmap is None:
-                yield [(connection, timestamp, data) for timestamp, _, connection, data in messages]
-            else:
-                yield [(connmap[connection.id], timestamp, data) for timestamp, _, connection, data in messages]
+                found.sort(key=_SECOND)  # stable: as rosbags sorts by log time
+                yield found
 
 
 def _connmap(storage: Any, connections: list[Connection]) -> dict[int, Connection]:
@@ -158,6 +159,7 @@ def _storage_messages(
 
 
 _log_time = operator.itemgetter(0)
+_SECOND = operator.itemgetter(1)
 
 
 def _chunk_messages(chunk: Any, channel_map: dict[int, Connection], start: int, stop: int, bio: Any) -> Iterator[Any]:
@@ -176,9 +178,11 @@ def _chunk_messages(chunk: Any, channel_map: dict[int, Connection], start: int, 
 
 
 def _parse_chunk(
-    chunk: Any, channel_map: dict[int, Connection], start: int, stop: int, bio: Any
-) -> list[tuple[int, int, Connection, bytes]] | None:
-    """The chunk's messages as rosbags' ``msgsrc`` collects them, or None if a record is not well formed."""
+    chunk: Any, channel_map: dict[int, Connection], start: int, stop: int, bio: Any, merged: bool = True
+) -> list[Any] | None:
+    """The chunk's messages as rosbags' ``msgsrc`` collects them (``merged``: its ``(log time, chunk
+    offset, connection, data)`` tuples; else ``(connection, log time, data)``), unsorted, or None if
+    a record is not well formed."""
     from rosbags.rosbag2 import storage_mcap
 
     bio.seek(chunk.chunk_start_offset + 9 + 24)
@@ -191,7 +195,7 @@ def _parse_chunk(
     if len(data) != size:
         return None
     head, full, connection_of = _HEAD.unpack_from, _FULL.unpack_from, channel_map.get
-    messages = []
+    messages: list[Any] = []
     position = 0
     while position < size:
         if position + 31 <= size:  # room for a message record's header (any record: opcode and length first)
@@ -209,6 +213,9 @@ def _parse_chunk(
                 return None
             connection = connection_of(channel_id)
             if connection is not None and start <= log_time < stop:
-                messages.append((log_time, offset, connection, data[position + 31 : end]))
+                if merged:
+                    messages.append((log_time, offset, connection, data[position + 31 : end]))
+                else:
+                    messages.append((connection, log_time, data[position + 31 : end]))
         position = end
     return messages

@@ -346,6 +346,7 @@ class Engine:
     # ------------------------------------------------------------------ runs of steps (replay)
     _unrolled: UnrolledSteps | None = None  # built by prepare_runs
     _unrolled_error: str | None = None  # why it could not be built
+    _encoder_batches: bool | None = None  # the encoder's batch axis is dynamic (known on first use)
 
     def prepare_runs(self) -> bool:
         """Build the unrolled step graph of :meth:`run_steps` now (else on first use); False if it cannot be built."""
@@ -408,7 +409,9 @@ class Engine:
         """
         if self.encoder_session is None:
             raise EngineError(f"Bundle {self.manifest.name!r} has no encoder graph; it takes no camera input.")
-        if len(images) > 1 and not isinstance(self.encoder_session.get_inputs()[0].shape[0], int):
+        if self._encoder_batches is None:
+            self._encoder_batches = not isinstance(self.encoder_session.get_inputs()[0].shape[0], int)
+        if len(images) > 1 and self._encoder_batches:
             (embeddings,) = self.encoder_session.run(None, {"image": images})
             return np.asarray(embeddings)
         return np.stack([self.encode(images[i : i + 1]) for i in range(len(images))])
