@@ -68,8 +68,48 @@ def decode_imu(raw: bytes | memoryview) -> ImuSample | None:
     return ImuSample(stamp, values[13:16].astype(np.float64), values[25:28].astype(np.float64), values[0:4].astype(np.float64))
 
 
-def decode_image(raw: bytes | memoryview) -> ImageFrame | None:
-    """CDR ``sensor_msgs/Image`` -> :class:`ImageFrame` sharing ``raw``'s buffer (None if not CDR LE)."""
+def decode_stamped_block(raws: Sequence[bytes], count: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The header stamps [N] int64 and the ``count`` float64 values after the header [N, count] of
+    many messages at once (as :func:`_stamped_doubles` reads one), or None unless all are
+    little-endian CDR of one length with one frame id length (one numpy record view over their
+    joined bytes)."""
+    first = raws[0]
+    if len(first) < 16 or bytes(first[:2]) != CDR_LE[:2]:
+        return None
+    length = _U32.unpack_from(first, 12)[0]
+    head = 12 + length
+    size = 4 + _align(head, 8) + count * 8
+    if len(first) != size or any(len(raw) != size for raw in raws):
+        return None
+    layout = np.dtype([("encapsulation", "u1", (2,)), ("options", "V2"), ("sec", "<i4"), ("nanosec", "<u4"),
+                       ("length", "<u4"), ("rest", f"V{_align(head, 8) - 12}"), ("values", "<f8", (count,))])
+    rows = np.frombuffer(b"".join(raws), dtype=layout)
+    if (rows["encapsulation"] != np.frombuffer(CDR_LE[:2], dtype=np.uint8)).any() or (rows["length"] != length).any():
+        return None
+    return rows["sec"].astype(np.int64) * NS_PER_S + rows["nanosec"], rows["values"]
+
+
+def decode_imu_block(raws: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`decode_imu` of many messages at once: (stamps [N] int64, values [N,10] float64 with the
+    angular velocity, linear acceleration and orientation), or None (see :func:`decode_stamped_block`)."""
+    block = decode_stamped_block(raws, 37)
+    if block is None:
+        return None
+    stamps, values = block
+    return stamps, np.concatenate([values[:, 13:16], values[:, 25:28], values[:, 0:4]], axis=1)
+
+
+def decode_twists_block(raws: Sequence[bytes]) -> list[Command] | None:
+    """:func:`decode_twist_stamped` of many messages at once, or None (see :func:`decode_stamped_block`)."""
+    block = decode_stamped_block(raws, 6)
+    if block is None:
+        return None
+    stamps, values = block
+    return [Command(stamp, tuple(twist)) for stamp, twist in zip(stamps.tolist(), values.tolist())]  # type: ignore[arg-type]
+
+
+def _image_layout(raw: bytes | memoryview) -> tuple[int, int, int, str, bool, int, int, int] | None:
+    """(stamp, height, width, encoding, is_bigendian, step, data size, data offset) of a CDR LE Image, else None."""
     head = _header(raw)
     if head is None:
         return None
@@ -85,7 +125,38 @@ def decode_image(raw: bytes | memoryview) -> ImageFrame | None:
     start = 4 + offset + 8
     if start + size > len(raw):
         raise ValueError(f"Image data of {size} bytes runs past the {len(raw)}-byte message.")
+    return stamp, height, width, encoding, is_bigendian, step, size, start
+
+
+def decode_image(raw: bytes | memoryview) -> ImageFrame | None:
+    """CDR ``sensor_msgs/Image`` -> :class:`ImageFrame` sharing ``raw``'s buffer (None if not CDR LE)."""
+    layout = _image_layout(raw)
+    if layout is None:
+        return None
+    stamp, height, width, encoding, is_bigendian, step, size, start = layout
     return ImageFrame(stamp, height, width, encoding, step, memoryview(raw)[start : start + size], is_bigendian)
+
+
+def decode_images_block(raws: Sequence[bytes]) -> list[ImageFrame] | None:
+    """:func:`decode_image` of many messages at once, or None unless all are little-endian CDR with
+    the same bytes from the end of the stamp to the pixel data (frame id, size, encoding, step)."""
+    try:
+        layout = _image_layout(raws[0])
+    except (ValueError, struct.error, UnicodeDecodeError):
+        return None
+    if layout is None:
+        return None
+    _, height, width, encoding, is_bigendian, step, size, start = layout
+    first = raws[0]
+    length, head = len(first), bytes(first[12:start])
+    if any(len(raw) != length or raw[:2] != CDR_LE[:2] or raw[12:start] != head for raw in raws):
+        return None
+    times = np.frombuffer(b"".join(raw[4:12] for raw in raws), dtype=[("sec", "<i4"), ("nanosec", "<u4")])
+    stamps = (times["sec"].astype(np.int64) * NS_PER_S + times["nanosec"]).tolist()
+    return [
+        ImageFrame(stamp, height, width, encoding, step, memoryview(raw)[start : start + size], is_bigendian)
+        for stamp, raw in zip(stamps, raws)
+    ]
 
 
 def decode_twist_stamped(raw: bytes | memoryview) -> Command | None:
@@ -108,3 +179,44 @@ def _header_bytes(stamp_ns: int, frame_id: str) -> bytes:
 def encode_twist_stamped(stamp_ns: int, twist: Sequence[float], frame_id: str) -> bytes:
     """``geometry_msgs/TwistStamped`` as CDR little endian, the bytes rclpy publishes."""
     return _header_bytes(stamp_ns, frame_id) + _TWIST.pack(*twist)
+
+
+def encode_twists_stamped(stamps_ns: np.ndarray, twists: np.ndarray, frame_id: str) -> np.ndarray:
+    """:func:`encode_twist_stamped` of N messages at once: stamps [N] int64, twists [N,6] -> bytes [N, D] uint8.
+
+    Every message has the same size D (one frame id), so the rows are a numpy record array.
+    """
+    name = frame_id.encode() + b"\x00"
+    head = 12 + len(name)
+    pad = _align(head, 8) - head
+    layout = np.dtype([("encapsulation", "V4"), ("sec", "<i4"), ("nanosec", "<u4"), ("length", "<u4"),
+                       ("name", f"V{len(name)}"), ("pad", f"V{pad}"), ("twist", "<f8", (6,))])
+    rows = np.zeros(len(stamps_ns), dtype=layout)
+    rows["encapsulation"] = np.void(CDR_LE)
+    sec, nanosec = np.divmod(np.asarray(stamps_ns, dtype=np.int64), NS_PER_S)
+    rows["sec"] = sec
+    rows["nanosec"] = nanosec
+    rows["length"] = len(name)
+    rows["name"] = np.void(name)
+    rows["twist"] = twists
+    return rows.view(np.uint8).reshape(len(stamps_ns), layout.itemsize)
+
+
+def encode_diagnostic_array(
+    stamp_ns: int, level: int, name: str, message: str, hardware_id: str, values: Sequence[tuple[str, str]]
+) -> bytes:
+    """``diagnostic_msgs/DiagnosticArray`` with one status (frame id ''), CDR little endian: the bytes rclpy publishes."""
+    sec, nanosec = divmod(int(stamp_ns), NS_PER_S)
+    parts = [CDR_LE, _HEADER.pack(sec, nanosec, 1), b"\x00\x00\x00\x00", _U32.pack(1), bytes((level,))]
+    size = 21  # bytes after the encapsulation header so far: header 13, padding 3, count 4, level 1
+    for text in (name, message, hardware_id, None, *(t for pair in values for t in pair)):
+        if text is None:  # the key/value sequence: its length, aligned to 4
+            pad = -size % 4
+            parts += [_PAD[:pad], _U32.pack(len(values))]
+            size += pad + 4
+            continue
+        data = text.encode()
+        pad = -size % 4
+        parts += [_PAD[:pad], _U32.pack(len(data) + 1), data, b"\x00"]
+        size += pad + 5 + len(data)
+    return b"".join(parts)

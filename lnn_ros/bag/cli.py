@@ -63,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("--no-plot", action="store_true", help="do not write commands.png")
     replay.add_argument("--strict", action="store_true", help="stop at the first problem in the bag instead of counting it")
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+    replay.add_argument("--step-by-step", action="store_true",
+                        help="hand every message to the node's loop one at a time, as lnn_node does (slower); by default "
+                        "runs where the node simply flies are computed as batches, with the same results")
     _add_topic_options(replay)
     replay.set_defaults(func=run_replay)
 
@@ -145,6 +148,7 @@ def run_replay(args: argparse.Namespace) -> int:
         plot=not args.no_plot,
         strict=args.strict,
         progress=False if args.no_progress else None,
+        step_by_step=args.step_by_step,
     )
     result = replay_bag(args.bag, args.model, out, config)
     c = result.counters

@@ -22,28 +22,35 @@ raises with ``strict=True``.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Iterator
+import operator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from lnn_ros.bag import cdr, messages
+import numpy as np
+
+from lnn_ros.bag import cdr, fast_mcap, messages
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.records import BagMessage, Record
 from lnn_ros.bag.source import BagSource
 from lnn_ros.bag.topics import (
     BAG_STREAMS,
     COMPRESSED_IMAGE_TYPE,
+    IMAGE_TYPE,
+    IMU_TYPE,
     SUPPORTED_TYPES,
+    TWIST_STAMPED_TYPE,
     TWIST_TYPE,
     BagTopics,
     TopicSpec,
     topic_key,
 )
 from lnn_ros.runtime import messages as to_record
-from lnn_ros.runtime.records import Stream
+from lnn_ros.runtime.records import ImuSample, Stream
 from lnn_ros.units import NS_PER_S
 
 if TYPE_CHECKING:
@@ -110,6 +117,60 @@ class BagInfo:
         return self.duration_ns / NS_PER_S
 
 
+@dataclass(frozen=True)
+class MessageBlock:
+    """Consecutive messages of :meth:`BagReader.blocks`, as arrays: IMU samples are rows, not objects.
+
+    Attributes:
+        streams: each message's stream, in order.
+        log_time_ns: [M] int64 log times.
+        stamp_ns: [M] int64 header stamps (a recorded command's record stamp).
+        imu: [K,10] float64, one row per IMU message in order: angular velocity, linear
+            acceleration, orientation (xyzw).
+        imu_row: [M] int64, the row of ``imu`` of each message (-1 if not IMU).
+        records: each message's record, None for IMU samples (see :meth:`message`).
+    """
+
+    streams: list[Stream]
+    log_time_ns: np.ndarray
+    stamp_ns: np.ndarray
+    imu: np.ndarray
+    imu_row: np.ndarray
+    records: list[Record | None]
+
+    def __len__(self) -> int:
+        return len(self.streams)
+
+    def message(self, index: int) -> BagMessage:
+        """Message ``index`` as :meth:`BagReader.messages` yields it."""
+        record = self.records[index]
+        if record is None:
+            row = self.imu[self.imu_row[index]]
+            record = ImuSample(int(self.stamp_ns[index]), row[0:3].copy(), row[3:6].copy(), row[6:10].copy())
+        return BagMessage(self.streams[index], int(self.log_time_ns[index]), record)
+
+    @staticmethod
+    def of(messages_in: Sequence[BagMessage]) -> MessageBlock:
+        """The block of ``messages_in``."""
+        streams = [m.stream for m in messages_in]
+        samples = [m.record for m in messages_in if m.stream is Stream.IMU]
+        imu = np.zeros((len(samples), 10), dtype=np.float64)
+        if samples:
+            imu[:, 0:3] = [s.angular_velocity for s in samples]  # type: ignore[union-attr]
+            imu[:, 3:6] = [s.linear_acceleration for s in samples]  # type: ignore[union-attr]
+            imu[:, 6:10] = [s.orientation for s in samples]  # type: ignore[union-attr]
+        is_imu = np.array([s is Stream.IMU for s in streams], dtype=bool)
+        imu_row = np.where(is_imu, np.cumsum(is_imu) - 1, -1)
+        return MessageBlock(
+            streams,
+            np.array([m.log_time_ns for m in messages_in], dtype=np.int64),
+            np.array([m.record.stamp_ns for m in messages_in], dtype=np.int64),
+            imu,
+            imu_row,
+            [None if m.stream is Stream.IMU else m.record for m in messages_in],
+        )
+
+
 class _Decoder:
     """Turns one connection's raw bytes into a record: the direct CDR codec, else rosbags."""
 
@@ -120,6 +181,8 @@ class _Decoder:
             typestore.deserialize_ros1 if is_ros1 else typestore.deserialize_cdr
         )
         self._unstamped = msgtype == TWIST_TYPE
+        # bytes that cdr.decode_imu_block / decode_twists_block / decode_images_block may read, many messages at once
+        self.bulk = not is_ros1 and msgtype in (IMU_TYPE, TWIST_STAMPED_TYPE, IMAGE_TYPE)
         self._fast: Callable[[bytes], Record | None] | None = None
         if not is_ros1 and not self._unstamped and msgtype != COMPRESSED_IMAGE_TYPE:
             self._fast = {
@@ -393,13 +456,126 @@ class BagReader:
             decoded = _stamp_ordered(decoded, round(reorder_window_s * NS_PER_S))
         yield from self._checked(decoded, order, reorder_window_s)
 
-    def _raw(self) -> Iterator[tuple[Connection, int, bytes]]:
+    def blocks(
+        self, order: MessageOrder = MessageOrder.LOG, reorder_window_s: float = 1.0, size: int = 512,
+        max_bytes: int = 1 << 24,
+    ) -> Iterator[MessageBlock]:
+        """:meth:`messages` in blocks of up to ``size`` messages (the same messages, warnings and
+        counts); in log order a block is also cut once it holds ``max_bytes`` of messages, so
+        large images keep memory bounded.
+
+        In log order, runs of IMU (and TwistStamped) messages of one layout are decoded together
+        (one numpy view over their bytes, :func:`~lnn_ros.bag.cdr.decode_imu_block`) and IMU
+        samples never become :class:`ImuSample` objects; anything else is decoded one by one as
+        in :meth:`messages`; mcap chunks are read by :mod:`lnn_ros.bag.fast_mcap`.
+        """
+        if order is MessageOrder.STAMP or self._reader is None:
+            block: list[BagMessage] = []
+            for message in self.messages(order, reorder_window_s):
+                block.append(message)
+                if len(block) >= size:
+                    yield MessageBlock.of(block)
+                    block = []
+            if block:
+                yield MessageBlock.of(block)
+            return
+        failures: dict[str, tuple[int, str]] = {}
+        checks = _StampChecks()
+        raw: list[tuple[Connection, int, bytes]] = []
+        held = 0  # bytes in raw
+        for items in self._raw_lists():
+            raw += items
+            held += sum(map(len, map(_THIRD, items)))
+            while len(raw) >= size or (raw and held >= max_bytes):
+                cut = size if len(raw) >= size else len(raw)
+                block_or_none = self._decode_block(raw[:cut], failures, checks)
+                held -= sum(map(len, map(_THIRD, raw[:cut])))
+                raw = raw[cut:]
+                if block_or_none is not None:
+                    yield block_or_none
+        if raw:
+            block_or_none = self._decode_block(raw, failures, checks)
+            if block_or_none is not None:
+                yield block_or_none
+        self._warn_failures(failures)
+        self._warn_stamps(checks.older, checks.repeated, order, reorder_window_s)
+
+    def _decode_block(
+        self, raw: list[tuple[Connection, int, bytes]], failures: dict[str, tuple[int, str]], checks: _StampChecks
+    ) -> MessageBlock | None:
+        count = len(raw)
+        decoders = list(map(self._decoders.__getitem__, map(id, map(_FIRST, raw))))
+        streams = list(map(_STREAM, decoders))
+        codes = np.fromiter(map(_STREAM_CODE.__getitem__, streams), dtype=np.int8, count=count)
+        is_imu = codes == _STREAM_CODE[Stream.IMU]
+        imu_at = np.flatnonzero(is_imu)
+        bulk = None
+        if len(imu_at) and all(decoders[i].bulk for i in imu_at.tolist()):
+            bulk = cdr.decode_imu_block([raw[i][2] for i in imu_at.tolist()])
+        log_ns = np.fromiter(map(_SECOND, raw), dtype=np.int64, count=count)
+        stamps = np.zeros(len(raw), dtype=np.int64)
+        records: list[Record | None] = [None] * len(raw)
+        keep = np.ones(len(raw), dtype=bool)
+        if bulk is not None:
+            stamps[imu_at] = bulk[0]
+            imu = bulk[1]
+            one_by_one = np.flatnonzero(~is_imu).tolist()
+        else:
+            imu = np.zeros((len(imu_at), 10), dtype=np.float64)
+            one_by_one = list(range(len(raw)))
+        decoded: set[int] = set()
+        for stream, block_decoder in ((Stream.COMMAND, cdr.decode_twists_block), (Stream.CAMERA, cdr.decode_images_block)):
+            at = np.flatnonzero(codes == _STREAM_CODE[stream]).tolist()
+            if at and all(decoders[i].bulk for i in at):
+                decoded_records: Sequence[Record] | None = block_decoder([raw[i][2] for i in at])
+                if decoded_records is not None:
+                    for i, record in zip(at, decoded_records):
+                        records[i] = record
+                        stamps[i] = record.stamp_ns
+                    decoded.update(at)
+        if decoded:
+            one_by_one = [i for i in one_by_one if i not in decoded]
+        row = 0
+        for index in one_by_one:
+            connection, log_time_ns, data = raw[index]
+            try:
+                record = decoders[index](data, log_time_ns)
+            except Exception as exc:  # rosbags SerdeError, struct/index errors on damaged bytes
+                count, first = failures.get(connection.topic, (0, describe_error(exc)))
+                failures[connection.topic] = (count + 1, first)
+                if self.strict:
+                    self.warn(f"A message on {connection.topic!r} in bag {str(self.path)!r} could not be decoded: {first}")
+                keep[index] = False
+                continue
+            stamps[index] = record.stamp_ns
+            if isinstance(record, ImuSample):
+                imu[row] = np.concatenate([record.angular_velocity, record.linear_acceleration, record.orientation])
+                row += 1
+            else:
+                records[index] = record
+        if not keep.all():  # undecodable messages are skipped
+            if bulk is None:
+                imu = imu[: int(np.count_nonzero(is_imu & keep))]
+            chosen = np.flatnonzero(keep)
+            streams = [streams[i] for i in chosen.tolist()]
+            records = [records[i] for i in chosen.tolist()]
+            log_ns, stamps, is_imu, codes = log_ns[chosen], stamps[chosen], is_imu[chosen], codes[chosen]
+        if not streams:
+            return None
+        checks.count(codes, stamps)
+        imu_row = np.where(is_imu, np.cumsum(is_imu) - 1, -1)
+        return MessageBlock(streams, log_ns, stamps, imu, imu_row, records)
+
+    def _raw(self, fast: bool = False) -> Iterator[tuple[Connection, int, bytes]]:
+        """The raw messages; ``fast``: mcap chunks parsed by :mod:`lnn_ros.bag.fast_mcap` (the same messages)."""
         assert self._reader is not None
         connections = [c for s in self.streams for c in self._connections.get(s, [])]
         self.read_counts = {s: 0 for s in self._connections}
         if not connections:
             return
-        iterator = self._reader.messages(connections=connections)
+        iterator = fast_mcap.raw_messages(self._reader.reader, connections) if fast else None
+        if iterator is None:
+            iterator = self._reader.messages(connections=connections)
         count, last_ns = 0, None
         while True:
             try:
@@ -407,18 +583,51 @@ class BagReader:
             except StopIteration:
                 break
             except Exception as exc:  # truncated / corrupt storage: rosbags, apsw, zstd, lz4 errors
-                where = "before the first message" if last_ns is None else (
-                    f"after {count} messages (log time {(last_ns - self.info.start_ns) / NS_PER_S:.3f} s)"
-                )
-                self.warn(
-                    f"Bag {str(self.path)!r} could not be read past a point {where}: {describe_error(exc)}. "
-                    "The file is truncated or corrupt; results cover only the part before that point."
-                )
+                self._warn_unreadable(exc, count, last_ns)
                 break
             count += 1
             last_ns = log_time_ns
             yield connection, log_time_ns, raw
         self._check_counts()
+
+    def _raw_lists(self) -> Iterator[list[tuple[Connection, int, bytes]]]:
+        """:meth:`_raw` (fast) a chunk of an mcap file at a time where :mod:`lnn_ros.bag.fast_mcap` can,
+        else lists of one message; the same messages, read counts kept, and the same warnings."""
+        assert self._reader is not None
+        connections = [c for s in self.streams for c in self._connections.get(s, [])]
+        lists = fast_mcap.raw_message_lists(self._reader.reader, connections) if connections else None
+        if lists is None:
+            for item in self._raw(fast=True):
+                self.read_counts[self._decoders[id(item[0])].stream] += 1  # before _raw checks them at its end
+                yield [item]
+            return
+        self.read_counts = {s: 0 for s in self._connections}
+        streams = {id(c): self._decoders[id(c)].stream for c in connections}
+        count, last_ns = 0, None
+        while True:
+            try:
+                items = next(lists)
+            except StopIteration:
+                break
+            except Exception as exc:  # as _raw: the same point, the same words
+                self._warn_unreadable(exc, count, last_ns)
+                break
+            for stream, number in Counter(map(streams.__getitem__, map(id, map(_FIRST, items)))).items():
+                self.read_counts[stream] += number
+            if items:
+                count += len(items)
+                last_ns = items[-1][1]
+                yield items
+        self._check_counts()
+
+    def _warn_unreadable(self, exc: Exception, count: int, last_ns: int | None) -> None:
+        where = "before the first message" if last_ns is None else (
+            f"after {count} messages (log time {(last_ns - self.info.start_ns) / NS_PER_S:.3f} s)"
+        )
+        self.warn(
+            f"Bag {str(self.path)!r} could not be read past a point {where}: {describe_error(exc)}. "
+            "The file is truncated or corrupt; results cover only the part before that point."
+        )
 
     def _decoded(self) -> Iterator[BagMessage]:
         failures: dict[str, tuple[int, str]] = {}
@@ -434,6 +643,9 @@ class BagReader:
                     self.warn(f"A message on {connection.topic!r} in bag {str(self.path)!r} could not be decoded: {first}")
                 continue
             yield BagMessage(decoder.stream, log_time_ns, record)
+        self._warn_failures(failures)
+
+    def _warn_failures(self, failures: dict[str, tuple[int, str]]) -> None:
         for topic, (count, first) in failures.items():
             self.warn(
                 f"messages on {topic!r} in bag {str(self.path)!r} could not be decoded and were skipped "
@@ -467,6 +679,9 @@ class BagReader:
             else:
                 last[message.stream] = stamp
             yield message
+        self._warn_stamps(older, repeated, order, window_s)
+
+    def _warn_stamps(self, older: dict[Stream, int], repeated: dict[Stream, int], order: MessageOrder, window_s: float) -> None:
         for stream, count in older.items():
             hint = (
                 "if this bag was not recorded from live topics, try --order stamp"
@@ -484,6 +699,40 @@ class BagReader:
                 "duplicates (a publisher that leaves header.stamp at zero causes this)",
                 count,
             )
+
+
+class _StampChecks:
+    """:meth:`BagReader._checked`'s counts of stamps older than or equal to their stream's newest, block by block."""
+
+    def __init__(self) -> None:
+        self.last: dict[Stream, int] = {}
+        self.older: dict[Stream, int] = {}
+        self.repeated: dict[Stream, int] = {}
+
+    def count(self, kinds: np.ndarray, stamps_ns: np.ndarray) -> None:
+        """Count the stamps ``stamps_ns`` of streams ``kinds`` (``_STREAM_CODE``), the next messages in order."""
+        firsts: list[tuple[int, dict[Stream, int], Stream, int]] = []
+        for stream in (Stream.IMU, Stream.CAMERA):
+            at = np.flatnonzero(kinds == _STREAM_CODE[stream])
+            if not len(at):
+                continue
+            stamps = stamps_ns[at]
+            previous = np.maximum.accumulate(stamps)
+            before = np.concatenate([[np.iinfo(np.int64).min], previous[:-1]])
+            if stream in self.last:
+                before = np.maximum(before, self.last[stream])
+            self.last[stream] = int(max(previous[-1], before[-1]))
+            for target, mask in ((self.older, stamps < before), (self.repeated, stamps == before)):
+                hits = np.flatnonzero(mask)
+                if len(hits):
+                    firsts.append((int(at[hits[0]]), target, stream, len(hits)))
+        for _, target, stream, number in sorted(firsts, key=lambda f: f[0]):  # dict order: first occurrence
+            target[stream] = target.get(stream, 0) + number
+
+
+_STREAM_CODE = {Stream.IMU: 0, Stream.CAMERA: 1, Stream.COMMAND: 2, Stream.VECTOR: 3}
+_FIRST, _SECOND, _THIRD = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
+_STREAM = operator.attrgetter("stream")
 
 
 def _stamp_ordered(messages_in: Iterator[BagMessage], window_ns: int) -> Iterator[BagMessage]:

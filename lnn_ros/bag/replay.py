@@ -18,6 +18,16 @@ Outputs, in ``out_dir``:
   command valid at each prediction's stamp, and a plot of both over time;
 * ``summary.json``: counters, warnings, speed (× real time = bag duration / wall time).
 
+Speed: by default, runs of messages where the node would simply fly (watchdog OK, every stamp
+accepted and continuing its stream, every IMU sample stepping and published, every frame held,
+no diagnostics due) are handled as one batch (:meth:`~lnn_ros.runtime.LiveLoop.run_batch`): the
+frames are encoded in one encoder call, the IMU steps go through the step graph unrolled T times
+(:class:`~lnn_ros.engine.plan.UnrolledSteps`) and the commands are written as one block. A batch
+is taken only when vectorised checks prove that the calls one by one would do exactly that, and
+it leaves every counter, the watchdog, the gates, the timers and the state as those calls would;
+any other run of messages goes through the live loop one message at a time. ``step_by_step``
+(``--step-by-step``) forces that for every message.
+
 Order: use the default ``--order log`` for bags recorded by ``ros2 bag record`` next to the
 node (log time = arrival time, so replay == live); use ``--order stamp`` for bags whose log
 time is not the arrival time (see :mod:`lnn_ros.bag.reader`).
@@ -25,7 +35,9 @@ time is not the arrival time (see :mod:`lnn_ros.bag.reader`).
 
 from __future__ import annotations
 
+import copy
 import csv
+import importlib
 import json
 import math
 import time
@@ -39,7 +51,7 @@ import numpy as np
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.log_clock import LogClock, Timer
 from lnn_ros.bag.metrics import CommandMetrics, command_metrics
-from lnn_ros.bag.reader import BagReader, MessageOrder
+from lnn_ros.bag.reader import BagReader, MessageBlock, MessageOrder
 from lnn_ros.bag.records import BagMessage
 from lnn_ros.bag.topics import BagTopics
 from lnn_ros.bag.writer import BagWriter
@@ -47,7 +59,9 @@ from lnn_ros.bundle.manifest import TWIST_FIELDS
 from lnn_ros.node_spec.errors import NodeConfigError
 from lnn_ros.node_spec.interface import NODE_NAME
 from lnn_ros.node_spec.params import NodeParams
-from lnn_ros.runtime import Command, PolicyRunner, Report, Stream
+from lnn_ros.runtime import Command, LiveLoop, PolicyRunner, Report, Stream
+from lnn_ros.runtime.live import LiveBatch
+from lnn_ros.runtime.records import ImageFrame
 
 COMMANDS_BAG = "commands"
 COMMANDS_CSV = "commands.csv"
@@ -55,6 +69,8 @@ METRICS_JSON = "metrics.json"
 SUMMARY_JSON = "summary.json"
 PLOT_PNG = "commands.png"
 _PROGRESS_EVERY = 500
+_READ_AHEAD = 2048  # messages buffered for batches (at most 16 MiB of them: BagReader.blocks)
+_MIN_BATCH = 8  # fewer messages than this go one by one
 
 
 @dataclass(frozen=True)
@@ -73,13 +89,14 @@ class ReplayConfig:
         plot: write ``commands.png`` (matplotlib) when there are recorded commands.
         strict: stop with an error on any bag problem instead of counting it.
         progress: show a progress bar (None: only on a terminal).
-        batch: when the bundle has a window graph, compute the IMU steps between two camera
-            frames ahead through it (:meth:`~lnn_ros.runtime.PolicyRunner.plan_imu`); every
-            message still goes through the live loop one by one, so the outcomes, counters and
-            diagnostics are those of the step-by-step path and the commands equal it to float
-            rounding. Off by default: on a CPU, onnxruntime's cost per graph node makes an unrolled
-            window about as costly per step as a step call (``python -m lnn_ros_benchmarks.replay``
-            measures both).
+        step_by_step: hand every message to the live loop one at a time (as ``lnn_node`` does)
+            instead of batching the runs where the node simply flies (see the module docstring);
+            the outputs are the same (commands to float rounding, counters identical).
+        batch: the older, step-by-step way of using the window graph (implies one message at a
+            time): the IMU steps between two camera frames are computed ahead through the
+            bundle's window graph (:meth:`~lnn_ros.runtime.PolicyRunner.plan_imu`) and every
+            message still goes through the live loop one by one. Off by default: the window graph
+            costs about as much per step as a step call (tests/test_engine_plan.py).
         batch_messages: the most messages read ahead for one plan.
     """
 
@@ -93,6 +110,7 @@ class ReplayConfig:
     plot: bool = True
     strict: bool = False
     progress: bool | None = None
+    step_by_step: bool = False
     batch: bool = False
     batch_messages: int = 64
 
@@ -186,47 +204,99 @@ def replay_bag(
 
     streams = [s for s in (Stream.IMU, Stream.CAMERA) if s in runner.streams]
     reader = BagReader(bag, config.topics, streams=[*streams, Stream.COMMAND], required=streams, strict=config.strict)
-    published: list[tuple[Command, int]] = []
+    published = _Published()
     recorded: list[Command] = []
     count = 0
+    batched = (
+        not config.step_by_step
+        and not config.batch
+        and runner.driver is Stream.IMU
+        and set(runner.streams) <= {Stream.IMU, Stream.CAMERA}
+        and runner.engine.prepare_runs()
+    )
     with reader:  # opened (topics checked) before anything is written
         _prepare_out_dir(out_dir)
         writer = BagWriter(out_dir / COMMANDS_BAG)
         duration_s = reader.info.duration_s
         progress = _progress(reader.expected_count(), config.progress)
+        importlib.import_module("numpy.ma")  # np.percentile (diagnostics) imports it on first use: before the clock
         start = time.perf_counter()
         frame_id = params.command_frame_id
+
+        def handle(message: BagMessage, timers: bool = True) -> None:
+            """One message through the live loop, as ``lnn_node``'s callbacks (after its timers, unless done)."""
+            if timers:
+                run_timers(message.log_time_ns)
+            if message.stream is Stream.IMU:
+                command = live.on_imu(message.record)  # type: ignore[arg-type]
+            else:
+                command = live.on_image(message.record)  # type: ignore[arg-type]
+            if command is not None:
+                writer.write_twist(config.command_topic, command, message.log_time_ns, frame_id)
+                published.add(command, message.log_time_ns)
+
+        def run_timers(log_time_ns: int) -> None:
+            for timer in clock.advance(log_time_ns):
+                if timer is Timer.FAILSAFE:
+                    live.tick()  # the node would publish a hold or hover now; counted, not written
+                else:
+                    write_diagnostics(live.report())
+
+        def handle_block(block: MessageBlock) -> None:
+            """``block``'s sensor messages in order: batches where :meth:`LiveLoop.run_batch` takes them, else one by one."""
+            chosen = np.array([i for i, s in enumerate(block.streams) if s is not Stream.COMMAND], dtype=np.int64)
+            log_ns = block.log_time_ns[chosen]
+            index = 0
+            while index < len(chosen):
+                if len(chosen) - index < _MIN_BATCH:
+                    handle(block.message(int(chosen[index])))
+                    index += 1
+                    continue
+                run_timers(int(log_ns[index]))
+                end, now_ns, ticks_ns = _batch_span(clock, log_ns, index)
+                part = chosen[index:end]
+                taken = _run_batch(live, block, part, now_ns, ticks_ns) if end - index >= _MIN_BATCH else None
+                if taken is None:
+                    handle(block.message(int(chosen[index])), timers=False)  # then half of the rest one by one: a problem is near
+                    step = max(1, (end - index) // 2)
+                    for position in chosen[index + 1 : index + step].tolist():
+                        handle(block.message(position))
+                    index += step
+                    continue
+                for timer in clock.advance(int(now_ns[-1])):  # failsafe ticks only: run_batch applied them
+                    assert timer is Timer.FAILSAFE
+                imu_log_ns = block.log_time_ns[part[block.imu_row[part] >= 0]]
+                writer.write_twists(config.command_topic, taken.stamps_ns, taken.twists, imu_log_ns, frame_id)
+                published.add_batch(taken.stamps_ns, imu_log_ns, taken.values, taken.twists)
+                index = end
+
         try:
             with writer:
-                messages = reader.messages(config.order, config.reorder_window_s)
-                if config.batch and runner.engine.can_plan:
-                    messages = _planned(messages, runner, config.batch_messages)
-                for message in messages:
-                    count += 1
-                    if count % _PROGRESS_EVERY == 0:
-                        progress.update(_PROGRESS_EVERY)
-                    if message.stream is Stream.COMMAND:
-                        recorded.append(message.record)  # type: ignore[arg-type]
-                        continue
-                    for timer in clock.advance(message.log_time_ns):
-                        if timer is Timer.FAILSAFE:
-                            live.tick()  # the node would publish a hold or hover now; counted, not written
+                if batched:
+                    for block in reader.blocks(config.order, config.reorder_window_s, _READ_AHEAD):
+                        count += len(block)
+                        progress.update(len(block))
+                        recorded += [r for s, r in zip(block.streams, block.records) if s is Stream.COMMAND]  # type: ignore[misc]
+                        handle_block(block)
+                else:
+                    messages = reader.messages(config.order, config.reorder_window_s)
+                    if config.batch and runner.engine.can_plan:
+                        messages = _planned(messages, runner, config.batch_messages)
+                    for message in messages:
+                        count += 1
+                        if count % _PROGRESS_EVERY == 0:
+                            progress.update(_PROGRESS_EVERY)
+                        if message.stream is Stream.COMMAND:
+                            recorded.append(message.record)  # type: ignore[arg-type]
                         else:
-                            write_diagnostics(live.report())
-                    if message.stream is Stream.IMU:
-                        command = live.on_imu(message.record)  # type: ignore[arg-type]
-                    else:
-                        command = live.on_image(message.record)  # type: ignore[arg-type]
-                    if command is not None:
-                        writer.write_twist(config.command_topic, command, message.log_time_ns, frame_id)
-                        published.append((command, message.log_time_ns))
+                            handle(message)
                 if count:
                     write_diagnostics(live.report())  # the final state, as a last diagnostics message
         finally:
             progress.close()
         wall_s = time.perf_counter() - start
         warnings = reader.warnings.lines()
-    if not published:
+    if not len(published):
         warnings.append(
             f"The policy produced no command from {count} messages; see the counters (e.g. camera_waiting, "
             "imu_duplicate, imu_gap_reset) for why."
@@ -240,10 +310,11 @@ def replay_bag(
         for o in loaded.manifest.outputs
         if o.twist_field is not None
     ]
-    if recorded and published and axes:
+    stamps_ns, log_times_ns, values, twists = published.arrays(len(loaded.manifest.outputs))
+    if recorded and len(published) and axes:
         metrics, pairs = command_metrics(
-            np.array([c.stamp_ns for c, _ in published], dtype=np.int64),
-            np.array([c.twist for c, _ in published], dtype=np.float64),
+            stamps_ns,
+            twists,
             np.array([r.stamp_ns for r in recorded], dtype=np.int64),
             np.stack([r.twist for r in recorded]),
             axes,
@@ -254,8 +325,12 @@ def replay_bag(
         if config.plot:
             from lnn_ros.bag.plot import plot_commands
 
-            files["plot_png"] = plot_commands(out_dir / PLOT_PNG, published, recorded, axes, title=f"{bag.name}: {loaded.manifest.name}")
-    _write_csv(files["commands_csv"], published, [o.name for o in loaded.manifest.outputs], axes, recorded, pairs)
+            commands = [
+                (Command(stamp, tuple(twist), value), log_time)  # type: ignore[arg-type]
+                for stamp, log_time, twist, value in zip(stamps_ns.tolist(), log_times_ns.tolist(), twists.tolist(), values)
+            ]
+            files["plot_png"] = plot_commands(out_dir / PLOT_PNG, commands, recorded, axes, title=f"{bag.name}: {loaded.manifest.name}")
+    _write_csv(files["commands_csv"], stamps_ns, log_times_ns, values, [o.name for o in loaded.manifest.outputs], axes, recorded, pairs)
     counters = runner.counters_dict()
     counters.update(
         commands_published=live.commands_published,
@@ -313,22 +388,97 @@ def _flush(run: list[BagMessage], runner: PolicyRunner) -> list[BagMessage]:
 
 def _write_csv(
     path: Path,
-    published: list[tuple[Command, int]],
+    stamps_ns: np.ndarray,
+    log_times_ns: np.ndarray,
+    values: np.ndarray,
     output_names: list[str],
     axes: list[tuple[str, str, int]],
     recorded: list[Command],
     pairs: np.ndarray | None,
 ) -> None:
+    header = ["stamp_ns", "log_time_ns", *output_names]
+    columns: list[list[str]] = [list(map(str, stamps_ns.tolist())), list(map(str, log_times_ns.tolist()))]
+    columns += [list(map(repr, column)) for column in values.T.astype(np.float64).tolist()]
+    if pairs is not None:
+        header += [f"recorded_{name}" for name, _, _ in axes]
+        paired = pairs >= 0
+        twists = np.array([r.twist for r in recorded], dtype=np.float64).reshape(-1, 6)[np.maximum(pairs, 0)]
+        for _, _, index in axes:
+            column = list(map(repr, twists[:, index].tolist()))
+            columns.append([cell if ok else "" for cell, ok in zip(column, paired.tolist())])
     with path.open("w", newline="") as stream:
-        writer = csv.writer(stream)
-        header = ["stamp_ns", "log_time_ns", *output_names]
-        if pairs is not None:
-            header += [f"recorded_{name}" for name, _, _ in axes]
-        writer.writerow(header)
-        for row, (command, log_time_ns) in enumerate(published):
-            values = [repr(float(v)) for v in command.values]
-            line = [command.stamp_ns, log_time_ns, *values]
-            if pairs is not None:
-                paired = int(pairs[row])
-                line += [repr(float(recorded[paired].twist[index])) if paired >= 0 else "" for _, _, index in axes]
-            writer.writerow(line)
+        csv.writer(stream).writerow(header)
+        stream.write("".join(",".join(cells) + "\r\n" for cells in zip(*columns)))
+
+
+class _Published:
+    """The commands returned for publishing, in order, with their log times: one by one or in batches."""
+
+    def __init__(self) -> None:
+        self._blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._single: list[tuple[Command, int]] = []
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, command: Command, log_time_ns: int) -> None:
+        self._single.append((command, log_time_ns))
+        self._count += 1
+
+    def add_batch(self, stamps_ns: np.ndarray, log_times_ns: np.ndarray, values: np.ndarray, twists: np.ndarray) -> None:
+        self._flush()
+        self._blocks.append((stamps_ns, log_times_ns, values, twists))
+        self._count += len(stamps_ns)
+
+    def _flush(self) -> None:
+        single, self._single = self._single, []
+        if single:
+            self._blocks.append((
+                np.array([c.stamp_ns for c, _ in single], dtype=np.int64),
+                np.array([t for _, t in single], dtype=np.int64),
+                np.stack([np.asarray(c.values, dtype=np.float32) for c, _ in single]),
+                np.array([c.twist for c, _ in single], dtype=np.float64).reshape(-1, 6),
+            ))
+
+    def arrays(self, outputs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Stamps [N], log times [N], output values [N,O] float32 and twists [N,6], in publishing order."""
+        self._flush()
+        if not self._blocks:
+            return (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, outputs), np.float32), np.zeros((0, 6)))
+        stamps, log_times, values, twists = zip(*self._blocks)
+        return np.concatenate(stamps), np.concatenate(log_times), np.concatenate(values), np.concatenate(twists)
+
+
+def _batch_span(clock: LogClock, log_ns: np.ndarray, index: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """The batch starting at message ``index`` of log times ``log_ns`` (its timers already run): it
+    ends before the message that the next diagnostics tick comes before. Returns its end, the
+    clock at each of its messages and the failsafe ticks among them (a copy of ``clock`` is
+    advanced, not ``clock``)."""
+    now_ns = np.maximum.accumulate(np.maximum(log_ns[index:], clock.now_ns()))
+    probe = copy.copy(clock)
+    ticks: list[int] = []
+    end = len(log_ns)
+    for timer in probe.advance(int(now_ns[-1])):
+        tick_ns = probe.now_ns()
+        if timer is Timer.DIAGNOSTICS:
+            end = index + int(np.searchsorted(now_ns, tick_ns, side="left"))
+            break
+        ticks.append(tick_ns)
+    now_ns = now_ns[: end - index]
+    last = int(now_ns[-1]) if len(now_ns) else 0
+    return end, now_ns, np.array([t for t in ticks if t <= last], dtype=np.int64)
+
+
+def _run_batch(
+    live: LiveLoop, block: MessageBlock, part: np.ndarray, now_ns: np.ndarray, ticks_ns: np.ndarray
+) -> LiveBatch | None:
+    """:meth:`LiveLoop.run_batch` of the messages ``part`` (indices) of ``block`` (IMU samples and camera frames)."""
+    rows = block.imu_row[part]
+    is_frame = rows < 0
+    if is_frame.all():
+        return None
+    frames: list[ImageFrame] = [block.records[i] for i in part[is_frame].tolist()]  # type: ignore[misc]
+    return live.run_batch(is_frame, now_ns, block.stamp_ns[part], block.imu[rows[~is_frame]], frames, ticks_ns)
+
+

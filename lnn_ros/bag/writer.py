@@ -21,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from lnn_ros.bag import cdr, messages
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.topics import (
@@ -173,6 +175,36 @@ class BagWriter:
         raw = cdr.encode_twist_stamped(record.stamp_ns, record.twist, frame_id)
         self.write_raw(topic, TWIST_STAMPED_TYPE, raw, record.stamp_ns if log_time_ns is None else log_time_ns)
 
+    def write_twists(
+        self,
+        topic: str,
+        stamps_ns: np.ndarray,
+        twists: np.ndarray,
+        log_times_ns: np.ndarray,
+        frame_id: str = "base_link",
+    ) -> None:
+        """:meth:`write_twist` of N commands at once: stamps [N] int64, twists [N,6], log times [N] int64.
+
+        The bag holds the same bytes as N :meth:`write_twist` calls. The messages are serialised
+        together (:func:`~lnn_ros.bag.cdr.encode_twists_stamped`) and, into an uncompressed mcap
+        bag, appended as one block of mcap message records (rosbags' own chunking and index kept);
+        other storages write them one by one.
+        """
+        count = len(stamps_ns)
+        if not count:
+            return
+        if twists.shape != (count, 6):
+            raise BagError(f"Twists must be [N, 6] (linear xyz, angular xyz), got shape {twists.shape}.")
+        for stamp in (int(stamps_ns.min()), int(stamps_ns.max())):
+            messages.check_stamp(stamp)
+        data = cdr.encode_twists_stamped(stamps_ns, twists, frame_id)
+        connection = self._connection(topic, TWIST_STAMPED_TYPE)
+        if self._ros1_typestore is None and _append_mcap(self._writer, connection, log_times_ns, data):
+            self.counts[absolute_topic(topic)] += count
+            return
+        for row, log_time in zip(data, log_times_ns.tolist()):
+            self.write_raw(topic, TWIST_STAMPED_TYPE, row.tobytes(), log_time)
+
     def write_diagnostics(
         self,
         topic: str,
@@ -186,5 +218,64 @@ class BagWriter:
         log_time_ns: int | None = None,
     ) -> None:
         """Write one ``diagnostic_msgs/DiagnosticArray`` with a single status."""
-        msg = messages.diagnostic_array_message(stamp_ns, name, hardware_id, level, message, values, self.typestore)
-        self.write_message(topic, DIAGNOSTIC_ARRAY_TYPE, msg, stamp_ns if log_time_ns is None else log_time_ns)
+        messages.check_stamp(stamp_ns)
+        raw = cdr.encode_diagnostic_array(stamp_ns, level, name, message, hardware_id, list(values.items()))
+        self.write_raw(topic, DIAGNOSTIC_ARRAY_TYPE, raw, stamp_ns if log_time_ns is None else log_time_ns)
+
+
+_MCAP_CHUNK_BYTES = 2**20  # rosbags closes a chunk once it has grown past this
+_MCAP_MESSAGE = 0x05
+
+
+def _append_mcap(writer: Any, connection: Connection, log_times_ns: np.ndarray, data: np.ndarray) -> bool:
+    """Append messages ``data`` [N, D] (uint8) to rosbags' mcap writer as its ``write`` would, one
+    block per chunk; False (nothing written) when ``writer`` is not an uncompressed-message mcap
+    writer of the layout this was written against (rosbags 0.11; the tests compare the files
+    byte for byte with ``write`` calls)."""
+    from rosbags.rosbag2.enums import CompressionMode
+
+    storage: Any = getattr(writer, "storage", None)
+    chunk = getattr(storage, "chunk", None)
+    if (
+        type(storage).__name__ != "McapWriter"
+        or getattr(writer, "compression_mode", None) != CompressionMode.NONE
+        or not all(hasattr(chunk, name) for name in ("bio", "msgs", "message_start_time", "message_end_time"))
+        or not all(hasattr(storage, name) for name in ("channel_stats", "message_start_time", "message_end_time", "close_chunk"))
+        or connection.id not in getattr(writer, "counts", {})
+    ):
+        return False
+    count, size = data.shape
+    record = np.dtype([("op", "u1"), ("length", "<u8"), ("channel", "<u2"), ("sequence", "<u4"),
+                       ("log_time", "<u8"), ("publish_time", "<u8"), ("data", "u1", (size,))])
+    records = np.zeros(count, dtype=record)
+    records["op"] = _MCAP_MESSAGE
+    records["length"] = 2 + 4 + 8 + 8 + size
+    records["channel"] = connection.id
+    records["log_time"] = log_times_ns
+    records["publish_time"] = log_times_ns
+    records["data"] = data
+    stride = record.itemsize
+    times = log_times_ns.tolist()
+    done = 0
+    while done < count:
+        chunk = storage.chunk
+        position = chunk.bio.tell()
+        # rosbags closes the chunk after the first message that takes it past the limit
+        fits = max(1, -(-(_MCAP_CHUNK_BYTES + 1 - position) // stride))
+        end = min(count, done + fits)
+        block = times[done:end]
+        chunk.msgs[connection.id].extend(zip(block, range(position, position + stride * (end - done), stride)))
+        chunk.message_start_time = min(chunk.message_start_time, min(block))
+        chunk.message_end_time = max(chunk.message_end_time, max(block))
+        chunk.bio.write(records[done:end].tobytes())
+        if chunk.bio.tell() > _MCAP_CHUNK_BYTES:
+            storage.close_chunk()
+        done = end
+    storage.message_start_time = min(storage.message_start_time, min(times))
+    storage.message_end_time = max(storage.message_end_time, max(times))
+    storage.channel_stats[connection.id] += count
+    writer.counts[connection.id] += count
+    if hasattr(writer, "min_timestamp") and hasattr(writer, "max_timestamp"):  # metadata.yaml's start and duration
+        writer.min_timestamp = min(writer.min_timestamp, min(times))
+        writer.max_timestamp = max(writer.max_timestamp, max(times))
+    return True

@@ -24,8 +24,8 @@ import onnxruntime as ort
 from lnn_ros.bundle import Bundle, load_bundle
 from lnn_ros.engine.clock import StampClock
 from lnn_ros.engine.outcome import Outcome
-from lnn_ros.engine.plan import StepPlan, WindowRunner
-from lnn_ros.engine.session import SessionConfig, check_graph_runs, open_graph
+from lnn_ros.engine.plan import UNROLLED_STEPS, StepPlan, StepRun, UnrolledSteps, WindowRunner
+from lnn_ros.engine.session import SessionConfig, check_graph_runs, open_graph, open_session
 from lnn_ros.errors import BundleError, EngineError
 from lnn_ros.units import NS_PER_S
 
@@ -342,3 +342,76 @@ class Engine:
         (embedding,) = self.encoder_session.run(None, {"image": image})
         first: np.ndarray = embedding[0]
         return first
+
+    # ------------------------------------------------------------------ runs of steps (replay)
+    _unrolled: UnrolledSteps | None = None  # built by prepare_runs
+    _unrolled_error: str | None = None  # why it could not be built
+    _encoder_batches: bool | None = None  # the encoder's batch axis is dynamic (known on first use)
+
+    def prepare_runs(self) -> bool:
+        """Build the unrolled step graph of :meth:`run_steps` now (else on first use); False if it cannot be built."""
+        if self._unrolled is None and self._unrolled_error is None:
+            model = self.manifest.model
+            label = f"{self.bundle.graph_path('step')} (unrolled)"
+            try:
+                self._unrolled = UnrolledSteps(
+                    self.bundle.graph_data("step"),
+                    UNROLLED_STEPS,
+                    lambda data: open_session(data, self.config.session, label)[0],
+                    self._run_options,
+                    (model.input_size, model.state_size, model.output_size),
+                )
+            except (ValueError, BundleError) as exc:
+                self._unrolled_error = str(exc)
+        return self._unrolled is not None
+
+    def run_steps(self, features: np.ndarray, stamps_ns: np.ndarray) -> StepRun | None:
+        """K :meth:`step` calls at once, for inputs known in advance (a bag replay), when all are common steps.
+
+        ``features`` [K,F] float32 raw feature vectors, ``stamps_ns`` [K] int64. Taken only if every
+        one would be ``STEPPED`` by :meth:`step` with a finite output: the stamp clock has started,
+        each stamp continues the previous one (0 < Δt <= ``max_gap_s``), every normalised input is
+        finite and no plan is pending. The steps then go through the unrolled step graph
+        (:class:`~lnn_ros.engine.plan.UnrolledSteps`, equal to step calls) and the engine ends as K
+        step calls leave it: stamp clock, state, ``dt_clamped`` and ``outputs_clamped``. Otherwise,
+        or if an output is NaN/Inf, it returns None and changes nothing: step them one by one.
+        """
+        last = self.clock.last_stamp_ns
+        count = len(stamps_ns)
+        if last is None or not count or self._plan is not None or not self.prepare_runs():
+            return None
+        assert self._unrolled is not None
+        deltas = np.diff(stamps_ns, prepend=np.int64(last))
+        if not (deltas > 0).all() or not (deltas <= self.clock.max_gap_ns).all():
+            return None
+        x = np.subtract(features, self._mean, dtype=np.float32)
+        np.multiply(x, self._inv_std, out=x)
+        if not np.isfinite(x).all():
+            return None
+        dt_s = deltas / NS_PER_S
+        clamped = dt_s > self.max_dt_s
+        y, hidden = self._unrolled.run(x, np.where(clamped, self.max_dt_s, dt_s).astype(np.float32), self._hidden)
+        if not np.isfinite(y).all():
+            return None
+        self.clock.last_stamp_ns = int(stamps_ns[-1])
+        self._hidden[...] = hidden
+        self.counters.dt_clamped += int(np.count_nonzero(clamped))
+        if self.config.clamp_outputs:
+            outside = ((y < self._low) | (y > self._high)).any(axis=1)
+            self.counters.outputs_clamped += int(np.count_nonzero(outside))
+            np.clip(y, self._low, self._high, out=y)
+        return StepRun(y, dt_s)
+
+    def encode_batch(self, images: np.ndarray) -> np.ndarray:
+        """:meth:`encode` of each normalised image of ``images`` [N, C, H, W]; returns [N, E].
+
+        One encoder call when the graph's batch axis is dynamic, else one call per image.
+        """
+        if self.encoder_session is None:
+            raise EngineError(f"Bundle {self.manifest.name!r} has no encoder graph; it takes no camera input.")
+        if self._encoder_batches is None:
+            self._encoder_batches = not isinstance(self.encoder_session.get_inputs()[0].shape[0], int)
+        if len(images) > 1 and self._encoder_batches:
+            (embeddings,) = self.encoder_session.run(None, {"image": images})
+            return np.asarray(embeddings)
+        return np.stack([self.encode(images[i : i + 1]) for i in range(len(images))])

@@ -43,9 +43,12 @@ which the stamp checks keep within ``max_age_s`` / ``max_future_s`` of the node 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
+
+import numpy as np
 
 from lnn_ros.engine.outcome import Outcome
 from lnn_ros.runtime.policy import PolicyRunner
@@ -120,6 +123,17 @@ class LiveConfig:
         """The stamp checks of ``stream`` (its expected rate; the engine's ``max_gap_s``)."""
         rate = {Stream.IMU: self.imu_rate_hz, Stream.CAMERA: self.camera_rate_hz}.get(stream, 0.0)
         return StampLimits(self.max_age_s, self.max_future_s, self.time_base_tolerance_s, rate, max_gap_s)
+
+
+class LiveBatch(NamedTuple):
+    """What :meth:`LiveLoop.run_batch` returned for publishing: one command per IMU sample of the batch.
+
+    ``stamps_ns`` [K] int64 (the samples' stamps), ``values`` [K,O] float32, ``twists`` [K,6] float64.
+    """
+
+    stamps_ns: np.ndarray
+    values: np.ndarray
+    twists: np.ndarray
 
 
 class LiveLoop:
@@ -242,6 +256,123 @@ class LiveLoop:
         self._last_ns = now
         self.output = FailsafeOutput.NONE if self.watchdog.status is WatchdogStatus.OK else FailsafeOutput.HOVER
 
+    # ------------------------------------------------------------------ batches (replay)
+    def run_batch(
+        self,
+        is_frame: np.ndarray,
+        now_ns: np.ndarray,
+        stamps_ns: np.ndarray,
+        imu: np.ndarray,
+        frames: Sequence[ImageFrame],
+        ticks_ns: np.ndarray,
+    ) -> LiveBatch | None:
+        """:meth:`on_imu` / :meth:`on_image` of a run of messages and the failsafe :meth:`tick` s among
+        them, at once, for a caller that knows them in advance (a bag replay).
+
+        Args:
+            is_frame: [M] bool, True for a camera frame, False for an IMU sample, in call order.
+            now_ns: [M] int64, the clock when each message is handled (non-decreasing, none 0).
+            stamps_ns: [M] int64, their header stamps.
+            imu: [K,10] float64, the IMU samples' angular velocity, linear acceleration and
+                orientation, in order.
+            frames: the frames, in order.
+            ticks_ns: int64, the clock of each tick due among them (a tick comes before the first
+                message whose clock is at or after it; there is no tick before the first message).
+
+        Taken only when the step-by-step calls would all be the common case: flying (watchdog OK,
+        no failsafe output), every stamp accepted by its gate, every IMU sample stepping and
+        published (no stream stale at any check, no hold due at a tick), every frame held
+        (:meth:`PolicyRunner.run_batch`). Then every command is returned (one per IMU sample)
+        and the loop, its gates, watchdog, statistics and the runner end as the calls one by one
+        leave them; the step latency of each command (and frame latency) is the batch's wall time
+        shared out evenly. Otherwise returns None and changes nothing: call them one by one.
+        """
+        start = time.perf_counter_ns()
+        watchdog = self.watchdog
+        last = self._last
+        if (
+            not len(now_ns)
+            or watchdog.status is not WatchdogStatus.OK
+            or self.output is not FailsafeOutput.NONE
+            or last is None
+            or not (now_ns != 0).all()
+            or (frames and self._camera_gate is None)
+        ):
+            return None
+        imu_at = np.flatnonzero(~is_frame)
+        frame_at = np.flatnonzero(is_frame)
+        imu_now = now_ns[imu_at]
+        frame_now = now_ns[frame_at]
+        imu_stamps = stamps_ns[imu_at]
+        if not len(imu_at):
+            return None
+        commits = []
+        for gate, at in ((self._imu_gate, imu_at), (self._camera_gate, frame_at)):
+            if gate is not None and len(at):
+                commit = gate.accept_run(stamps_ns[at], now_ns[at])
+                if commit is None:
+                    return None
+                commits.append(commit)
+        if not self._fresh_throughout(imu_at, frame_at, now_ns, ticks_ns):
+            return None
+        run = self.runner.run_batch(imu, imu_stamps, frames, np.searchsorted(imu_at, frame_at))
+        if run is None:
+            return None
+        for commit in commits:
+            commit()
+        for stream, at in ((Stream.IMU, imu_now), (Stream.CAMERA, frame_now)):
+            if len(at):
+                _fill(self.rates[stream.value], at)
+                watchdog.feed(stream.value, int(at[-1]))
+        watchdog.feed(Stream.COMMAND.value, int(imu_now[-1]))
+        if len(ticks_ns):
+            self._failsafe_since_ns = None
+        count = len(imu_at)
+        self.commands_published += count
+        gaps = np.diff(imu_now, prepend=np.int64(self._last_ns))
+        self.max_command_gap_ns = max(self.max_command_gap_ns, int(gaps.max()))
+        values = run.values
+        self._last = Command(int(imu_stamps[-1]), tuple(run.twists[-1].tolist()), values[-1].copy())
+        self._last_ns = int(imu_now[-1])
+        _fill(self.age_s, (imu_now - imu_stamps) / NS_PER_S)
+        elapsed_s = (time.perf_counter_ns() - start) / NS_PER_S
+        if frames:
+            _fill(self.frame_latency_s, np.full(len(frames), run.encode_s / len(frames)))
+        _fill(self.latency_s, np.full(count, (elapsed_s - run.encode_s) / count))
+        return LiveBatch(imu_stamps, values, run.twists)
+
+    def _fresh_throughout(self, imu_at: np.ndarray, frame_at: np.ndarray, now_ns: np.ndarray, ticks_ns: np.ndarray) -> bool:
+        """Whether no watchdog check of a batch (before each publish, at each tick) finds a stale
+        stream, and no tick is due to send a hold (see :meth:`run_batch`)."""
+        watchdog = self.watchdog
+        timeout = watchdog.timeout_ns
+        last_ns = watchdog._last_ns  # the feeds before the batch, read only
+        imu_now = now_ns[imu_at]
+        frame_now = now_ns[frame_at]
+        # IMU and command are fed at each sample before its check: only the camera can be stale there.
+        if Stream.CAMERA.value in last_ns:
+            camera_before = np.concatenate([[last_ns[Stream.CAMERA.value] or 0], frame_now])
+            if (imu_now - camera_before[np.searchsorted(frame_at, imu_at)] > timeout).any():
+                return False
+        if not len(ticks_ns):
+            return True
+        handled = np.searchsorted(now_ns, ticks_ns, side="left")  # messages handled before each tick
+        imu_before = np.searchsorted(imu_at, handled)
+        sources = [
+            (Stream.IMU.value, imu_now, imu_before),
+            (Stream.COMMAND.value, imu_now, imu_before),
+        ]
+        if Stream.CAMERA.value in last_ns:
+            sources.append((Stream.CAMERA.value, frame_now, np.searchsorted(frame_at, handled)))
+        for name, times, before in sources:
+            previous = last_ns[name]
+            if previous is None:
+                return False
+            if (ticks_ns - np.concatenate([[previous], times])[before] > timeout).any():
+                return False
+        published = np.concatenate([[self._last_ns], imu_now])[imu_before]
+        return not (ticks_ns - published >= self._hold_after_ns).any()
+
     # ------------------------------------------------------------------ ticks
     def tick(self) -> Command | None:
         """The timer tick: a hold while flying when the command stream would go silent too long; hover
@@ -311,3 +442,16 @@ class LiveLoop:
             bundle_hash=bundle.digest,
             execution_provider=runner.engine.provider,
         )
+
+
+def _fill(window: RollingWindow | RateMeter, values: np.ndarray) -> None:
+    """``window.add`` / ``window.tick`` of each of ``values``, in order, at once (the ring's last entries)."""
+    ring = window._ring  # the same ring the one-by-one calls fill
+    count = len(values)
+    size = len(ring)
+    first = window.count
+    if count > size:
+        values = values[-size:]
+        first += count - size
+    ring[(first + np.arange(len(values))) % size] = values
+    window.count += count

@@ -40,8 +40,10 @@ the same messages in the same order gives the same commands (bit for bit on one 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -80,6 +82,19 @@ class PolicyConfig:
     """
 
     driver: Stream | None = None
+
+
+class BatchRun(NamedTuple):
+    """What :meth:`PolicyRunner.run_batch` computed: one command per IMU sample.
+
+    ``values`` [K,O] float32 are the commands' output values, ``twists`` [K,6] float64 their
+    Twist fields (as :attr:`Command.twist`), ``encode_s`` the wall time of decoding and encoding
+    the frames.
+    """
+
+    values: np.ndarray
+    twists: np.ndarray
+    encode_s: float
 
 
 class _Slot:
@@ -230,6 +245,107 @@ class PolicyRunner:
         rows = np.repeat(self._features[None, :], len(samples), axis=0)
         rows[:, slot.target] = raw[:, slot.source]  # float64 -> float32 as on_imu's buffer does
         return self.engine.plan(rows, [s.stamp_ns for s in samples])
+
+    def run_batch(
+        self, imu: np.ndarray, imu_stamps_ns: np.ndarray, frames: Sequence[ImageFrame], frame_steps: np.ndarray
+    ) -> BatchRun | None:
+        """:meth:`on_imu` and :meth:`on_image` of a run of messages known in advance (a bag replay), at once.
+
+        ``imu`` [K,10] float64 holds each sample's angular velocity, linear acceleration and
+        orientation (xyzw), ``imu_stamps_ns`` [K] int64 their stamps; ``frames`` are the camera
+        frames among them, frame j coming after ``frame_steps[j]`` of the samples (K >= 1). Taken
+        only when every sample would step (the IMU drives, every held stream has a value, the
+        engine takes them all in :meth:`~lnn_ros.engine.Engine.run_steps`) and every frame would
+        be held (a stamp after the held one, decoded, a finite embedding); the frames are then
+        encoded in one encoder call and the runner ends as the calls one by one leave it
+        (counters, held value and stamp, features, state, ``last_outcome``). Otherwise returns
+        None and changes nothing: feed them one by one.
+        """
+        count = len(imu_stamps_ns)
+        imu_slot = self._slots.get(Stream.IMU)
+        camera = self._slots.get(Stream.CAMERA)
+        if (
+            not count
+            or imu_slot is None
+            or self.driver is not Stream.IMU
+            or any(s.stream is not Stream.CAMERA for s in self._held)
+            or not self.ready
+            or (frames and (camera is None or self._decoder is None))
+        ):
+            return None
+        start = time.perf_counter_ns()
+        rows = np.repeat(self._features[None, :], count, axis=0)
+        rows[:, imu_slot.target] = imu[:, imu_slot.source]  # float64 -> float32 as on_imu's buffer does
+        held = None
+        cost_s = 0.0
+        if frames:
+            assert camera is not None and self._decoder is not None
+            decoded = self._held_frames(camera, self._decoder, frames)
+            if decoded is None:
+                return None
+            held, cost_s = decoded
+            before = np.searchsorted(frame_steps, np.arange(count), side="right")  # frames before each step
+            values = np.concatenate([camera.values[None, :], held])
+            rows[:, camera.target] = values[before]
+        encode_s = (time.perf_counter_ns() - start) / NS_PER_S
+        run = self.engine.run_steps(rows, imu_stamps_ns)
+        if run is None:
+            return None
+        counters = self.counters
+        counters[_IMU_RECEIVED] += count
+        counters[Stream.IMU, Outcome.STEPPED] += count
+        imu_slot.values[...] = rows[-1, imu_slot.target]
+        self._features[imu_slot.target] = imu_slot.values
+        self.last_outcome = Outcome.STEPPED
+        if held is not None and camera is not None:
+            number = len(frames)
+            counters[_CAMERA_RECEIVED] += number
+            counters[Stream.CAMERA, Outcome.ENCODED] += number
+            # (the one-by-one path counts no camera_held: _accept counts only clock restarts)
+            camera.clock.last_stamp_ns = frames[-1].stamp_ns
+            camera.values[...] = held[-1]
+            self._features[camera.target] = camera.values
+            if frame_steps[-1] == count:  # the last message was a frame
+                self.last_outcome = Outcome.HELD
+            assert self._decoder is not None
+            for _ in frames:
+                self._decoder.cost_s.add(cost_s)
+        self.has_state = True
+        twists = np.zeros((count, len(TWIST_FIELDS)), dtype=np.float64)
+        for twist_index, output_index in self._twist_map:
+            twists[:, twist_index] = run.outputs[:, output_index]
+        return BatchRun(run.outputs, twists, encode_s)
+
+    def _held_frames(
+        self, slot: _Slot, decoder: ImageDecoder, frames: Sequence[ImageFrame]
+    ) -> tuple[np.ndarray, float] | None:
+        """The held values [N, len(slot)] of ``frames`` if every one would be held (see :meth:`run_batch`), else None;
+        with the preprocessing time per frame (for :attr:`image_cost_s`, added by the caller once committed)."""
+        last = slot.clock.last_stamp_ns
+        stamps = np.array([f.stamp_ns for f in frames], dtype=np.int64)
+        if (np.diff(stamps) <= 0).any() or (last is not None and int(stamps[0]) <= last):
+            return None
+        camera = decoder.camera
+        pixels = np.empty((len(frames), camera.height, camera.width, camera.channels), dtype=np.uint8)
+        start = time.perf_counter_ns()
+        for index, frame in enumerate(frames):
+            result = decoder.pixels(frame)
+            if result.pixels is None:
+                return None
+            pixels[index] = result.pixels
+        scale, offset = getattr(decoder, "_scale", None), getattr(decoder, "_offset", None)
+        if isinstance(scale, np.ndarray) and isinstance(offset, np.ndarray):  # normalise's own arithmetic, all at once
+            images = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)).astype(np.float32)
+            images *= scale
+            images -= offset
+        else:
+            images = np.stack([decoder.normalise(p)[0].copy() for p in pixels])
+        cost_s = (time.perf_counter_ns() - start) / NS_PER_S / len(frames)
+        embeddings = self.engine.encode_batch(images)
+        held = embeddings[:, slot.source].astype(np.float32)
+        if not np.isfinite(held).all():
+            return None
+        return held, cost_s
 
     # ------------------------------------------------------------------ control
     def reset(self) -> None:

@@ -35,6 +35,7 @@ Per message: integer arithmetic on a few attributes; no allocation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,6 +163,105 @@ class StampGate:
         self._count_missed(stamp_ns)
         return None
 
+    def accept_run(self, stamps_ns: np.ndarray, now_ns: np.ndarray) -> Callable[[], None] | None:
+        """For a run of messages known in advance (a bag replay): a commit if :meth:`check` would accept them all.
+
+        ``stamps_ns`` and ``now_ns`` (int64, one per message, in order). If every message would
+        pass every check with no time-base switch (offsets within the age and future limits,
+        consecutive offsets and the time base within ``tolerance_s`` of each other, stamps
+        increasing), returns a function that leaves the gate exactly as :meth:`check` called on
+        each would (time base, switch window, missed messages, learnt period); else None, and
+        the caller checks them one by one. Nothing changes until the commit is called.
+        """
+        count = len(stamps_ns)
+        if count == 0:
+            return _nothing
+        offsets = now_ns - stamps_ns
+        lowest, highest = int(offsets.min()), int(offsets.max())
+        if (self._max_age_ns and highest > self._max_age_ns) or (self._max_future_ns and -lowest > self._max_future_ns):
+            return None
+        last = self.last_stamp_ns
+        steps = np.diff(stamps_ns)
+        if (last is not None and int(stamps_ns[0]) <= last) or (count > 1 and int(steps.min()) <= 0):
+            return None
+        tolerance = self._tolerance_ns
+        offset_list: list[int] = offsets.tolist()
+        base = self._base_ns
+        if tolerance:
+            previous = self._previous_ns
+            if self.mixed or (previous is not None and abs(offset_list[0] - previous) > tolerance):
+                return None
+            if count > 1 and int(np.abs(np.diff(offsets)).max()) > tolerance:
+                return None
+            if lowest < (highest if base is None else max(base, highest)) - tolerance:  # the base never exceeds the highest offset
+                return None
+        if base is None or lowest < base or highest - base >= 1 << _RELAX_SHIFT:
+            for offset in offset_list:  # the time base, as check() moves it
+                if base is None or offset < base:
+                    base = offset
+                else:
+                    base += (offset - base) >> _RELAX_SHIFT
+        # else every step adds (offset - base) >> _RELAX_SHIFT == 0: the base stays
+        window = self._window_end_ns, self._window_messages, self._window_switches, self._window_clean
+        if tolerance:
+            window = self._windows_after(now_ns)
+        period, learn, learnt = self.period_ns, self._learn, self._learnt
+        gaps = steps if last is None else np.concatenate([[int(stamps_ns[0]) - last], steps])
+        if len(gaps) and int(gaps.max()) > self._max_gap_ns:
+            gaps = gaps[gaps <= self._max_gap_ns]
+        if learn is not None:
+            learn = learn.copy()
+            used = 0
+            for gap in gaps.tolist():  # _learn_period until the period is known
+                if period:
+                    break
+                learn[learnt] = gap
+                learnt += 1
+                used += 1
+                if learnt == len(learn):
+                    period = int(np.median(learn))
+            gaps = gaps[used:]
+        missed = 0
+        if period and len(gaps):
+            missed = int(np.maximum((gaps + period // 2) // period - 1, 0).sum())
+        stamp = int(stamps_ns[-1])
+        previous_offset = offset_list[-1]
+
+        def commit() -> None:
+            self._base_ns = base
+            self._ahead_run = 0
+            if tolerance:
+                self._previous_ns = previous_offset
+                self._window_end_ns, self._window_messages, self._window_switches, self._window_clean = window
+            self.last_stamp_ns = stamp
+            self.period_ns = period
+            self._learn = None if period else learn
+            self._learnt = learnt
+            if missed:
+                self._counters[self._missed_key] += missed
+
+        return commit
+
+    def _windows_after(self, now_ns: np.ndarray) -> tuple[int | None, int, int, bool]:
+        """The switch window (end, messages, switches, clean) after ``now_ns``, with no switch among them."""
+        end, messages, switches, clean = self._window_end_ns, self._window_messages, self._window_switches, self._window_clean
+        span = self._window_ns
+        if len(now_ns) > 1 and (np.diff(now_ns) < 0).any():  # a clock that steps back: message by message
+            for now in now_ns.tolist():
+                if end is None or now >= end or now < end - span:
+                    end, messages, switches, clean = now + span, 0, 0, True
+                messages += 1
+            return end, messages, switches, clean
+        index, count = 0, len(now_ns)
+        while index < count:  # one pass per window: its messages are those before its end
+            now = int(now_ns[index])
+            if end is None or now >= end or now < end - span:
+                end, messages, switches, clean = now + span, 0, 0, True
+            stop = max(index + 1, int(np.searchsorted(now_ns, end, side="left")))
+            messages += stop - index
+            index = stop
+        return end, messages, switches, clean
+
     # ------------------------------------------------------------------ internals
     def _reject(self, outcome: Outcome, key: tuple[Stream, Outcome]) -> Outcome:
         self._counters[key] += 1
@@ -216,3 +316,7 @@ class StampGate:
         if self._learnt == len(learn):
             self.period_ns = int(np.median(learn))
             self._learn = None
+
+
+def _nothing() -> None:
+    """The commit of an empty run."""
