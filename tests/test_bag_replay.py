@@ -232,3 +232,14 @@ def test_replay_needs_no_ros_install(tmp_path: Path, imu_bundle: Path) -> None:
     assert out["commands"] == 399 and out["warnings"] == []
     assert out["diagnostics"] == out["written"] == 2  # t = 1 s and the end of the 2 s bag
     assert out["final"]["commands_published"] == "399" and out["final"]["state"] == "ok"
+
+
+def test_a_long_series_is_plotted_as_its_envelope() -> None:
+    from lnn_ros.bag.plot import envelope
+
+    values = np.sin(np.linspace(0.0, 60.0, 100_003)) + np.random.default_rng(0).normal(0, 0.01, 100_003)
+    values[54_321] = 9.0  # one spike: must be drawn
+    shown = envelope(values, limit=2_000)
+    assert len(shown) <= 2_000 + 2 + 100_003 % 1_000 and np.all(np.diff(shown) > 0)
+    assert {0, 100_002, 54_321, int(np.argmin(values))} <= set(shown.tolist())
+    np.testing.assert_array_equal(envelope(values[:500], limit=2_000), np.arange(500))

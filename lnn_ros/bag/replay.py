@@ -35,13 +35,14 @@ time is not the arrival time (see :mod:`lnn_ros.bag.reader`).
 
 from __future__ import annotations
 
+import array
 import copy
 import csv
 import importlib
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ METRICS_JSON = "metrics.json"
 SUMMARY_JSON = "summary.json"
 PLOT_PNG = "commands.png"
 _PROGRESS_EVERY = 500
+_CSV_ROWS = 8192
 _READ_AHEAD = 2048  # messages buffered for batches (at most 16 MiB of them: BagReader.blocks)
 _MIN_BATCH = 8  # fewer messages than this go one by one
 
@@ -205,7 +207,7 @@ def replay_bag(
     streams = [s for s in (Stream.IMU, Stream.CAMERA) if s in runner.streams]
     reader = BagReader(bag, config.topics, streams=[*streams, Stream.COMMAND], required=streams, strict=config.strict)
     published = _Published()
-    recorded: list[Command] = []
+    recorded = _Recorded()
     count = 0
     batched = (
         not config.step_by_step
@@ -276,7 +278,7 @@ def replay_bag(
                     for block in reader.blocks(config.order, config.reorder_window_s, _READ_AHEAD):
                         count += len(block)
                         progress.update(len(block))
-                        recorded += [r for s, r in zip(block.streams, block.records) if s is Stream.COMMAND]  # type: ignore[misc]
+                        recorded.extend(r for s, r in zip(block.streams, block.records) if s is Stream.COMMAND)  # type: ignore[misc]
                         handle_block(block)
                 else:
                     messages = reader.messages(config.order, config.reorder_window_s)
@@ -287,7 +289,7 @@ def replay_bag(
                         if count % _PROGRESS_EVERY == 0:
                             progress.update(_PROGRESS_EVERY)
                         if message.stream is Stream.COMMAND:
-                            recorded.append(message.record)  # type: ignore[arg-type]
+                            recorded.add(message.record)  # type: ignore[arg-type]
                         else:
                             handle(message)
                 if count:
@@ -311,26 +313,22 @@ def replay_bag(
         if o.twist_field is not None
     ]
     stamps_ns, log_times_ns, values, twists = published.arrays(len(loaded.manifest.outputs))
-    if recorded and len(published) and axes:
-        metrics, pairs = command_metrics(
-            stamps_ns,
-            twists,
-            np.array([r.stamp_ns for r in recorded], dtype=np.int64),
-            np.stack([r.twist for r in recorded]),
-            axes,
-            config.max_command_age_s,
-        )
+    recorded_ns, recorded_twists = recorded.arrays()
+    if len(recorded) and len(published) and axes:
+        metrics, pairs = command_metrics(stamps_ns, twists, recorded_ns, recorded_twists, axes, config.max_command_age_s)
         files["metrics_json"] = out_dir / METRICS_JSON
         files["metrics_json"].write_text(json.dumps(metrics.to_dict(), indent=2) + "\n")
         if config.plot:
             from lnn_ros.bag.plot import plot_commands
 
-            commands = [
-                (Command(stamp, tuple(twist), value), log_time)  # type: ignore[arg-type]
-                for stamp, log_time, twist, value in zip(stamps_ns.tolist(), log_times_ns.tolist(), twists.tolist(), values)
-            ]
-            files["plot_png"] = plot_commands(out_dir / PLOT_PNG, commands, recorded, axes, title=f"{bag.name}: {loaded.manifest.name}")
-    _write_csv(files["commands_csv"], stamps_ns, log_times_ns, values, [o.name for o in loaded.manifest.outputs], axes, recorded, pairs)
+            files["plot_png"] = plot_commands(
+                out_dir / PLOT_PNG, stamps_ns, twists, recorded_ns, recorded_twists, axes,
+                title=f"{bag.name}: {loaded.manifest.name}",
+            )
+    _write_csv(
+        files["commands_csv"], stamps_ns, log_times_ns, values, [o.name for o in loaded.manifest.outputs], axes,
+        recorded_twists, pairs,
+    )
     counters = runner.counters_dict()
     counters.update(
         commands_published=live.commands_published,
@@ -393,22 +391,51 @@ def _write_csv(
     values: np.ndarray,
     output_names: list[str],
     axes: list[tuple[str, str, int]],
-    recorded: list[Command],
+    recorded_twists: np.ndarray,
     pairs: np.ndarray | None,
 ) -> None:
+    """The CSV, written in blocks of ``_CSV_ROWS`` rows: its text is never all in memory at once."""
     header = ["stamp_ns", "log_time_ns", *output_names]
-    columns: list[list[str]] = [list(map(str, stamps_ns.tolist())), list(map(str, log_times_ns.tolist()))]
-    columns += [list(map(repr, column)) for column in values.T.astype(np.float64).tolist()]
     if pairs is not None:
         header += [f"recorded_{name}" for name, _, _ in axes]
-        paired = pairs >= 0
-        twists = np.array([r.twist for r in recorded], dtype=np.float64).reshape(-1, 6)[np.maximum(pairs, 0)]
-        for _, _, index in axes:
-            column = list(map(repr, twists[:, index].tolist()))
-            columns.append([cell if ok else "" for cell, ok in zip(column, paired.tolist())])
     with path.open("w", newline="") as stream:
         csv.writer(stream).writerow(header)
-        stream.write("".join(",".join(cells) + "\r\n" for cells in zip(*columns)))
+        for begin in range(0, len(stamps_ns), _CSV_ROWS):
+            rows = slice(begin, begin + _CSV_ROWS)
+            columns: list[list[str]] = [list(map(str, stamps_ns[rows].tolist())), list(map(str, log_times_ns[rows].tolist()))]
+            columns += [list(map(repr, column)) for column in values[rows].T.astype(np.float64).tolist()]
+            if pairs is not None:
+                paired = pairs[rows] >= 0
+                twists = recorded_twists[np.maximum(pairs[rows], 0)] if len(recorded_twists) else np.zeros((len(paired), 6))
+                for _, _, index in axes:
+                    column = list(map(repr, twists[:, index].tolist()))
+                    columns.append([cell if ok else "" for cell, ok in zip(column, paired.tolist())])
+            stream.write("".join(",".join(cells) + "\r\n" for cells in zip(*columns)))
+
+
+class _Recorded:
+    """The bag's recorded commands as packed stamps and twists (56 bytes each, not a Command object each)."""
+
+    def __init__(self) -> None:
+        self._stamps = array.array("q")
+        self._twists = array.array("d")
+
+    def __len__(self) -> int:
+        return len(self._stamps)
+
+    def add(self, command: Command) -> None:
+        self._stamps.append(command.stamp_ns)
+        self._twists.extend(command.twist)
+
+    def extend(self, commands: Iterable[Command]) -> None:
+        for command in commands:
+            self.add(command)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Stamps [M] int64 and twists [M, 6] float64, in reading order."""
+        stamps = np.array(self._stamps, dtype=np.int64) if len(self._stamps) else np.zeros(0, np.int64)
+        twists = np.array(self._twists, dtype=np.float64).reshape(-1, 6) if len(self._twists) else np.zeros((0, 6))
+        return stamps, twists
 
 
 class _Published:
