@@ -42,7 +42,7 @@ import importlib
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,7 +269,7 @@ def replay_bag(
                     assert timer is Timer.FAILSAFE
                 imu_log_ns = block.log_time_ns[part[block.imu_row[part] >= 0]]
                 writer.write_twists(config.command_topic, taken.stamps_ns, taken.twists, imu_log_ns, frame_id)
-                published.add_batch(taken.stamps_ns, imu_log_ns, taken.values, taken.twists)
+                published.add_batch(taken.stamps_ns, imu_log_ns, taken.values)
                 index = end
 
         try:
@@ -312,7 +312,8 @@ def replay_bag(
         for o in loaded.manifest.outputs
         if o.twist_field is not None
     ]
-    stamps_ns, log_times_ns, values, twists = published.arrays(len(loaded.manifest.outputs))
+    twist_map = [(TWIST_FIELDS.index(o.twist_field), i) for i, o in enumerate(loaded.manifest.outputs) if o.twist_field]
+    stamps_ns, log_times_ns, values, twists = published.arrays(len(loaded.manifest.outputs), twist_map)
     recorded_ns, recorded_twists = recorded.arrays()
     if len(recorded) and len(published) and axes:
         metrics, pairs = command_metrics(stamps_ns, twists, recorded_ns, recorded_twists, axes, config.max_command_age_s)
@@ -439,10 +440,17 @@ class _Recorded:
 
 
 class _Published:
-    """The commands returned for publishing, in order, with their log times: one by one or in batches."""
+    """The commands returned for publishing, in order, with their log times: one by one or in batches.
+
+    Kept as packed arrays of stamps, log times and output values (8 + 8 + 4 O bytes a command);
+    the Twist fields are derived from the values at the end (:meth:`arrays`), as
+    :class:`~lnn_ros.runtime.PolicyRunner` derives them.
+    """
+
+    _SINGLE_FLUSH = 4096
 
     def __init__(self) -> None:
-        self._blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._single: list[tuple[Command, int]] = []
         self._count = 0
 
@@ -452,10 +460,12 @@ class _Published:
     def add(self, command: Command, log_time_ns: int) -> None:
         self._single.append((command, log_time_ns))
         self._count += 1
+        if len(self._single) >= self._SINGLE_FLUSH:
+            self._flush()
 
-    def add_batch(self, stamps_ns: np.ndarray, log_times_ns: np.ndarray, values: np.ndarray, twists: np.ndarray) -> None:
+    def add_batch(self, stamps_ns: np.ndarray, log_times_ns: np.ndarray, values: np.ndarray) -> None:
         self._flush()
-        self._blocks.append((stamps_ns, log_times_ns, values, twists))
+        self._blocks.append((stamps_ns, log_times_ns, values))
         self._count += len(stamps_ns)
 
     def _flush(self) -> None:
@@ -465,16 +475,23 @@ class _Published:
                 np.array([c.stamp_ns for c, _ in single], dtype=np.int64),
                 np.array([t for _, t in single], dtype=np.int64),
                 np.stack([np.asarray(c.values, dtype=np.float32) for c, _ in single]),
-                np.array([c.twist for c, _ in single], dtype=np.float64).reshape(-1, 6),
             ))
 
-    def arrays(self, outputs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Stamps [N], log times [N], output values [N,O] float32 and twists [N,6], in publishing order."""
+    def arrays(
+        self, outputs: int, twist_map: Sequence[tuple[int, int]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Stamps [N], log times [N], output values [N,O] float32 and twists [N,6] float64, in
+        publishing order (``twist_map``: (twist index, output index) pairs). The blocks are released."""
         self._flush()
-        if not self._blocks:
+        blocks, self._blocks = self._blocks, []
+        if not blocks:
             return (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, outputs), np.float32), np.zeros((0, 6)))
-        stamps, log_times, values, twists = zip(*self._blocks)
-        return np.concatenate(stamps), np.concatenate(log_times), np.concatenate(values), np.concatenate(twists)
+        stamps, log_times, values = (np.concatenate(column) for column in zip(*blocks))
+        del blocks
+        twists = np.zeros((len(stamps), len(TWIST_FIELDS)), dtype=np.float64)
+        for twist_index, output_index in twist_map:
+            twists[:, twist_index] = values[:, output_index]
+        return stamps, log_times, values, twists
 
 
 def _batch_span(clock: LogClock, log_ns: np.ndarray, index: int) -> tuple[int, np.ndarray, np.ndarray]:
