@@ -101,7 +101,16 @@ def _run_once(lnn_ros: str, out: Path, index: int, demo_args: list[str], pin: bo
     if pin and not pinned:
         raise SystemExit(f"demo run {index}: could not pin lnn_node and sim_drone_node (fewer than 2 CPUs?)")
     demo = json.loads(demo_json.read_text(encoding="utf-8"))
+    worst: list[list[float]] = []
+    record = folder / "raw" / "flight.npz"
+    if record.is_file():  # where in the flight the worst latencies were (a stall at one moment, or spread out?)
+        import numpy as np
+
+        with np.load(record) as arrays:
+            latency, stamp = arrays["latency_ms"], arrays["latency_stamp_s"]
+            worst = [[round(float(stamp[i]), 3), round(float(latency[i]), 2)] for i in np.argsort(latency)[::-1][:5]]
     return {
+        "worst_latencies_at_s_ms": worst,
         "pinned": pin,
         "load_average_1min_before": round(load_before, 2),
         "reached": demo["flight"]["reached"],

@@ -68,3 +68,13 @@ def test_arrivals_after_now_are_not_recent() -> None:
             back += 10 * MS
             meter.tick(back)
         assert meter.rate_hz(back, 1.0) == pytest.approx(100.0, rel=0.15)  # the short ring: 10 arrivals over 90 ms
+
+
+def test_numpy_ma_is_imported_with_the_statistics() -> None:
+    """np.percentile imports numpy.ma on first use (~7 ms): it must happen at start-up, not in the
+    node's first diagnostics report mid-flight (the worst latency of the demo before this)."""
+    import subprocess
+    import sys
+
+    code = "import sys, lnn_ros.runtime.stats; print('numpy.ma' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "True"

@@ -130,6 +130,11 @@ class Flight:
             self.runner.reset()
         self._starts += 1
         self.loop = LiveLoop(self.runner, params.live_config(), self._now_ns)
+        # One report built now and dropped: the first one imports numpy.ma (np.percentile) and
+        # allocates, a 5-30 ms stall that otherwise falls on the first diagnostics tick, mid-flight,
+        # in front of the IMU messages waiting for the executor: the worst latency of nearly every
+        # demo run was at t = 1.00-1.02 s (docs/latency.md). It changes no state (the watchdog is WAITING).
+        self._diagnostics()
         self._reported = WatchdogStatus.WAITING
         self._recoveries = 0
         self._stops = 0
@@ -263,11 +268,11 @@ class Flight:
         return response
 
     def _on_diagnostics_timer(self) -> None:
-        if self._diag_pub is None:
-            return
+        if self._diag_pub is not None:
+            self._diag_pub.publish(self._diagnostics())
+
+    def _diagnostics(self) -> DiagnosticArray:
         report = self.loop.report()
         bundle = self.runner.engine.bundle
         stamp = ns_to_stamp(self._now_ns(), Time())
-        self._diag_pub.publish(
-            to_message(report, name=f"{self.node.get_name()}: policy", hardware_id=bundle.manifest.name, stamp=stamp)
-        )
+        return to_message(report, name=f"{self.node.get_name()}: policy", hardware_id=bundle.manifest.name, stamp=stamp)

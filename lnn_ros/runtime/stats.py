@@ -10,6 +10,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+# np.percentile imports numpy.ma on its first call (about 7 ms, 9 ms with the call): imported
+# here, at start-up, so the node's first diagnostics report does not stall its executor mid-flight.
+import numpy.ma
+
 from lnn_ros.units import NS_PER_S
 
 
