@@ -78,3 +78,12 @@ def test_numpy_ma_is_imported_with_the_statistics() -> None:
 
     code = "import sys, lnn_ros.runtime.stats; print('numpy.ma' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 7, 100, 101, 999, 1000, 2500])
+def test_summary_equals_numpy_percentile_exactly(count: int) -> None:
+    window = RollingWindow(1000)
+    for value in np.random.default_rng(count).normal(size=count):
+        window.add(float(value))
+    summary, values = window.summary(), window.values()
+    assert (summary.p50, summary.p99, summary.max) == (np.percentile(values, 50), np.percentile(values, 99), values.max())
