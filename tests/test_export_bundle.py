@@ -177,3 +177,43 @@ def test_failed_parity_leaves_the_previous_bundle_untouched(tmp_path: Path, monk
         make_vector_bundle(folder, "cfc", window_steps=4, seed=1)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no staging left, nothing replaced
     assert load_bundle(folder).manifest.model.kind == first.manifest.model.kind == "mlp"
+
+
+def test_engine_reads_x_and_hidden_from_one_buffer_and_equals_the_bundles_graph(vector_bundle: FactoryBundle) -> None:
+    """The CfC step graph starts with Concat(x, hidden): the engine binds both as one buffer
+    (lnn_ros.engine.fused_input). Outputs and state are bit-equal to the bundle's own graph run
+    without io_binding, through gaps, drops, set_hidden and reset."""
+    fused, plain = Engine(vector_bundle.path), Engine(vector_bundle.path, EngineConfig(io_binding=False))
+    assert fused.fused_input and not plain.fused_input
+    stamps_ns = irregular_stamps_ns(120, seed=3)
+    stamps_ns[40] = stamps_ns[39]  # a duplicate
+    stamps_ns[80:] += 20 * 10**9  # a gap above max_gap_s: reset
+    raw = np.random.default_rng(4).standard_normal((len(stamps_ns), 3)).astype(np.float32)
+    for i, stamp_ns in enumerate(stamps_ns):
+        if i == 60:
+            state = np.random.default_rng(5).standard_normal(fused.hidden.shape).astype(np.float32)
+            fused.set_hidden(state)
+            plain.set_hidden(state)
+        if i == 100:
+            fused.reset()
+            plain.reset()
+        a, b = fused.step(raw[i], int(stamp_ns)), plain.step(raw[i], int(stamp_ns))
+        assert a.outcome is b.outcome and a.dt_s == b.dt_s, i
+        if a.output is not None:
+            np.testing.assert_array_equal(a.output, b.output, err_msg=str(i))
+        np.testing.assert_array_equal(fused.hidden, plain.hidden, err_msg=str(i))
+
+
+def test_graphs_without_the_concat_pattern_are_used_as_they_are(vector_bundle: FactoryBundle) -> None:
+    import onnx
+
+    from lnn_ros.engine.fused_input import fused_input_graph
+
+    data = load_bundle(vector_bundle.path).graph_data("step")
+    rewritten = fused_input_graph(data)
+    assert rewritten is not None
+    assert [i.name for i in onnx.load_from_string(rewritten).graph.input] == ["xh", "dt"]
+    model = onnx.load_from_string(data)
+    concat = next(n for n in model.graph.node if n.op_type == "Concat")
+    concat.input[:] = ["hidden", "x"]  # another order: another function of the buffer
+    assert fused_input_graph(model.SerializeToString()) is None

@@ -23,6 +23,7 @@ import onnxruntime as ort
 
 from lnn_ros.bundle import Bundle, load_bundle
 from lnn_ros.engine.clock import StampClock
+from lnn_ros.engine.fused_input import FUSED_INPUT, fused_input_graph
 from lnn_ros.engine.outcome import Outcome
 from lnn_ros.engine.plan import UNROLLED_STEPS, StepPlan, StepRun, UnrolledSteps, WindowRunner
 from lnn_ros.engine.session import SessionConfig, check_graph_runs, open_graph, open_session
@@ -150,13 +151,28 @@ class Engine:
         self._spare_call: Callable[[], None] | None = None
         self._bindings: tuple[ort.IOBinding, ...] = ()  # kept alive with the calls that use them
         self._run_options = _run_options(self.provider)
+        self._spare_x_row = self._x_row  # the input row of the spare binding: the same row unless fused
+        self.fused_input = False  # x and hidden bound as one buffer (lnn_ros.engine.fused_input)
         if config.io_binding:
-            self._bindings = (
-                self._make_binding(self._hidden, self._hidden_next),
-                self._make_binding(self._hidden_next, self._hidden),
-            )
-            self._call = _bound_call(self.session, self._bindings[0], self._run_options)
-            self._spare_call = _bound_call(self.session, self._bindings[1], self._run_options)
+            fused = self._fused_session()
+            if fused is not None:
+                # Two [1, F + H] buffers: a call reads [x, hidden] from one and writes its state
+                # into the other's hidden part, right after the next call's input row.
+                features = model.input_size
+                front = np.zeros((1, features + model.state_size), dtype=np.float32)
+                back = np.zeros_like(front)
+                self._x_row, self._spare_x_row = front[0, :features], back[0, :features]
+                self._hidden, self._hidden_next = front[:, features:], back[:, features:]
+                self._bindings = (self._make_fused_binding(fused, front, back), self._make_fused_binding(fused, back, front))
+                self.fused_input = True
+            else:
+                fused = self.session
+                self._bindings = (
+                    self._make_binding(self._hidden, self._hidden_next),
+                    self._make_binding(self._hidden_next, self._hidden),
+                )
+            self._call = _bound_call(fused, self._bindings[0], self._run_options)
+            self._spare_call = _bound_call(fused, self._bindings[1], self._run_options)
         self._plan: StepPlan | None = None
         self._window: WindowRunner | None = None
         self._warm_up()
@@ -174,6 +190,39 @@ class Engine:
             binding.bind_input(name, "cpu", 0, np.float32, list(array.shape), array.ctypes.data)
         for name, array in (("y", self._y), ("hidden_out", hidden_out)):
             binding.bind_output(name, "cpu", 0, np.float32, list(array.shape), array.ctypes.data)
+        return binding
+
+    def _fused_session(self) -> ort.InferenceSession | None:
+        """The step graph reading ``x`` and ``hidden`` from one buffer, if it has the pattern and
+        gives exactly the bundle graph's outputs on a random input; else None (the bundle's graph is used)."""
+        data = fused_input_graph(self.bundle.graph_data("step"))
+        if data is None:
+            return None
+        try:
+            session, _ = open_session(data, self.config.session, f"{self.bundle.graph_path('step')} (x and hidden as one input)")
+        except BundleError:
+            return None
+        model = self.manifest.model
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((1, model.input_size)).astype(np.float32)
+        hidden = rng.standard_normal((1, model.state_size)).astype(np.float32)
+        dt = np.full((1, 1), self.max_dt_s / 2, dtype=np.float32)
+        want = self.session.run(None, {"x": x, "hidden": hidden, "dt": dt})
+        got = session.run(None, {FUSED_INPUT: np.concatenate([x, hidden], axis=1), "dt": dt})
+        names = [o.name for o in self.session.get_outputs()]
+        order = [o.name for o in session.get_outputs()]
+        if any(not np.array_equal(want[names.index(name)], got[order.index(name)]) for name in names):
+            return None
+        return session
+
+    def _make_fused_binding(self, session: ort.InferenceSession, source: np.ndarray, target: np.ndarray) -> ort.IOBinding:
+        features = self.manifest.model.input_size
+        binding = session.io_binding()
+        binding.bind_input(FUSED_INPUT, "cpu", 0, np.float32, list(source.shape), source.ctypes.data)
+        binding.bind_input("dt", "cpu", 0, np.float32, list(self._dt.shape), self._dt.ctypes.data)
+        hidden_out = target[:, features:]
+        binding.bind_output("y", "cpu", 0, np.float32, list(self._y.shape), self._y.ctypes.data)
+        binding.bind_output("hidden_out", "cpu", 0, np.float32, list(hidden_out.shape), hidden_out.ctypes.data)
         return binding
 
     def _warm_up(self) -> None:
@@ -249,6 +298,7 @@ class Engine:
             # The new state is in _hidden_next: swap the buffers and the bindings, no copy.
             self._hidden, self._hidden_next = self._hidden_next, self._hidden
             self._call, self._spare_call = self._spare_call, call
+            self._x_row, self._spare_x_row = self._spare_x_row, x
         else:
             plan = self._plan
             if plan is None or not plan.take(stamp_ns, x, self._y, self._hidden):
@@ -330,6 +380,7 @@ class Engine:
             # The new state is in _hidden_next: swap the buffers and the bindings, no copy.
             self._hidden, self._hidden_next = self._hidden_next, self._hidden
             self._call, self._spare_call = self._spare_call, call
+            self._x_row, self._spare_x_row = self._spare_x_row, self._x_row
         else:
             y, hidden = self.session.run(None, {"x": self._x, "hidden": self._hidden, "dt": self._dt}, self._run_options)
             np.copyto(self._y, y)

@@ -1,0 +1,63 @@
+"""The step graph with ``x`` and ``hidden`` read from one buffer: one graph node and one bound input fewer per step.
+
+A CfC step graph starts with ``Concat([x, hidden], axis=1)``: onnxruntime copies both inputs
+into a new ``[1, F + H]`` tensor on every call. When that Concat is the only use of ``x`` and
+``hidden``, :func:`fused_input_graph` rewrites the graph to take ``xh = [x, hidden]`` as one
+input and feeds the Concat's users from it directly. The engine then keeps the normalised input
+and the state side by side in one buffer per io-binding (the state written by one call lands
+right after the input row of the next), so nothing is copied: about 0.5-0.8 µs of a 10 µs step
+on this project's x86 machine (the Concat node and the second bound input). The arithmetic is
+the same operators on the same values; the engine checks the rewritten graph against the
+bundle's on one random input at load and keeps the bundle's graph if they differ at all.
+
+The bundle's own graph is what is verified, hashed and shipped; this is an in-memory rewrite of
+it, like onnxruntime's own graph optimisations.
+"""
+
+from __future__ import annotations
+
+FUSED_INPUT = "xh"
+
+
+def fused_input_graph(step_graph: bytes) -> bytes | None:
+    """The serialised step graph taking ``xh = [x, hidden]`` (float32 ``[B, F + H]``) instead of
+    ``x`` and ``hidden``, or None when the graph does not have the pattern (then it is used as it is).
+
+    The pattern: exactly one node uses ``x`` or ``hidden``, a ``Concat`` of exactly
+    ``(x, hidden)`` on axis 1 (or -1), and neither is a graph output.
+    """
+    import onnx
+    from onnx import helper
+
+    model = onnx.load_from_string(step_graph)
+    graph = model.graph
+    inputs = {i.name: i for i in graph.input}
+    if "x" not in inputs or "hidden" not in inputs or {"x", "hidden"} & {o.name for o in graph.output}:
+        return None
+    users = [n for n in graph.node if {"x", "hidden"} & set(n.input)]
+    if len(users) != 1:
+        return None
+    concat = users[0]
+    axis = next((a.i for a in concat.attribute if a.name == "axis"), None)
+    if concat.op_type != "Concat" or list(concat.input) != ["x", "hidden"] or axis not in (1, -1):
+        return None
+    dims_x = inputs["x"].type.tensor_type.shape.dim
+    dims_h = inputs["hidden"].type.tensor_type.shape.dim
+    if len(dims_x) != 2 or len(dims_h) != 2 or not dims_x[1].dim_value or not dims_h[1].dim_value:
+        return None
+    batch = dims_x[0].dim_param or dims_x[0].dim_value or "batch"
+    joined = concat.output[0]
+    graph.node.remove(concat)
+    for node in graph.node:
+        node.input[:] = [FUSED_INPUT if name == joined else name for name in node.input]
+    for output in graph.output:
+        if output.name == joined:  # the Concat was an output too: not the step graph's shape
+            return None
+    kept = [i for i in graph.input if i.name not in ("x", "hidden")]
+    xh = helper.make_tensor_value_info(
+        FUSED_INPUT, onnx.TensorProto.FLOAT, [batch, dims_x[1].dim_value + dims_h[1].dim_value]
+    )
+    del graph.input[:]
+    graph.input.extend([xh, *kept])
+    data: bytes = model.SerializeToString()
+    return data
