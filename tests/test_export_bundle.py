@@ -179,16 +179,25 @@ def test_failed_parity_leaves_the_previous_bundle_untouched(tmp_path: Path, monk
     assert load_bundle(folder).manifest.model.kind == first.manifest.model.kind == "mlp"
 
 
-def test_engine_reads_x_and_hidden_from_one_buffer_and_equals_the_bundles_graph(vector_bundle: FactoryBundle) -> None:
+SHIPPED_CFC = Path(__file__).resolve().parents[1] / "models" / "drone_cfc"
+
+
+@pytest.mark.parametrize("which", ["exported_now", "shipped_with_dt_guard"])
+def test_engine_reads_x_and_hidden_from_one_buffer_and_equals_the_bundles_graph(
+    vector_bundle: FactoryBundle, which: str
+) -> None:
     """The CfC step graph starts with Concat(x, hidden): the engine binds both as one buffer
-    (lnn_ros.engine.fused_input). Outputs and state are bit-equal to the bundle's own graph run
-    without io_binding, through gaps, drops, set_hidden and reset."""
-    fused, plain = Engine(vector_bundle.path), Engine(vector_bundle.path, EngineConfig(io_binding=False))
+    (lnn_ros.engine.fused_input; for a graph still ending in Where(Δt > 0, ...), like the shipped
+    ones, after folding that guard away). Outputs and state are bit-equal to the bundle's own
+    graph run without io_binding, through gaps, drops, set_hidden and reset."""
+    path = vector_bundle.path if which == "exported_now" else SHIPPED_CFC
+    fused, plain = Engine(path), Engine(path, EngineConfig(io_binding=False))
     assert fused.fused_input and not plain.fused_input
     stamps_ns = irregular_stamps_ns(120, seed=3)
     stamps_ns[40] = stamps_ns[39]  # a duplicate
     stamps_ns[80:] += 20 * 10**9  # a gap above max_gap_s: reset
-    raw = np.random.default_rng(4).standard_normal((len(stamps_ns), 3)).astype(np.float32)
+    features = fused.manifest.model.input_size
+    raw = np.random.default_rng(4).standard_normal((len(stamps_ns), features)).astype(np.float32)
     for i, stamp_ns in enumerate(stamps_ns):
         if i == 60:
             state = np.random.default_rng(5).standard_normal(fused.hidden.shape).astype(np.float32)

@@ -10,6 +10,12 @@ on this project's x86 machine (the Concat node and the second bound input). The 
 the same operators on the same values; the engine checks the rewritten graph against the
 bundle's on one random input at load and keeps the bundle's graph if they differ at all.
 
+A step graph exported before the Δt rule left the step graph (the bundles shipped in
+``models/``) ends with ``Where(Greater(dt, 0), new, hidden)``, a second use of ``hidden``; the
+engine never calls the step graph with Δt <= 0, where the guard always selects ``new`` (and
+``Where`` copies it exactly), so the guard is folded away first
+(:func:`lnn_ros.engine.plan._without_dt_guard`, the same fold as the replay's unrolled steps).
+
 The bundle's own graph is what is verified, hashed and shipped; this is an in-memory rewrite of
 it, like onnxruntime's own graph optimisations.
 """
@@ -23,14 +29,19 @@ def fused_input_graph(step_graph: bytes) -> bytes | None:
     """The serialised step graph taking ``xh = [x, hidden]`` (float32 ``[B, F + H]``) instead of
     ``x`` and ``hidden``, or None when the graph does not have the pattern (then it is used as it is).
 
-    The pattern: exactly one node uses ``x`` or ``hidden``, a ``Concat`` of exactly
-    ``(x, hidden)`` on axis 1 (or -1), and neither is a graph output.
+    The pattern: exactly one node uses ``x`` or ``hidden`` once a ``Δt > 0`` guard is folded
+    away, a ``Concat`` of exactly ``(x, hidden)`` on axis 1 (or -1), and neither is a graph output.
     """
     import onnx
     from onnx import helper
 
+    from lnn_ros.engine.plan import _without_dt_guard
+
     model = onnx.load_from_string(step_graph)
     graph = model.graph
+    nodes = _without_dt_guard(model)
+    del graph.node[:]
+    graph.node.extend(nodes)
     inputs = {i.name: i for i in graph.input}
     if "x" not in inputs or "hidden" not in inputs or {"x", "hidden"} & {o.name for o in graph.output}:
         return None
