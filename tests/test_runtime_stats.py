@@ -70,13 +70,14 @@ def test_arrivals_after_now_are_not_recent() -> None:
         assert meter.rate_hz(back, 1.0) == pytest.approx(100.0, rel=0.15)  # the short ring: 10 arrivals over 90 ms
 
 
-def test_numpy_ma_is_imported_with_the_statistics() -> None:
-    """np.percentile imports numpy.ma on first use (~7 ms): it must happen at start-up, not in the
-    node's first diagnostics report mid-flight (the worst latency of the demo before this)."""
+def test_numpy_ma_is_imported_with_the_stamp_gates() -> None:
+    """np.median (the gates' rate learning) imports numpy.ma on first use (~7 ms): it must happen
+    at start-up, not in a message callback mid-flight (np.percentile's import in the node's first
+    diagnostics report was the demo's worst latency before this)."""
     import subprocess
     import sys
 
-    code = "import sys, lnn_ros.runtime.stats; print('numpy.ma' in sys.modules)"
+    code = "import sys, lnn_ros.runtime.stamp_gate; print('numpy.ma' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "True"
 
 

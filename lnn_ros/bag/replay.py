@@ -38,7 +38,6 @@ from __future__ import annotations
 import array
 import copy
 import csv
-import importlib
 import json
 import math
 import time
@@ -221,7 +220,6 @@ def replay_bag(
         writer = BagWriter(out_dir / COMMANDS_BAG)
         duration_s = reader.info.duration_s
         progress = _progress(reader.expected_count(), config.progress)
-        importlib.import_module("numpy.ma")  # np.percentile (diagnostics) imports it on first use: before the clock
         start = time.perf_counter()
         frame_id = params.command_frame_id
 

@@ -155,6 +155,7 @@ class Engine:
         self.fused_input = False  # x and hidden bound as one buffer (lnn_ros.engine.fused_input)
         if config.io_binding:
             fused = self._fused_session()
+            session = self.session if fused is None else fused
             if fused is not None:
                 # Two [1, F + H] buffers: a call reads [x, hidden] from one and writes its state
                 # into the other's hidden part, right after the next call's input row.
@@ -166,13 +167,12 @@ class Engine:
                 self._bindings = (self._make_fused_binding(fused, front, back), self._make_fused_binding(fused, back, front))
                 self.fused_input = True
             else:
-                fused = self.session
                 self._bindings = (
                     self._make_binding(self._hidden, self._hidden_next),
                     self._make_binding(self._hidden_next, self._hidden),
                 )
-            self._call = _bound_call(fused, self._bindings[0], self._run_options)
-            self._spare_call = _bound_call(fused, self._bindings[1], self._run_options)
+            self._call = _bound_call(session, self._bindings[0], self._run_options)
+            self._spare_call = _bound_call(session, self._bindings[1], self._run_options)
         self._plan: StepPlan | None = None
         self._window: WindowRunner | None = None
         self._warm_up()

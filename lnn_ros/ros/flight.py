@@ -38,7 +38,7 @@ bag replay runs the same class on the bag's log time.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from builtin_interfaces.msg import Time
@@ -130,10 +130,11 @@ class Flight:
             self.runner.reset()
         self._starts += 1
         self.loop = LiveLoop(self.runner, params.live_config(), self._now_ns)
-        # One report built now and dropped: the first one imports numpy.ma (np.percentile) and
-        # allocates, a 5-30 ms stall that otherwise falls on the first diagnostics tick, mid-flight,
-        # in front of the IMU messages waiting for the executor: the worst latency of nearly every
-        # demo run was at t = 1.00-1.02 s (docs/latency.md). It changes no state (the watchdog is WAITING).
+        # One diagnostics message built now and dropped: the first one pays first-use costs (about
+        # 5 ms to build the first DiagnosticArray, and numpy.ma's import in np.percentile until the
+        # statistics stopped using it) that otherwise fall on the first diagnostics tick, mid-flight,
+        # in front of IMU messages waiting for the executor: the worst latency of nearly every demo
+        # run was at t = 1.00-1.02 s (docs/latency.md). It changes no state (the watchdog is WAITING).
         self._diagnostics()
         self._reported = WatchdogStatus.WAITING
         self._recoveries = 0
@@ -194,29 +195,27 @@ class Flight:
         self._publish(self.loop.on_image(image_frame(msg), start))
 
     def _on_imu_info(self, msg: Imu, info: Mapping[str, Any]) -> None:
-        received = received_perf_ns(info)
-        picked_up = time.perf_counter_ns()
-        command = self.loop.on_imu(imu_sample(msg), received)
-        if command is not None:
-            self._hops(info, picked_up - received)
-        self._publish(command)
+        self._with_info(self.loop.on_imu, imu_sample, msg, info)
 
     def _on_image_info(self, msg: Image | CompressedImage, info: Mapping[str, Any]) -> None:
+        self._with_info(self.loop.on_image, image_frame, msg, info)
+
+    def _with_info(
+        self, handle: Callable[[Any, int], Command | None], convert: Callable[[Any], Any], msg: Any, info: Mapping[str, Any]
+    ) -> None:
+        """Handle ``msg`` with latency from the middleware's reception; for a message that produced a
+        command, record the sensor publish -> reception hop and the wait from reception to this
+        callback (diagnostics ``transport_latency_ms``, ``pickup_latency_ms``)."""
         received = received_perf_ns(info)
         picked_up = time.perf_counter_ns()
-        command = self.loop.on_image(image_frame(msg), received)
+        command = handle(convert(msg), received)
         if command is not None:
-            self._hops(info, picked_up - received)
+            loop = self.loop
+            loop.pickup_s.add((picked_up - received) / NS_PER_S)
+            hop = hop_ns(info)
+            if hop is not None:
+                loop.transport_s.add(hop / NS_PER_S)
         self._publish(command)
-
-    def _hops(self, info: Mapping[str, Any], pickup_ns: int) -> None:
-        """Record, for a message that produced a command, the sensor publish -> reception hop and
-        the wait from reception to this callback (diagnostics ``transport_latency_ms``, ``pickup_latency_ms``)."""
-        loop = self.loop
-        loop.pickup_s.add(pickup_ns / NS_PER_S)
-        hop = hop_ns(info)
-        if hop is not None:
-            loop.transport_s.add(hop / NS_PER_S)
 
     def _publish(self, command: Command | None) -> None:
         if command is not None and self._cmd_pub is not None and self._rate.passes(command.stamp_ns):

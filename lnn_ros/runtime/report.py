@@ -123,13 +123,15 @@ def build_report(
         ("step_latency_ms.p99", _ms(latency_s.p99)),
         ("step_latency_ms.max", _ms(latency_s.max)),
     ]
-    for key, summary in (("transport_latency_ms", transport_s), ("pickup_latency_ms", pickup_s)):
+    optional = (
+        ("transport_latency_ms", transport_s),
+        ("pickup_latency_ms", pickup_s),
+        ("frame_latency_ms", frame_latency_s),
+        ("preprocess_ms", preprocess_s),
+    )
+    for key, summary in optional:
         if summary is not None:
             values += [(f"{key}.{name}", _ms(getattr(summary, name))) for name in ("p50", "p99", "max")]
-    if frame_latency_s is not None:
-        values += [(f"frame_latency_ms.{name}", _ms(getattr(frame_latency_s, name))) for name in ("p50", "p99", "max")]
-    if preprocess_s is not None:
-        values += [(f"preprocess_ms.{name}", _ms(getattr(preprocess_s, name))) for name in ("p50", "p99", "max")]
     values += [
         ("message_age_ms.p50", _ms(age_s.p50)),
         ("message_age_ms.p99", _ms(age_s.p99)),

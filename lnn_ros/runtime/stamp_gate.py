@@ -40,6 +40,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# np.median (the gates learn a stream's rate with it) imports numpy.ma on its first call (7 ms to
+# import, 14 ms for the call): imported here, at start-up, so that no message callback pays it
+# mid-flight. (np.percentile does the same; the node's first diagnostics report paid it and was
+# the demo's worst latency, docs/latency.md.)
+import numpy.ma
+
 from lnn_ros.engine.outcome import Outcome
 from lnn_ros.runtime.counters import Counters
 from lnn_ros.runtime.records import Stream

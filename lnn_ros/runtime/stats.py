@@ -11,11 +11,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-# np.percentile and np.median (the stamp gates learn a stream's rate with it) import numpy.ma on
-# their first call (7 ms to import, 9-14 ms for the call): imported here, at start-up, so that no
-# message callback or diagnostics report mid-flight pays it (it was the demo's worst latency).
-import numpy.ma
-
 from lnn_ros.units import NS_PER_S
 
 
