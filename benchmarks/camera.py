@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lnn_ros_benchmarks.report import write_report
+from lnn_ros_benchmarks.report import shown_path, write_report
 
 REPO = Path(__file__).resolve().parent.parent
 FORMATS = (
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run(args.frames, args.warmup, args.model)
     report = {
         "command": "python -m lnn_ros_benchmarks.camera",
-        "model": str(args.model.relative_to(REPO)) if args.model.is_relative_to(REPO) else str(args.model),
+        "model": shown_path(args.model),
         "frames": args.frames,
         "decoder": f"Pillow {PIL.__version__} (jpeg: libjpeg-turbo with DCT scaling; png: zlib)",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),

@@ -29,7 +29,16 @@ from typing import Any
 import numpy as np
 
 from lnn_ros_benchmarks.camera import make_frame, time_frame
-from lnn_ros_benchmarks.report import Panel, Series, machine, plot_panels, spread, write_report
+from lnn_ros_benchmarks.report import (
+    Panel,
+    Series,
+    command_line,
+    machine,
+    plot_panels,
+    shown_path,
+    spread,
+    write_report,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SIZES = ((64, 48), (160, 120), (320, 240), (640, 480), (1280, 720), (1920, 1080))
@@ -124,12 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     started = time.time()
     result = run(frames=args.frames, repeats=args.repeats, model=args.model)
-    options = [f"--frames {args.frames}" if args.frames != 200 else "", f"--repeats {args.repeats}" if args.repeats != 5 else "",
-               f"--model {args.model}" if args.model != REPO / "models" / "drone_cfc" else ""]
     report = {
         "benchmark": "camera cost per frame against image size",
-        "command": " ".join(["python -m lnn_ros_benchmarks.camera_scaling", *filter(None, options)]),
-        "model": str(args.model.relative_to(REPO)) if args.model.is_relative_to(REPO) else str(args.model),
+        "command": command_line("camera_scaling", parser, args),
+        "model": shown_path(args.model),
         "decoder": f"Pillow {PIL.__version__} (jpeg: libjpeg-turbo with DCT scaling)",
         "machine": machine(load_before, ("onnxruntime", "numpy", "pillow")),
         "wall_s": round(time.time() - started, 1),

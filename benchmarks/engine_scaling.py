@@ -33,7 +33,15 @@ from typing import Any
 import numpy as np
 
 from lnn_ros_benchmarks.engine import BenchConfig, _engine_stepper, _time_per_call
-from lnn_ros_benchmarks.report import Panel, Series, machine, plot_panels, spread, write_report
+from lnn_ros_benchmarks.report import (
+    Panel,
+    Series,
+    command_line,
+    machine,
+    plot_panels,
+    spread,
+    write_report,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 UNITS = (16, 32, 64, 128, 256)
@@ -269,14 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     started = time.time()
     report = run(args.units, args.inputs, steps=args.steps, repeats=args.repeats, ncps=not args.no_ncps)
-    defaults = (list(UNITS), list(INPUTS), 2000, 5, False)
-    given = (args.units, args.inputs, args.steps, args.repeats, args.no_ncps)
-    options = ["--units " + " ".join(map(str, args.units)), "--inputs " + " ".join(map(str, args.inputs)),
-               f"--steps {args.steps}", f"--repeats {args.repeats}", "--no-ncps"]
     report = {
         "benchmark": "engine per-step cost against state size and input size",
-        "command": " ".join(["python -m lnn_ros_benchmarks.engine_scaling",
-                             *(o for o, g, d in zip(options, given, defaults) if g != d)]),
+        "command": command_line("engine_scaling", parser, args),
         "machine": machine(load_before, ("onnxruntime", "torch", "numpy", "ncps")),
         "wall_s": round(time.time() - started, 1),
         **report,

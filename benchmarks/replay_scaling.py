@@ -41,7 +41,16 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from lnn_ros_benchmarks.report import Panel, Series, machine, plot_panels, spread, write_report
+from lnn_ros_benchmarks.report import (
+    Panel,
+    Series,
+    command_line,
+    machine,
+    plot_panels,
+    shown_path,
+    spread,
+    write_report,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 LENGTHS_MIN = (1.0, 10.0, 60.0)
@@ -309,17 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="lnn_replay_scaling_", dir=args.scratch) as scratch:
         result = run(args.lengths_min, args.repeats, args.model, Path(scratch))
-    options = []
-    if args.lengths_min != list(LENGTHS_MIN):
-        options.append("--lengths-min " + " ".join(f"{m:g}" for m in args.lengths_min))
-    if args.repeats != 3:
-        options.append(f"--repeats {args.repeats}")
-    if args.model != REPO / "models" / "drone_cfc":
-        options.append(f"--model {args.model}")
     report = {
         "benchmark": "lnn-ros replay throughput and peak memory against bag length",
-        "command": " ".join(["python -m lnn_ros_benchmarks.replay_scaling", *options]),
-        "model": str(args.model.relative_to(REPO)) if args.model.is_relative_to(REPO) else str(args.model),
+        "command": command_line("replay_scaling", parser, args),
+        "model": shown_path(args.model),
         "machine": machine(load_before, ("onnxruntime", "rosbags", "numpy", "matplotlib")),
         "wall_s": round(time.time() - started, 1),
         **result,

@@ -3,6 +3,7 @@ for the scaling benchmarks the spread over repeated rounds and a small plot."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -33,6 +34,38 @@ def _version(package: str) -> str | None:
         return version(package)
     except PackageNotFoundError:
         return None
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def command_line(
+    module: str, parser: argparse.ArgumentParser, args: argparse.Namespace, ignore: Sequence[str] = ("out", "scratch")
+) -> str:
+    """``python -m lnn_ros_benchmarks.<module>`` with every option whose value differs from the
+    parser's default (``ignore``: options that do not change the figures): the command that
+    regenerates a report. A flag is given bare, a list as its items, a float as ``:g``."""
+
+    def text(value: Any) -> str:
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    words = [f"python -m lnn_ros_benchmarks.{module}"]
+    for dest, value in vars(args).items():
+        if dest in ignore or value == parser.get_default(dest):
+            continue
+        flag = "--" + dest.replace("_", "-")
+        if value is True:
+            words.append(flag)
+        elif isinstance(value, (list, tuple)):
+            words.append(" ".join([flag, *map(text, value)]))
+        else:
+            words.append(f"{flag} {text(value)}")
+    return " ".join(words)
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (as the reports record a model)."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def write_report(out: Path, report: dict[str, Any]) -> None:

@@ -102,3 +102,19 @@ def test_camera_scaling_reports_every_size_format_and_stage(tmp_path: Path) -> N
     assert report["frames"]["64x48 rgb8"]["bytes"] == 64 * 48 * 3
     assert "100x60 | jpeg" in camera_scaling.format_table(report)
     assert camera_scaling.plot(report, tmp_path / "camera.png").stat().st_size > 0
+
+
+def test_the_recorded_command_names_only_the_options_changed() -> None:
+    import argparse
+
+    from lnn_ros_benchmarks.report import REPO, command_line, shown_path
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lengths-min", type=float, nargs="+", default=[1.0, 10.0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-ncps", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("a.json"))
+    assert command_line("x", parser, parser.parse_args(["--out", "b.json"])) == "python -m lnn_ros_benchmarks.x"
+    args = parser.parse_args(["--lengths-min", "1", "2.5", "--no-ncps", "--repeats", "3"])
+    assert command_line("x", parser, args) == "python -m lnn_ros_benchmarks.x --lengths-min 1 2.5 --no-ncps"
+    assert shown_path(REPO / "models" / "drone_cfc") == "models/drone_cfc" and shown_path(Path("/elsewhere")) == "/elsewhere"
