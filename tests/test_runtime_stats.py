@@ -88,3 +88,26 @@ def test_summary_equals_numpy_percentile_exactly(count: int) -> None:
         window.add(float(value))
     summary, values = window.summary(), window.values()
     assert (summary.p50, summary.p99, summary.max) == (np.percentile(values, 50), np.percentile(values, 99), values.max())
+
+
+@pytest.mark.parametrize(("before", "added"), [(0, 5), (7, 20), (3, 45), (25, 1)])
+def test_extend_stores_what_one_call_per_value_stores(before: int, added: int) -> None:
+    rng = np.random.default_rng(before + added)
+    first, values = rng.normal(size=before), rng.normal(size=added)
+    one_by_one, at_once = RollingWindow(16), RollingWindow(16)
+    for value in (*first, *values):
+        one_by_one.add(float(value))
+    for value in first:
+        at_once.add(float(value))
+    at_once.extend(values)
+    assert at_once.count == one_by_one.count
+    np.testing.assert_array_equal(at_once.values(), one_by_one.values())
+    ticks = np.cumsum(rng.integers(1, 10**7, size=before + added))
+    meter_one, meter_all = RateMeter(16), RateMeter(16)
+    for t in ticks:
+        meter_one.tick(int(t))
+    for t in ticks[:before]:
+        meter_all.tick(int(t))
+    meter_all.extend(ticks[before:])
+    now = int(ticks[-1])
+    assert meter_all.count == meter_one.count and meter_all.rate_hz(now, 0.05) == meter_one.rate_hz(now, 0.05)

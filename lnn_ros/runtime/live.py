@@ -322,7 +322,7 @@ class LiveLoop:
             commit()
         for stream, at in ((Stream.IMU, imu_now), (Stream.CAMERA, frame_now)):
             if len(at):
-                _fill(self.rates[stream.value], at)
+                self.rates[stream.value].extend(at)
                 watchdog.feed(stream.value, int(at[-1]))
         watchdog.feed(Stream.COMMAND.value, int(imu_now[-1]))
         if len(ticks_ns):
@@ -334,11 +334,11 @@ class LiveLoop:
         values = run.values
         self._last = Command(int(imu_stamps[-1]), tuple(run.twists[-1].tolist()), values[-1].copy())
         self._last_ns = int(imu_now[-1])
-        _fill(self.age_s, (imu_now - imu_stamps) / NS_PER_S)
+        self.age_s.extend((imu_now - imu_stamps) / NS_PER_S)
         elapsed_s = (time.perf_counter_ns() - start) / NS_PER_S
         if frames:
-            _fill(self.frame_latency_s, np.full(len(frames), run.encode_s / len(frames)))
-        _fill(self.latency_s, np.full(count, (elapsed_s - run.encode_s) / count))
+            self.frame_latency_s.extend(np.full(len(frames), run.encode_s / len(frames)))
+        self.latency_s.extend(np.full(count, (elapsed_s - run.encode_s) / count))
         return LiveBatch(imu_stamps, values, run.twists)
 
     def _fresh_throughout(self, imu_at: np.ndarray, frame_at: np.ndarray, now_ns: np.ndarray, ticks_ns: np.ndarray) -> bool:
@@ -443,15 +443,3 @@ class LiveLoop:
             execution_provider=runner.engine.provider,
         )
 
-
-def _fill(window: RollingWindow | RateMeter, values: np.ndarray) -> None:
-    """``window.add`` / ``window.tick`` of each of ``values``, in order, at once (the ring's last entries)."""
-    ring = window._ring  # the same ring the one-by-one calls fill
-    count = len(values)
-    size = len(ring)
-    first = window.count
-    if count > size:
-        values = values[-size:]
-        first += count - size
-    ring[(first + np.arange(len(values))) % size] = values
-    window.count += count

@@ -40,6 +40,10 @@ class RollingWindow:
         self._ring[self.count % len(self._ring)] = value
         self.count += 1
 
+    def extend(self, values: np.ndarray) -> None:
+        """:meth:`add` of each of ``values``, in order, at once."""
+        self.count = _extend_ring(self._ring, self.count, values)
+
     def values(self) -> np.ndarray:
         """The samples in the window (a view; order not preserved once it wrapped)."""
         return self._ring[: min(self.count, len(self._ring))]
@@ -85,6 +89,10 @@ class RateMeter:
         self._ring[self.count % len(self._ring)] = now_ns
         self.count += 1
 
+    def extend(self, times_ns: np.ndarray) -> None:
+        """:meth:`tick` at each of ``times_ns``, in order, at once."""
+        self.count = _extend_ring(self._ring, self.count, times_ns)
+
     def rate_hz(self, now_ns: int, window_s: float) -> float:
         """Arrivals per second over the ``window_s`` seconds before ``now_ns``.
 
@@ -99,3 +107,15 @@ class RateMeter:
             span_ns = now_ns - int(times.min())
             return 0.0 if span_ns <= 0 else filled * NS_PER_S / span_ns
         return recent / window_s
+
+
+def _extend_ring(ring: np.ndarray, count: int, values: np.ndarray) -> int:
+    """Store ``values`` in ``ring`` as one store each after ``count`` stores would; returns the new count."""
+    size = len(ring)
+    added = len(values)
+    first = count
+    if added > size:  # only the last ``size`` survive
+        values = values[-size:]
+        first += added - size
+    ring[(first + np.arange(len(values))) % size] = values
+    return count + added
