@@ -41,7 +41,7 @@ import csv
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -310,8 +310,8 @@ def replay_bag(
         for o in loaded.manifest.outputs
         if o.twist_field is not None
     ]
-    twist_map = [(TWIST_FIELDS.index(o.twist_field), i) for i, o in enumerate(loaded.manifest.outputs) if o.twist_field]
-    stamps_ns, log_times_ns, values, twists = published.arrays(len(loaded.manifest.outputs), twist_map)
+    stamps_ns, log_times_ns, values = published.arrays(len(loaded.manifest.outputs))
+    twists = runner.twists(values)
     recorded_ns, recorded_twists = recorded.arrays()
     if len(recorded) and len(published) and axes:
         metrics, pairs = command_metrics(stamps_ns, twists, recorded_ns, recorded_twists, axes, config.max_command_age_s)
@@ -441,8 +441,7 @@ class _Published:
     """The commands returned for publishing, in order, with their log times: one by one or in batches.
 
     Kept as packed arrays of stamps, log times and output values (8 + 8 + 4 O bytes a command);
-    the Twist fields are derived from the values at the end (:meth:`arrays`), as
-    :class:`~lnn_ros.runtime.PolicyRunner` derives them.
+    the caller derives the Twist fields from the values (:meth:`~lnn_ros.runtime.PolicyRunner.twists`).
     """
 
     _SINGLE_FLUSH = 4096
@@ -475,21 +474,14 @@ class _Published:
                 np.stack([np.asarray(c.values, dtype=np.float32) for c, _ in single]),
             ))
 
-    def arrays(
-        self, outputs: int, twist_map: Sequence[tuple[int, int]]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Stamps [N], log times [N], output values [N,O] float32 and twists [N,6] float64, in
-        publishing order (``twist_map``: (twist index, output index) pairs). The blocks are released."""
+    def arrays(self, outputs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Stamps [N], log times [N] and output values [N,O] float32, in publishing order. The blocks are released."""
         self._flush()
         blocks, self._blocks = self._blocks, []
         if not blocks:
-            return (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, outputs), np.float32), np.zeros((0, 6)))
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, outputs), np.float32)
         stamps, log_times, values = (np.concatenate(column) for column in zip(*blocks))
-        del blocks
-        twists = np.zeros((len(stamps), len(TWIST_FIELDS)), dtype=np.float64)
-        for twist_index, output_index in twist_map:
-            twists[:, twist_index] = values[:, output_index]
-        return stamps, log_times, values, twists
+        return stamps, log_times, values
 
 
 def _batch_span(clock: LogClock, log_ns: np.ndarray, index: int) -> tuple[int, np.ndarray, np.ndarray]:

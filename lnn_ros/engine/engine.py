@@ -11,7 +11,6 @@ stamp check (:meth:`StampClock.continue_stream`) and one pass over the outputs.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -26,7 +25,7 @@ from lnn_ros.engine.clock import StampClock
 from lnn_ros.engine.fused_input import FUSED_INPUT, fused_input_graph
 from lnn_ros.engine.outcome import Outcome
 from lnn_ros.engine.plan import UNROLLED_STEPS, StepPlan, StepRun, UnrolledSteps, WindowRunner
-from lnn_ros.engine.session import SessionConfig, check_graph_runs, open_graph, open_session
+from lnn_ros.engine.session import SessionConfig, bound_call, check_graph_runs, open_graph, open_session, run_options
 from lnn_ros.errors import BundleError, EngineError
 from lnn_ros.units import NS_PER_S
 
@@ -67,34 +66,6 @@ class EngineCounters:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-def _run_options(provider: str) -> ort.RunOptions:
-    """The engine's run options: on the CPU provider, no end-of-run device synchronisation.
-
-    With ``run_options=None`` onnxruntime builds default options on every call and, at the end
-    of each run, synchronises every execution provider; on the CPU there is nothing to wait
-    for, and skipping both saves about 0.5 µs per step (``lnn-ros bench``). On CUDA / TensorRT
-    the synchronisation is what makes the outputs ready, so it stays.
-    """
-    options = ort.RunOptions()
-    if provider == "CPUExecutionProvider":
-        options.add_run_config_entry("disable_synchronize_execution_providers", "1")
-    return options
-
-
-def _bound_call(session: ort.InferenceSession, binding: ort.IOBinding, options: ort.RunOptions) -> Callable[[], None]:
-    """``session.run_with_iobinding(binding, options)`` as a no-argument call, without the Python wrapper where possible.
-
-    onnxruntime >= 1.2x's wrapper checks for WebGPU graph capture on every call (a pybind call
-    and a few lookups, about 1 µs); the engine binds CPU buffers and never captures, so it calls
-    the C++ method directly, falling back to the public wrapper if the private names change.
-    """
-    raw_run = getattr(getattr(session, "_sess", None), "run_with_iobinding", None)
-    raw_binding = getattr(binding, "_iobinding", None)
-    if raw_run is None or raw_binding is None:
-        return functools.partial(session.run_with_iobinding, binding, options)
-    return functools.partial(raw_run, raw_binding, options)
 
 
 class StepResult(NamedTuple):
@@ -150,7 +121,7 @@ class Engine:
         self._call: Callable[[], None] | None = None
         self._spare_call: Callable[[], None] | None = None
         self._bindings: tuple[ort.IOBinding, ...] = ()  # kept alive with the calls that use them
-        self._run_options = _run_options(self.provider)
+        self._run_options = run_options(self.provider)
         self._spare_x_row = self._x_row  # the input row of the spare binding: the same row unless fused
         self.fused_input = False  # x and hidden bound as one buffer (lnn_ros.engine.fused_input)
         if config.io_binding:
@@ -171,8 +142,8 @@ class Engine:
                     self._make_binding(self._hidden, self._hidden_next),
                     self._make_binding(self._hidden_next, self._hidden),
                 )
-            self._call = _bound_call(session, self._bindings[0], self._run_options)
-            self._spare_call = _bound_call(session, self._bindings[1], self._run_options)
+            self._call = bound_call(session, self._bindings[0], self._run_options)
+            self._spare_call = bound_call(session, self._bindings[1], self._run_options)
         self._plan: StepPlan | None = None
         self._window: WindowRunner | None = None
         self._warm_up()

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import onnxruntime as ort
 
+from lnn_ros.engine.session import bound_call
+
 if TYPE_CHECKING:
     import onnx
 
@@ -150,12 +152,7 @@ class UnrolledSteps:
             binding.bind_output(f"y_{k}", "cpu", 0, np.float32, [1, outputs], self.y[k].ctypes.data)
             binding.bind_output(f"h_{k}", "cpu", 0, np.float32, [1, state], self.h[k].ctypes.data)
         self._binding = binding  # kept alive with the call that uses it
-        raw_run = getattr(getattr(self.session, "_sess", None), "run_with_iobinding", None)
-        raw_binding = getattr(binding, "_iobinding", None)
-        if raw_run is None or raw_binding is None:  # the public wrapper, should its private names change
-            self._call: Callable[[], None] = lambda: self.session.run_with_iobinding(binding, run_options)
-        else:  # without the wrapper's per-call check for WebGPU graph capture (as the engine's step)
-            self._call = lambda: raw_run(raw_binding, run_options)
+        self._call = bound_call(self.session, binding, run_options)  # as the engine's step calls it
 
     def run(self, x: np.ndarray, dt: np.ndarray, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Step ``x`` [K,F] (normalised) with ``dt`` [K] (clamped) from ``hidden`` [1,H], T steps per call.

@@ -311,10 +311,14 @@ class PolicyRunner:
             for _ in frames:
                 self._decoder.cost_s.add(cost_s)
         self.has_state = True
-        twists = np.zeros((count, len(TWIST_FIELDS)), dtype=np.float64)
+        return BatchRun(run.outputs, self.twists(run.outputs), encode_s)
+
+    def twists(self, values: np.ndarray) -> np.ndarray:
+        """The Twist fields [K,6] float64 of output values [K,O], as :attr:`Command.twist` has them."""
+        twists = np.zeros((len(values), len(TWIST_FIELDS)), dtype=np.float64)
         for twist_index, output_index in self._twist_map:
-            twists[:, twist_index] = run.outputs[:, output_index]
-        return BatchRun(run.outputs, twists, encode_s)
+            twists[:, twist_index] = values[:, output_index]
+        return twists
 
     def _held_frames(
         self, slot: _Slot, decoder: ImageDecoder, frames: Sequence[ImageFrame]
