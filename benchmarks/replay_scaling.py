@@ -78,13 +78,8 @@ def write_long_flight(path: Path, seconds: float, width: int, height: int) -> Pa
         ticks(2, flight.COMMAND_TOPIC, 50.0, flight.command_at),
     )
     with BagWriter(path, "mcap") as bag:
-        for log_time, order, topic, record in heapq.merge(*streams, key=lambda e: (e[0], e[1])):
-            if order == 0:
-                bag.write_imu(topic, record, log_time)
-            elif order == 1:
-                bag.write_image(topic, record, log_time)
-            else:
-                bag.write_twist(topic, record, log_time)
+        for log_time, _, topic, record in heapq.merge(*streams, key=lambda e: (e[0], e[1])):
+            bag.write_record(topic, record, log_time)
     return path
 
 

@@ -51,12 +51,7 @@ def write_all(path: Path, storage: str) -> list[tuple[str, int, object]]:
     entries.sort(key=lambda e: e[1])
     with BagWriter(path, storage) as bag:
         for topic, log_time, record in entries:
-            if isinstance(record, ImuSample):
-                bag.write_imu(topic, record, log_time)
-            elif isinstance(record, Command):
-                bag.write_twist(topic, record, log_time)
-            else:
-                bag.write_image(topic, record, log_time)
+            bag.write_record(topic, record, log_time)
     return entries
 
 

@@ -28,7 +28,7 @@ from lnn_ros.bag.reader import MessageOrder
 from lnn_ros.bag.replay import ReplayConfig, ReplayResult, replay_bag
 from lnn_ros.bag.writer import BagWriter
 from lnn_ros.runtime import LiveLoop
-from lnn_ros.runtime.records import ImageFrame, ImuSample
+from lnn_ros.runtime.records import ImuSample
 from lnn_ros_tools.synthetic.flight import START_NS, command_at, frame_at, imu_at, write_flight
 
 MS = 1_000_000
@@ -154,12 +154,8 @@ def write_entries(path: Path, entries: list[Entry], storage: str = "mcap") -> Pa
             if isinstance(record, bytes):
                 msgtype = {"/imu": "sensor_msgs/msg/Imu", "/camera/image_raw": "sensor_msgs/msg/Image"}[topic]
                 bag.write_raw(topic, msgtype, record, log_time)
-            elif isinstance(record, ImuSample):
-                bag.write_imu(topic, record, log_time)
-            elif isinstance(record, ImageFrame):
-                bag.write_image(topic, record, log_time)
             else:
-                bag.write_twist(topic, record, log_time)
+                bag.write_record(topic, record, log_time)
     return path
 
 

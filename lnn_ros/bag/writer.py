@@ -175,6 +175,15 @@ class BagWriter:
         raw = cdr.encode_twist_stamped(record.stamp_ns, record.twist, frame_id)
         self.write_raw(topic, TWIST_STAMPED_TYPE, raw, record.stamp_ns if log_time_ns is None else log_time_ns)
 
+    def write_record(self, topic: str, record: ImuSample | ImageFrame | Command, log_time_ns: int | None = None) -> None:
+        """:meth:`write_imu`, :meth:`write_image` or :meth:`write_twist`, by the record's type (default frame ids)."""
+        if isinstance(record, ImuSample):
+            self.write_imu(topic, record, log_time_ns)
+        elif isinstance(record, ImageFrame):
+            self.write_image(topic, record, log_time_ns)
+        else:
+            self.write_twist(topic, record, log_time_ns)
+
     def write_twists(
         self,
         topic: str,

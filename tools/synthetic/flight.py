@@ -87,12 +87,7 @@ def write_flight(
     entries.sort(key=lambda e: (e[0], e[1]))
     with BagWriter(path, storage) as bag:
         for log_time, _, topic, record in entries:
-            if topic == IMU_TOPIC:
-                bag.write_imu(topic, record, log_time)  # type: ignore[arg-type]
-            elif topic == CAMERA_TOPIC:
-                bag.write_image(topic, record, log_time)  # type: ignore[arg-type]
-            else:
-                bag.write_twist(topic, record, log_time)  # type: ignore[arg-type]
+            bag.write_record(topic, record, log_time)  # type: ignore[arg-type]
     return Path(path)
 
 
