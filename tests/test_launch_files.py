@@ -129,6 +129,14 @@ def test_mavros_example_launch_file_topics_and_command_rate(env: dict[str, str])
 
 
 # ---------------------------------------------------------------------- ros2 launch as a user runs it
+def _sigint_default() -> None:
+    """``ros2 launch`` as a terminal starts it: SIGINT at its default disposition. A test run
+    started in the background (``nohup ... &`` in a script) ignores SIGINT and its children
+    inherit that; ``ros2 launch`` then never sees the SIGINT these tests send it (seen in two
+    fresh-clone runs of this session, the node flying on for 60 s)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Launch:
     """``ros2 launch lnn_ros <file> args...`` in a process group of its own (as a terminal starts it)."""
 
@@ -137,7 +145,7 @@ class Launch:
         with log.open("wb") as out:
             self.process = subprocess.Popen(
                 ["ros2", "launch", "lnn_ros", launch_file, *args],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_sigint_default,
             )
 
     @property
