@@ -17,8 +17,9 @@ runs it (commands bag, CSV, metrics and plot), in a fresh Python process of its 
   child's ``ru_maxrss`` from ``os.wait4`` here, is an upper bound only: Linux counts in it the
   parent's resident set at the fork, before the child's ``exec``;
 * ``probes``: ``VmRSS`` / ``VmHWM`` inside ``replay_bag`` at the steps after its loop (found
-  by wrapping ``command_metrics``, ``plot_commands`` and ``_write_csv`` of
-  :mod:`lnn_ros.bag.replay` in the child; a step whose function is gone is left out).
+  by wrapping ``write_outputs`` of :mod:`lnn_ros.bag.replay` (the CSV, metrics and plot, from
+  the commands kept on disk during the loop) and ``plot_commands`` of :mod:`lnn_ros.bag.plot`
+  in the child; a step whose function is gone is left out).
 
 Lengths are interleaved in ``--repeats`` rounds. A last child replays the shortest bag under
 ``tracemalloc`` and lists the source lines whose allocations are alive when the loop ends
@@ -139,8 +140,7 @@ def replay_child(bag: Path, bundle: Path, out: Path, attribute: bool = False) ->
             lines.append({"line": f"{where}:{frame.lineno}", "mb": round(stat.size / MB, 3), "blocks": stat.count,
                           "code": linecache.getline(frame.filename, frame.lineno).strip()})
 
-    undo = [_probe(replay, "command_metrics", probes, snapshot), _probe(lnn_ros.bag.plot, "plot_commands", probes),
-            _probe(replay, "_write_csv", probes, snapshot)]
+    undo = [_probe(replay, "write_outputs", probes, snapshot), _probe(lnn_ros.bag.plot, "plot_commands", probes)]
     before = _status()
     if attribute:
         tracemalloc.start()
@@ -233,7 +233,7 @@ def run(lengths_min: Sequence[float], repeats: int, bundle: Path, scratch: Path,
             "loop_x_real_time": spread([d["loop_x_real_time"] for d in done], 1),
             "total_x_real_time": spread([d["total_x_real_time"] for d in done], 1),
             "peak_rss_mb": spread([d["peak_rss_mb"] for d in done], 1),
-            "rss_after_loop_mb": _probe_spread(done, "before_command_metrics", "VmRSS"),
+            "rss_after_loop_mb": _probe_spread(done, "before_write_outputs", "VmRSS"),
             "rss_after_imports_mb": spread([d["rss_after_imports_mb"] for d in done], 1),
             "runs": done,
         }
@@ -255,7 +255,7 @@ def run(lengths_min: Sequence[float], repeats: int, bundle: Path, scratch: Path,
         out = scratch / "out_attribution"
         report["attribution"] = {
             "bag_minutes": first,
-            "note": "tracemalloc: the allocations alive when replay_bag's loop has ended (at its command_metrics "
+            "note": "tracemalloc: the allocations alive when replay_bag's loop has ended (at its write_outputs "
                     "call), in all (total_mb) and by allocating line of lnn_ros (the line that allocated, not the "
                     "list that keeps the objects alive)",
             **run_child(bags[first]["path"], bundle, out, attribute=True),

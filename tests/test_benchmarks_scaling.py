@@ -67,7 +67,7 @@ def test_replay_scaling_measures_each_length_in_its_own_process(tmp_path: Path) 
         (run,) = row["runs"]
         # os.wait4's ru_maxrss also counts this process at the fork: an upper bound of the child's own peak
         assert run["child_ru_maxrss_mb"] >= run["peak_rss_mb"] - 1.0
-        assert {"before_command_metrics", "after_plot_commands", "after__write_csv"} <= set(run["probes"])
+        assert {"before_write_outputs", "after_plot_commands", "after_write_outputs"} <= set(run["probes"])
     assert report["lengths"]["0.05"]["messages"] > report["lengths"]["0.02"]["messages"]
     assert set(report["growth"]) >= {"peak_rss_mb_per_bag_minute", "bytes_per_command_after_loop"}
     attribution = report["attribution"]
@@ -82,11 +82,11 @@ def test_replay_child_leaves_the_replay_module_as_it_was(tmp_path: Path) -> None
     import lnn_ros.bag.plot
     import lnn_ros.bag.replay as replay
 
-    before = (replay.command_metrics, replay._write_csv, lnn_ros.bag.plot.plot_commands)
+    before = (replay.write_outputs, lnn_ros.bag.plot.plot_commands)
     bag = replay_scaling.write_long_flight(tmp_path / "bag", 0.5, 64, 48)
     report = replay_scaling.replay_child(bag, DRONE_CFC, tmp_path / "out")
     assert report["commands"] > 0 and report["peak_rss_mb"] >= report["rss_after_imports_mb"]
-    assert (replay.command_metrics, replay._write_csv, lnn_ros.bag.plot.plot_commands) == before
+    assert (replay.write_outputs, lnn_ros.bag.plot.plot_commands) == before
 
 
 def test_camera_scaling_reports_every_size_format_and_stage(tmp_path: Path) -> None:

@@ -18,6 +18,9 @@ Outputs, in ``out_dir``:
   command valid at each prediction's stamp, and a plot of both over time;
 * ``summary.json``: counters, warnings, speed (× real time = bag duration / wall time).
 
+Memory does not grow with the bag: the commands are kept on disk while the loop runs and the
+CSV, metrics and plot are written from them in chunks (:mod:`lnn_ros.bag.replay_outputs`).
+
 Speed: by default, runs of messages where the node would simply fly (watchdog OK, every stamp
 accepted and continuing its stream, every IMU sample stepping and published, every frame held,
 no diagnostics due) are handled as one batch (:meth:`~lnn_ros.runtime.LiveLoop.run_batch`): the
@@ -35,13 +38,11 @@ time is not the arrival time (see :mod:`lnn_ros.bag.reader`).
 
 from __future__ import annotations
 
-import array
 import copy
-import csv
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,26 +51,23 @@ import numpy as np
 
 from lnn_ros.bag.errors import BagError
 from lnn_ros.bag.log_clock import LogClock, Timer
-from lnn_ros.bag.metrics import CommandMetrics, command_metrics
+from lnn_ros.bag.metrics import CommandMetrics
 from lnn_ros.bag.reader import BagReader, MessageBlock, MessageOrder
 from lnn_ros.bag.records import BagMessage
+from lnn_ros.bag.replay_outputs import PublishedLog, RecordedLog, write_outputs
 from lnn_ros.bag.topics import BagTopics
 from lnn_ros.bag.writer import BagWriter
 from lnn_ros.bundle.manifest import TWIST_FIELDS
 from lnn_ros.node_spec.errors import NodeConfigError
 from lnn_ros.node_spec.interface import NODE_NAME
 from lnn_ros.node_spec.params import NodeParams
-from lnn_ros.runtime import Command, LiveLoop, PolicyRunner, Report, Stream
+from lnn_ros.runtime import LiveLoop, PolicyRunner, Report, Stream
 from lnn_ros.runtime.live import LiveBatch
 from lnn_ros.runtime.records import ImageFrame
 
 COMMANDS_BAG = "commands"
-COMMANDS_CSV = "commands.csv"
-METRICS_JSON = "metrics.json"
 SUMMARY_JSON = "summary.json"
-PLOT_PNG = "commands.png"
 _PROGRESS_EVERY = 500
-_CSV_ROWS = 8192
 _READ_AHEAD = 2048  # messages buffered for batches (at most 16 MiB of them: BagReader.blocks)
 _MIN_BATCH = 8  # fewer messages than this go one by one
 
@@ -205,8 +203,6 @@ def replay_bag(
 
     streams = [s for s in (Stream.IMU, Stream.CAMERA) if s in runner.streams]
     reader = BagReader(bag, config.topics, streams=[*streams, Stream.COMMAND], required=streams, strict=config.strict)
-    published = _Published()
-    recorded = _Recorded()
     count = 0
     batched = (
         not config.step_by_step
@@ -218,6 +214,8 @@ def replay_bag(
     with reader:  # opened (topics checked) before anything is written
         _prepare_out_dir(out_dir)
         writer = BagWriter(out_dir / COMMANDS_BAG)
+        published = PublishedLog(len(loaded.manifest.outputs), out_dir)  # on disk until the loop ends
+        recorded = RecordedLog(out_dir)
         duration_s = reader.info.duration_s
         progress = _progress(reader.expected_count(), config.progress)
         start = time.perf_counter()
@@ -302,32 +300,17 @@ def replay_bag(
             "imu_duplicate, imu_gap_reset) for why."
         )
 
-    files = {"commands_bag": writer.path, "commands_csv": out_dir / COMMANDS_CSV}
-    metrics = None
-    pairs = None
     axes = [
         (o.name, o.twist_field, TWIST_FIELDS.index(o.twist_field))
         for o in loaded.manifest.outputs
         if o.twist_field is not None
     ]
-    stamps_ns, log_times_ns, values = published.arrays(len(loaded.manifest.outputs))
-    twists = runner.twists(values)
-    recorded_ns, recorded_twists = recorded.arrays()
-    if len(recorded) and len(published) and axes:
-        metrics, pairs = command_metrics(stamps_ns, twists, recorded_ns, recorded_twists, axes, config.max_command_age_s)
-        files["metrics_json"] = out_dir / METRICS_JSON
-        files["metrics_json"].write_text(json.dumps(metrics.to_dict(), indent=2) + "\n")
-        if config.plot:
-            from lnn_ros.bag.plot import plot_commands
-
-            files["plot_png"] = plot_commands(
-                out_dir / PLOT_PNG, stamps_ns, twists, recorded_ns, recorded_twists, axes,
-                title=f"{bag.name}: {loaded.manifest.name}",
-            )
-    _write_csv(
-        files["commands_csv"], stamps_ns, log_times_ns, values, [o.name for o in loaded.manifest.outputs], axes,
-        recorded_twists, pairs,
-    )
+    with published.spool, recorded.spool:
+        metrics, written = write_outputs(
+            out_dir, published, recorded, runner.twists, [o.name for o in loaded.manifest.outputs], axes,
+            config.max_command_age_s, f"{bag.name}: {loaded.manifest.name}" if config.plot else None,
+        )
+    files = {"commands_bag": writer.path, **written}
     counters = runner.counters_dict()
     counters.update(
         commands_published=live.commands_published,
@@ -381,107 +364,6 @@ def _flush(run: list[BagMessage], runner: PolicyRunner) -> list[BagMessage]:
     out = run.copy()
     run.clear()
     return out
-
-
-def _write_csv(
-    path: Path,
-    stamps_ns: np.ndarray,
-    log_times_ns: np.ndarray,
-    values: np.ndarray,
-    output_names: list[str],
-    axes: list[tuple[str, str, int]],
-    recorded_twists: np.ndarray,
-    pairs: np.ndarray | None,
-) -> None:
-    """The CSV, written in blocks of ``_CSV_ROWS`` rows: its text is never all in memory at once."""
-    header = ["stamp_ns", "log_time_ns", *output_names]
-    if pairs is not None:
-        header += [f"recorded_{name}" for name, _, _ in axes]
-    with path.open("w", newline="") as stream:
-        csv.writer(stream).writerow(header)
-        for begin in range(0, len(stamps_ns), _CSV_ROWS):
-            rows = slice(begin, begin + _CSV_ROWS)
-            columns: list[list[str]] = [list(map(str, stamps_ns[rows].tolist())), list(map(str, log_times_ns[rows].tolist()))]
-            columns += [list(map(repr, column)) for column in values[rows].T.astype(np.float64).tolist()]
-            if pairs is not None:
-                paired = pairs[rows] >= 0
-                twists = recorded_twists[np.maximum(pairs[rows], 0)] if len(recorded_twists) else np.zeros((len(paired), 6))
-                for _, _, index in axes:
-                    column = list(map(repr, twists[:, index].tolist()))
-                    columns.append([cell if ok else "" for cell, ok in zip(column, paired.tolist())])
-            stream.write("".join(",".join(cells) + "\r\n" for cells in zip(*columns)))
-
-
-class _Recorded:
-    """The bag's recorded commands as packed stamps and twists (56 bytes each, not a Command object each)."""
-
-    def __init__(self) -> None:
-        self._stamps = array.array("q")
-        self._twists = array.array("d")
-
-    def __len__(self) -> int:
-        return len(self._stamps)
-
-    def add(self, command: Command) -> None:
-        self._stamps.append(command.stamp_ns)
-        self._twists.extend(command.twist)
-
-    def extend(self, commands: Iterable[Command]) -> None:
-        for command in commands:
-            self.add(command)
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """Stamps [M] int64 and twists [M, 6] float64, in reading order."""
-        stamps = np.array(self._stamps, dtype=np.int64) if len(self._stamps) else np.zeros(0, np.int64)
-        twists = np.array(self._twists, dtype=np.float64).reshape(-1, 6) if len(self._twists) else np.zeros((0, 6))
-        return stamps, twists
-
-
-class _Published:
-    """The commands returned for publishing, in order, with their log times: one by one or in batches.
-
-    Kept as packed arrays of stamps, log times and output values (8 + 8 + 4 O bytes a command);
-    the caller derives the Twist fields from the values (:meth:`~lnn_ros.runtime.PolicyRunner.twists`).
-    """
-
-    _SINGLE_FLUSH = 4096
-
-    def __init__(self) -> None:
-        self._blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._single: list[tuple[Command, int]] = []
-        self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
-
-    def add(self, command: Command, log_time_ns: int) -> None:
-        self._single.append((command, log_time_ns))
-        self._count += 1
-        if len(self._single) >= self._SINGLE_FLUSH:
-            self._flush()
-
-    def add_batch(self, stamps_ns: np.ndarray, log_times_ns: np.ndarray, values: np.ndarray) -> None:
-        self._flush()
-        self._blocks.append((stamps_ns, log_times_ns, values))
-        self._count += len(stamps_ns)
-
-    def _flush(self) -> None:
-        single, self._single = self._single, []
-        if single:
-            self._blocks.append((
-                np.array([c.stamp_ns for c, _ in single], dtype=np.int64),
-                np.array([t for _, t in single], dtype=np.int64),
-                np.stack([np.asarray(c.values, dtype=np.float32) for c, _ in single]),
-            ))
-
-    def arrays(self, outputs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Stamps [N], log times [N] and output values [N,O] float32, in publishing order. The blocks are released."""
-        self._flush()
-        blocks, self._blocks = self._blocks, []
-        if not blocks:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, outputs), np.float32)
-        stamps, log_times, values = (np.concatenate(column) for column in zip(*blocks))
-        return stamps, log_times, values
 
 
 def _batch_span(clock: LogClock, log_ns: np.ndarray, index: int) -> tuple[int, np.ndarray, np.ndarray]:
