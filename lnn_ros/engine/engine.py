@@ -165,8 +165,7 @@ class Engine:
         ``[x | hidden | y]`` when the graph writes ``hy = [hidden_out, y]`` as one output.
         """
         if not self.config.io_binding:
-            side = _Side(np.zeros(features, np.float32), np.zeros((1, state), np.float32), np.zeros((1, outputs), np.float32))
-            return side
+            return _Side(np.zeros(features, np.float32), np.zeros((1, state), np.float32), np.zeros((1, outputs), np.float32))
         fused = self._fused_session()
         shared_y = np.zeros((1, outputs), dtype=np.float32)
         if fused is None:
