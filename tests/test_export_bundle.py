@@ -193,6 +193,7 @@ def test_engine_reads_x_and_hidden_from_one_buffer_and_equals_the_bundles_graph(
     path = vector_bundle.path if which == "exported_now" else SHIPPED_CFC
     fused, plain = Engine(path), Engine(path, EngineConfig(io_binding=False))
     assert fused.fused_input and not plain.fused_input
+    assert fused.fused_output is (which == "exported_now")  # [hidden_out, y] as one output: the new export only
     stamps_ns = irregular_stamps_ns(120, seed=3)
     stamps_ns[40] = stamps_ns[39]  # a duplicate
     stamps_ns[80:] += 20 * 10**9  # a gap above max_gap_s: reset
@@ -226,3 +227,24 @@ def test_graphs_without_the_concat_pattern_are_used_as_they_are(vector_bundle: F
     concat = next(n for n in model.graph.node if n.op_type == "Concat")
     concat.input[:] = ["hidden", "x"]  # another order: another function of the buffer
     assert fused_input_graph(model.SerializeToString()) is None
+
+
+def test_the_final_split_of_hidden_and_y_becomes_one_output_only_in_that_order(vector_bundle: FactoryBundle) -> None:
+    """The exported CfC step graph ends in Split([h', y]) -> (hidden_out, y): the rewrite writes
+    [h', y] as one output; a graph whose Split gives (y, hidden_out) keeps its two outputs."""
+    import onnx
+
+    from lnn_ros.engine.fused_input import FUSED_OUTPUT, fused_input_graph
+
+    data = load_bundle(vector_bundle.path).graph_data("step")
+    rewritten = fused_input_graph(data)
+    assert rewritten is not None
+    graph = onnx.load_from_string(rewritten).graph
+    assert [o.name for o in graph.output] == [FUSED_OUTPUT] and "Split" not in [n.op_type for n in graph.node]
+    model = onnx.load_from_string(data)
+    split = next(n for n in model.graph.node if n.op_type == "Split")
+    split.output[:] = ["y", "hidden_out"]  # another order: [y, h'] is not the buffer's [hidden | y]
+    rewritten = fused_input_graph(model.SerializeToString())
+    assert rewritten is not None  # the input side still applies
+    assert sorted(o.name for o in onnx.load_from_string(rewritten).graph.output) == ["hidden_out", "y"]
+

@@ -2,11 +2,11 @@
 
 Per step the engine does no allocation it can avoid: the normalised input, Δt, output and
 two hidden buffers are preallocated and bound to onnxruntime once (io_binding), in two
-bindings that read one hidden buffer and write the other; each step swaps them, so the new
-state is never copied. Measured on a small graph (see ``lnn-ros bench``), binding once is
-about twice as fast as ``session.run`` with a feed dict, which allocates its outputs on
-every call. The common step (a finite input whose stamp continues the stream) takes one
-stamp check (:meth:`StampClock.continue_stream`) and one pass over the outputs.
+bindings (:class:`_Side`) that read one hidden buffer and write the other; each step moves to
+the other side, so the new state is never copied. Measured on a small graph (see ``lnn-ros
+bench``), binding once is about twice as fast as ``session.run`` with a feed dict, which
+allocates its outputs on every call. The common step (a finite input whose stamp continues the
+stream) takes one stamp check (:meth:`StampClock.continue_stream`) and one pass over the outputs.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import onnxruntime as ort
 
 from lnn_ros.bundle import Bundle, load_bundle
 from lnn_ros.engine.clock import StampClock
-from lnn_ros.engine.fused_input import FUSED_INPUT, fused_input_graph
+from lnn_ros.engine.fused_input import FUSED_INPUT, FUSED_OUTPUT, fused_input_graph
 from lnn_ros.engine.outcome import Outcome
 from lnn_ros.engine.plan import UNROLLED_STEPS, StepPlan, StepRun, UnrolledSteps, WindowRunner
 from lnn_ros.engine.session import SessionConfig, bound_call, check_graph_runs, open_graph, open_session, run_options
@@ -33,6 +33,10 @@ from lnn_ros.units import NS_PER_S
 _subtract = np.subtract
 _multiply = np.multiply
 _isfinite = math.isfinite
+# A NamedTuple's own __new__ is a Python function; tuple.__new__ builds the same instance,
+# about 0.1 µs cheaper (the common step's result).
+_new_tuple = tuple.__new__
+_STEPPED = Outcome.STEPPED  # an enum member's class attribute costs ~70 ns on Python 3.11
 
 
 
@@ -80,6 +84,32 @@ class StepResult(NamedTuple):
     dt_s: float
 
 
+class _Side:
+    """One io-binding's buffers: ``call`` reads ``x_row`` and ``hidden`` and writes the new state
+    into ``other.hidden`` and the output into ``other.y``; the engine then steps from ``other``,
+    so the state is never copied. Without io_binding there is one side, its own ``other``."""
+
+    __slots__ = ("call", "hidden", "other", "output", "x_row", "y")
+
+    def __init__(self, x_row: np.ndarray, hidden: np.ndarray, y: np.ndarray) -> None:
+        self.call: Callable[[], None] | None = None
+        self.x_row = x_row  # [F], the normalised input
+        self.hidden = hidden  # [1, H]
+        self.y = y  # [1, O]
+        self.output = y[0]
+        self.other = self
+
+
+def _bind(session: ort.InferenceSession, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> ort.IOBinding:
+    """An io-binding of ``session`` to the float32 CPU buffers ``inputs`` and ``outputs`` (by name)."""
+    binding = session.io_binding()
+    for name, array in inputs.items():
+        binding.bind_input(name, "cpu", 0, np.float32, list(array.shape), array.ctypes.data)
+    for name, array in outputs.items():
+        binding.bind_output(name, "cpu", 0, np.float32, list(array.shape), array.ctypes.data)
+    return binding
+
+
 class Engine:
     """Runs a bundle's step graph (and encoder) on one stream of stamped inputs; batch 1."""
 
@@ -109,41 +139,13 @@ class Engine:
         self._high = np.array([o.max for o in manifest.outputs], dtype=np.float32)
         self._low_list = self._low.tolist()
         self._high_list = self._high.tolist()
-        self._x = np.zeros((1, model.input_size), dtype=np.float32)
         self._dt = np.zeros((1, 1), dtype=np.float32)
         self._dt_flat = self._dt.reshape(1)  # a view: one int index is cheaper than [0, 0]
-        self._hidden = np.zeros((1, model.state_size), dtype=np.float32)
-        self._hidden_next = np.zeros((1, model.state_size), dtype=np.float32)
-        self._y = np.zeros((1, model.output_size), dtype=np.float32)
-        self._output = self._y[0]
-        self._x_row = self._x[0]
-        # Two bindings: hidden -> hidden_next, and back; _run swaps them (and the two arrays).
-        self._call: Callable[[], None] | None = None
-        self._spare_call: Callable[[], None] | None = None
-        self._bindings: tuple[ort.IOBinding, ...] = ()  # kept alive with the calls that use them
         self._run_options = run_options(self.provider)
-        self._spare_x_row = self._x_row  # the input row of the spare binding: the same row unless fused
+        self._bindings: tuple[ort.IOBinding, ...] = ()  # kept alive with the calls that use them
         self.fused_input = False  # x and hidden bound as one buffer (lnn_ros.engine.fused_input)
-        if config.io_binding:
-            fused = self._fused_session()
-            session = self.session if fused is None else fused
-            if fused is not None:
-                # Two [1, F + H] buffers: a call reads [x, hidden] from one and writes its state
-                # into the other's hidden part, right after the next call's input row.
-                features = model.input_size
-                front = np.zeros((1, features + model.state_size), dtype=np.float32)
-                back = np.zeros_like(front)
-                self._x_row, self._spare_x_row = front[0, :features], back[0, :features]
-                self._hidden, self._hidden_next = front[:, features:], back[:, features:]
-                self._bindings = (self._make_fused_binding(fused, front, back), self._make_fused_binding(fused, back, front))
-                self.fused_input = True
-            else:
-                self._bindings = (
-                    self._make_binding(self._hidden, self._hidden_next),
-                    self._make_binding(self._hidden_next, self._hidden),
-                )
-            self._call = bound_call(session, self._bindings[0], self._run_options)
-            self._spare_call = bound_call(session, self._bindings[1], self._run_options)
+        self.fused_output = False  # hidden_out and y written as one buffer, right after the next input row
+        self._side = self._make_sides(model.input_size, model.state_size, model.output_size)
         self._plan: StepPlan | None = None
         self._window: WindowRunner | None = None
         self._warm_up()
@@ -155,17 +157,47 @@ class Engine:
         check_graph_runs(self.bundle, role, session)
         return session, provider
 
-    def _make_binding(self, hidden: np.ndarray, hidden_out: np.ndarray) -> ort.IOBinding:
-        binding = self.session.io_binding()
-        for name, array in (("x", self._x), ("dt", self._dt), ("hidden", hidden)):
-            binding.bind_input(name, "cpu", 0, np.float32, list(array.shape), array.ctypes.data)
-        for name, array in (("y", self._y), ("hidden_out", hidden_out)):
-            binding.bind_output(name, "cpu", 0, np.float32, list(array.shape), array.ctypes.data)
-        return binding
+    def _make_sides(self, features: int, state: int, outputs: int) -> _Side:
+        """The buffers and io-bindings (:class:`_Side`); returns the side the first step reads.
 
-    def _fused_session(self) -> ort.InferenceSession | None:
-        """The step graph reading ``x`` and ``hidden`` from one buffer, if it has the pattern and
-        gives exactly the bundle graph's outputs on a random input; else None (the bundle's graph is used)."""
+        Bound buffers: with the bundle's graph, one ``x`` and one ``y`` and a ``hidden`` per side;
+        with :func:`fused_input_graph` a ``[x | hidden]`` buffer per side (``y`` shared), or
+        ``[x | hidden | y]`` when the graph writes ``hy = [hidden_out, y]`` as one output.
+        """
+        if not self.config.io_binding:
+            return _Side(np.zeros(features, np.float32), np.zeros((1, state), np.float32), np.zeros((1, outputs), np.float32))
+        fused = self._fused_session()
+        shared_y = np.zeros((1, outputs), dtype=np.float32)
+        if fused is None:
+            x = np.zeros((1, features), dtype=np.float32)
+            sides = [_Side(x[0], np.zeros((1, state), np.float32), shared_y) for _ in range(2)]
+            session = self.session
+            feeds: list[dict[str, np.ndarray]] = [{"x": x, "dt": self._dt, "hidden": side.hidden} for side in sides]
+            results: list[dict[str, np.ndarray]] = [{"y": shared_y, "hidden_out": side.hidden} for side in sides[::-1]]
+        else:
+            session, self.fused_output = fused
+            self.fused_input = True
+            end = features + state
+            # A call reads [x, hidden] from one buffer and writes its state (and its output) into
+            # the other, right after the next call's input row.
+            buffers = [np.zeros((1, end + outputs * self.fused_output), np.float32) for _ in range(2)]
+            sides = [_Side(b[0, :features], b[:, features:end], b[:, end:] if self.fused_output else shared_y) for b in buffers]
+            feeds = [{FUSED_INPUT: b[:, :end], "dt": self._dt} for b in buffers]
+            if self.fused_output:
+                results = [{FUSED_OUTPUT: b[:, features:]} for b in buffers[::-1]]
+            else:
+                results = [{"y": shared_y, "hidden_out": side.hidden} for side in sides[::-1]]
+        sides[0].other, sides[1].other = sides[1], sides[0]
+        self._bindings = tuple(_bind(session, inputs, outs) for inputs, outs in zip(feeds, results))
+        for side, binding in zip(sides, self._bindings):
+            side.call = bound_call(session, binding, self._run_options)
+        return sides[0]
+
+    def _fused_session(self) -> tuple[ort.InferenceSession, bool] | None:
+        """The step graph reading ``x`` and ``hidden`` from one buffer (and writing ``hidden_out``
+        and ``y`` as one, if it ends in their Split), if it has the pattern and gives exactly the
+        bundle graph's outputs on a random input; else None (the bundle's graph is used).
+        The flag says whether the outputs are fused."""
         data = fused_input_graph(self.bundle.graph_data("step"))
         if data is None:
             return None
@@ -178,23 +210,15 @@ class Engine:
         x = rng.standard_normal((1, model.input_size)).astype(np.float32)
         hidden = rng.standard_normal((1, model.state_size)).astype(np.float32)
         dt = np.full((1, 1), self.max_dt_s / 2, dtype=np.float32)
-        want = self.session.run(None, {"x": x, "hidden": hidden, "dt": dt})
-        got = session.run(None, {FUSED_INPUT: np.concatenate([x, hidden], axis=1), "dt": dt})
-        names = [o.name for o in self.session.get_outputs()]
-        order = [o.name for o in session.get_outputs()]
-        if any(not np.array_equal(want[names.index(name)], got[order.index(name)]) for name in names):
+        want = dict(zip([o.name for o in self.session.get_outputs()], self.session.run(None, {"x": x, "hidden": hidden, "dt": dt})))
+        got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {FUSED_INPUT: np.concatenate([x, hidden], axis=1), "dt": dt})))
+        fused_output = FUSED_OUTPUT in got
+        if fused_output:
+            joined = got.pop(FUSED_OUTPUT)
+            got = {"hidden_out": joined[:, : model.state_size], "y": joined[:, model.state_size :]}
+        if got.keys() != want.keys() or any(not np.array_equal(want[name], got[name]) for name in want):
             return None
-        return session
-
-    def _make_fused_binding(self, session: ort.InferenceSession, source: np.ndarray, target: np.ndarray) -> ort.IOBinding:
-        features = self.manifest.model.input_size
-        binding = session.io_binding()
-        binding.bind_input(FUSED_INPUT, "cpu", 0, np.float32, list(source.shape), source.ctypes.data)
-        binding.bind_input("dt", "cpu", 0, np.float32, list(self._dt.shape), self._dt.ctypes.data)
-        hidden_out = target[:, features:]
-        binding.bind_output("y", "cpu", 0, np.float32, list(self._y.shape), self._y.ctypes.data)
-        binding.bind_output("hidden_out", "cpu", 0, np.float32, list(hidden_out.shape), hidden_out.ctypes.data)
-        return binding
+        return session, fused_output
 
     def _warm_up(self) -> None:
         """Run each graph once at load: first runs allocate (and on CUDA / TensorRT build kernels),
@@ -207,8 +231,10 @@ class Engine:
             raise BundleError(
                 f"{self.bundle.graph_path('step')}: the step graph failed its first run ({' '.join(str(exc).split())})."
             ) from None
-        self._zero_state()
-        self._y.fill(0.0)
+        for side in (self._side, self._side.other):
+            side.hidden.fill(0.0)
+            side.y.fill(0.0)
+        self._plan = None
         self._dt.fill(0.0)
         if self.encoder_session is not None and self.manifest.camera is not None:
             camera = self.manifest.camera
@@ -216,6 +242,26 @@ class Engine:
             self.encoder_session.run(None, {"image": image})
 
     # ------------------------------------------------------------------ state
+    @property
+    def _hidden(self) -> np.ndarray:
+        """The state buffer [1, H] that the next step reads."""
+        return self._side.hidden
+
+    @property
+    def _y(self) -> np.ndarray:
+        """The output buffer [1, O] of the last step."""
+        return self._side.y
+
+    @property
+    def _x_row(self) -> np.ndarray:
+        """The input row [F] that the next step reads."""
+        return self._side.x_row
+
+    @property
+    def _call(self) -> Callable[[], None] | None:
+        """The next step's bound onnxruntime call (None without io_binding)."""
+        return self._side.call
+
     @property
     def hidden(self) -> np.ndarray:
         """A copy of the current hidden state [H]."""
@@ -244,9 +290,10 @@ class Engine:
 
         Returns the outcome, the clamped output [O] (only when stepped) and the Δt used.
         """
-        x = self._x_row
-        _subtract(features, self._mean, out=x)
-        _multiply(x, self._inv_std, out=x)
+        side = self._side
+        x = side.x_row
+        _subtract(features, self._mean, x)  # out= given positionally: cheaper than a keyword
+        _multiply(x, self._inv_std, x)
         # NaN or Inf anywhere makes the sum non-finite; Python's float64 sum of float32 values
         # cannot overflow, and for a few features it is cheaper than numpy's reduction.
         if not _isfinite(sum(x.tolist())):
@@ -262,31 +309,29 @@ class Engine:
         if dt_s > self.max_dt_s:
             dt_s = self.max_dt_s
             self.counters.dt_clamped += 1
-        call = self._call
-        if self._plan is None and call is not None:  # the common case, inlined: one bound run, swap
+        call = side.call
+        if call is not None and self._plan is None:  # the common case, inlined: one bound run
             self._dt_flat[0] = dt_s
             call()
-            # The new state is in _hidden_next: swap the buffers and the bindings, no copy.
-            self._hidden, self._hidden_next = self._hidden_next, self._hidden
-            self._call, self._spare_call = self._spare_call, call
-            self._x_row, self._spare_x_row = self._spare_x_row, x
+            side = self._side = side.other  # the new state (and output) are there: no copy
         else:
             plan = self._plan
-            if plan is None or not plan.take(stamp_ns, x, self._y, self._hidden):
+            if plan is None or not plan.take(stamp_ns, x, side.y, side.hidden):
                 if plan is not None:
                     self._settle()
                 self._dt_flat[0] = dt_s
                 self._run()
             elif plan.exhausted:
                 self._plan = None
-        output = self._output
+            side = self._side
+        output = side.output
         # One Python pass over O floats: NaN fails every comparison, so it lands here too.
         values = output.tolist()
         for v, low, high in zip(values, self._low_list, self._high_list):
             if not low <= v <= high:
                 break
         else:
-            return StepResult(Outcome.STEPPED, output, dt_s)
+            return _new_tuple(StepResult, (_STEPPED, output, dt_s))
         if not all(math.isfinite(v) for v in values):
             self._zero_state()
             return StepResult(Outcome.NONFINITE_OUTPUT, None, dt_s)
@@ -345,17 +390,15 @@ class Engine:
             plan.settle(self._hidden)
 
     def _run(self) -> None:
-        call = self._call
-        if call is not None:
-            call()
-            # The new state is in _hidden_next: swap the buffers and the bindings, no copy.
-            self._hidden, self._hidden_next = self._hidden_next, self._hidden
-            self._call, self._spare_call = self._spare_call, call
-            self._x_row, self._spare_x_row = self._spare_x_row, self._x_row
+        side = self._side
+        if side.call is not None:
+            side.call()
+            self._side = side.other  # the new state is there: no copy
         else:
-            y, hidden = self.session.run(None, {"x": self._x, "hidden": self._hidden, "dt": self._dt}, self._run_options)
-            np.copyto(self._y, y)
-            np.copyto(self._hidden, hidden)
+            feeds = {"x": side.x_row[None], "hidden": side.hidden, "dt": self._dt}
+            y, hidden = self.session.run(None, feeds, self._run_options)
+            np.copyto(side.y, y)
+            np.copyto(side.hidden, hidden)
 
     def encode(self, image: np.ndarray) -> np.ndarray:
         """Run the encoder graph on a normalised image [1, C, H, W]; returns the embedding [E]."""

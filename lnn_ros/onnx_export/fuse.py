@@ -15,7 +15,14 @@ are exported as they are. For :class:`~lnn_ros.cells.CfCCell` in ``default`` / `
   Sigmoid of ``[-u, u]`` (``u = time_a · Δt + time_b``) is ``[1 - σ, σ]`` (σ(-u) = 1 - σ(u)), one
   Tanh covers both ff heads, one Mul weighs them, and one MatMul with ``[I; I]`` adds the two
   halves: 8 nodes between the backbone and the Δt rule instead of 10 (about 0.7 µs per step on
-  this project's x86 machine, ``lnn-ros bench``);
+  this project's x86 machine, ``lnn-ros bench``). That is the window graph's form;
+* ``default`` mode, step graph (no Δt rule): no Split of the heads. ``tanh(pair)`` is one Gemm
+  and a Tanh, and the gates ``[1 - σ, σ]`` are one Gemm and a Sigmoid over ``[z · Δt, z, Δt]``
+  (``u = time_a · Δt + time_b`` with ``time_a``'s bias in the Δt column); onnxruntime runs each
+  Gemm + activation as one ``FusedGemm``. The last Gemm gives ``[h', y]`` at once (weights
+  ``[S, S Wfcᵀ]``, ``S`` adding the two halves), split into ``hidden_out`` and ``y``; the engine
+  drops that Split and binds ``[h', y]`` as one buffer (:mod:`lnn_ros.engine.fused_input`).
+  7 nodes run per step instead of 10: the engine's step 9.3 → 7.6 µs (``lnn-ros bench``);
 * ``no_gate`` mode: ``f1 + σ · f2`` on four heads of width H;
 * the Δt rule: the window graph keeps ``where(Δt > 0, update, hidden)`` (its padding steps
   have Δt = 0) but drops the division-safe Δt (only there for training gradients; in the
@@ -102,11 +109,46 @@ class FusedCfC(nn.Module):
         self.fc = cell.fc
         eye = torch.eye(self.hidden_size)
         self.register_buffer("sum_halves", torch.cat([eye, eye], 0), persistent=False)  # [2H, H]
+        if not self.no_gate:
+            self._build_step_form(weights, biases)
+
+    def _build_step_form(self, weights: dict[str, Tensor], biases: dict[str, Tensor]) -> None:
+        """The default mode's step form (no Δt rule): ``pair`` (Gemm + Tanh, one FusedGemm in
+        onnxruntime), ``gate`` (one Gemm + Sigmoid over ``[z · Δt, z, Δt]``: ``u = time_a · Δt +
+        time_b`` without a Split, a Mul and an Add) and ``out`` (one Gemm giving ``[h', y]``: the
+        two halves summed and the output projection in one)."""
+        hidden = self.hidden_size
+        with torch.no_grad():
+            ff = torch.cat([weights["ff1"], weights["ff2"]], 0)
+            self.pair = nn.Linear(ff.shape[1], 2 * hidden)
+            self.pair.weight.copy_(ff)
+            self.pair.bias.copy_(torch.cat([biases["ff1"], biases["ff2"]], 0))
+            time_a, time_b = weights["time_a"], weights["time_b"]
+            bias_a, bias_b = biases["time_a"], biases["time_b"]
+            # u = [z·Δt, z, Δt] @ [Wa; Wb; ba]ᵀ + bb, as the pair [-u, u].
+            gate = torch.cat([time_a, time_b, bias_a[:, None]], 1)  # [H, 2Z + 1]
+            self.gate = nn.Linear(gate.shape[1], 2 * hidden)
+            self.gate.weight.copy_(torch.cat([-gate, gate], 0))
+            self.gate.bias.copy_(torch.cat([-bias_b, bias_b], 0))
+            # [h', y] = (tanh(pair) · gates) @ [S, S Wfcᵀ] + [0, b_fc]  (S sums the two halves)
+            eye = torch.eye(hidden)
+            fc = self.fc
+            fc_weight = fc.weight if isinstance(fc, nn.Linear) else eye
+            fc_bias = fc.bias if isinstance(fc, nn.Linear) else torch.zeros(hidden)
+            summed = torch.cat([eye, eye], 1)  # [H, 2H]: Sᵀ
+            self.out = nn.Linear(2 * hidden, hidden + fc_weight.shape[0])
+            self.out.weight.copy_(torch.cat([summed, fc_weight @ summed], 0))
+            self.out.bias.copy_(torch.cat([torch.zeros(hidden), fc_bias], 0))
 
     def forward(self, x: Tensor, hidden: Tensor, dt_s: Tensor) -> tuple[Tensor, Tensor]:
         z = torch.cat([x, hidden], 1)
         if self.backbone is not None:
             z = self.backbone(z)
+        if not self.zero_dt_rule and not self.no_gate:
+            gates = torch.sigmoid(self.gate(torch.cat([z * dt_s, z, dt_s], 1)))  # [1 - σ, σ]
+            hidden_y = self.out(torch.tanh(self.pair(z)) * gates)
+            hidden_new, y = torch.split(hidden_y, [self.hidden_size, self.out.out_features - self.hidden_size], dim=1)
+            return y, hidden_new
         if self.no_gate:
             f1, f2, ta, tb = torch.split(self.heads(z), self.hidden_size, dim=1)
             update = torch.tanh(f1) + torch.sigmoid(ta * dt_s + tb) * torch.tanh(f2)
