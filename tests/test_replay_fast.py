@@ -249,7 +249,7 @@ def test_fixture_bag_equal_and_batched(
 ) -> None:
     step, fast = replay_both(FIXTURE, camera_bundle, tmp_path)
     assert fast.commands > 300 and fast.metrics is not None
-    assert sum(batches) >= 0.9 * fast.commands  # most of the bag went through batches
+    assert sum(batches) >= 0.95 * fast.commands  # all but the first few commands: a refused batch costs a few messages one by one
     # The batches add no rounding of their own: with the step graph's own first layer in every unrolled
     # step (the factored one adds x W_x + b and h W_h in another order) the CSV is the same, byte for byte.
     monkeypatch.setattr(plan, "FACTORED", False)
