@@ -38,8 +38,10 @@ from __future__ import annotations
 import array
 import copy
 import csv
+import itertools
 import json
 import math
+import operator
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -72,6 +74,7 @@ _PROGRESS_EVERY = 500
 _CSV_ROWS = 8192
 _READ_AHEAD = 8192  # messages buffered for batches (at most 16 MiB of them: BagReader.blocks)
 _MIN_BATCH = 8  # fewer messages than this go one by one
+_COMMANDS = itertools.repeat(Stream.COMMAND)  # map(operator.is_, streams, _COMMANDS): which are recorded commands
 
 
 @dataclass(frozen=True)
@@ -246,7 +249,7 @@ def replay_bag(
 
         def handle_block(block: MessageBlock) -> None:
             """``block``'s sensor messages in order: batches where :meth:`LiveLoop.run_batch` takes them, else one by one."""
-            chosen = np.array([i for i, s in enumerate(block.streams) if s is not Stream.COMMAND], dtype=np.int64)
+            chosen = np.flatnonzero(np.fromiter(map(operator.is_not, block.streams, _COMMANDS), dtype=bool, count=len(block)))
             log_ns = block.log_time_ns[chosen]
             index = 0
             while index < len(chosen):
@@ -282,7 +285,7 @@ def replay_bag(
                     for block in reader.blocks(config.order, config.reorder_window_s, _READ_AHEAD):
                         count += len(block)
                         progress.update(len(block))
-                        recorded.extend(r for s, r in zip(block.streams, block.records) if s is Stream.COMMAND)  # type: ignore[misc]
+                        recorded.extend(itertools.compress(block.records, map(operator.is_, block.streams, _COMMANDS)))  # type: ignore[arg-type]
                         handle_block(block)
                 else:
                     messages = reader.messages(config.order, config.reorder_window_s)
