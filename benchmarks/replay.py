@@ -69,7 +69,7 @@ def main() -> int:
 
     from lnn_ros.bag.replay import ReplayConfig, replay_bag
     from lnn_ros.bundle import load_bundle
-    from lnn_ros.engine.plan import UNROLLED_STEPS
+    from lnn_ros.engine.plan import FACTORED, UNROLLED_STEPS
     from lnn_ros_tools.synthetic.flight import write_flight
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -122,7 +122,8 @@ def main() -> int:
                        "encoder": manifest.camera is not None},
             "commands": batched.commands,
             "batched": {**_summary(runs["batched"]), "runs": runs["batched"],
-                        "note": f"default: runs where the node simply flies as batches (step graph unrolled x{UNROLLED_STEPS})"},
+                        "note": f"default: runs where the node simply flies as batches (step graph unrolled x{UNROLLED_STEPS}"
+                        + (", the first layer's input share and the readout once per call)" if FACTORED else ")")},
             "step_by_step": {**_summary(runs["step_by_step"]), "runs": runs["step_by_step"],
                              "note": "ReplayConfig(step_by_step=True) / --step-by-step: every message through LiveLoop"},
             "speedup_loop_per_round": [round(b["loop_wall_s"] and s["loop_wall_s"] / b["loop_wall_s"], 2)
