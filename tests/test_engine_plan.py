@@ -6,11 +6,15 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 from bundle_factory import camera_bundle  # noqa: F401 (module-scoped fixture)
 
 from lnn_ros.bag.replay import ReplayConfig, replay_bag
 from lnn_ros.engine import Engine, Outcome
+from lnn_ros.engine.plan import UnrolledSteps, unrolled_step_graph
+from lnn_ros.engine.session import open_session, run_options
 from lnn_ros_tools.synthetic.bundles import make_imu_bundle
 from lnn_ros_tools.synthetic.flight import write_flight
 
@@ -129,3 +133,62 @@ def test_batched_replay_equals_step_by_step_replay(camera_bundle: Path, tmp_path
     keys_batched, values_batched = _csv(batched.files["commands_csv"])
     assert keys_batched == keys_plain
     np.testing.assert_allclose(values_batched, values_plain, atol=1e-6, rtol=0)
+
+
+SHIPPED = sorted(p for p in (Path(__file__).resolve().parent.parent / "models").iterdir() if (p / "manifest.yaml").exists())
+
+
+def _unrolled(bundle: Path, steps: int, factored: bool) -> tuple[UnrolledSteps, ort.InferenceSession]:
+    """The bundle's UnrolledSteps and its step graph's own session."""
+    engine = Engine(bundle)
+    model = engine.manifest.model
+    config = engine.config.session
+    data = engine.bundle.graph_data("step")
+    unrolled = UnrolledSteps(data, steps, lambda graph: open_session(graph, config)[0], run_options("CPUExecutionProvider"),
+                             (model.input_size, model.state_size, model.output_size), factored=factored)
+    return unrolled, open_session(data, config)[0]
+
+
+@pytest.mark.parametrize("bundle", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_unrolled_steps_equal_step_graph_calls(bundle: Path) -> None:
+    """UnrolledSteps (T = 16; 77 steps: whole calls and a short last one) against the step graph called once
+    per step: bit for bit when not factored (and where only the readout is: the GRU); to 1e-6 when the
+    first layer's input share is factored (the CfC bundles: a few 1e-7)."""
+    plain, step = _unrolled(bundle, 16, factored=False)
+    factored, _ = _unrolled(bundle, 16, factored=True)
+    rng = np.random.default_rng(5)
+    count, features, state = 77, plain.x.shape[1], plain.h.shape[1]
+    x = rng.normal(size=(count, features)).astype(np.float32)
+    dt = rng.uniform(0.001, 0.02, size=count).astype(np.float32)
+    hidden = (0.3 * rng.normal(size=(1, state))).astype(np.float32)
+    expected, h = [], hidden
+    for k in range(count):
+        y, h = step.run(None, {"x": x[k : k + 1], "hidden": h, "dt": dt[k : k + 1, None]})
+        expected.append(y[0])
+    got_y, got_h = plain.run(x, dt, hidden)
+    np.testing.assert_array_equal(got_y, np.array(expected))
+    np.testing.assert_array_equal(got_h, h)
+    fast_y, fast_h = factored.run(x, dt, hidden)
+    np.testing.assert_allclose(fast_y, np.array(expected), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(fast_h, h, atol=1e-6, rtol=0)
+    if bundle.name == "drone_gru":  # Concat(x, dt) -> Gemm is not the first-layer shape: only the readout is factored
+        np.testing.assert_array_equal(fast_y, got_y)
+
+
+@pytest.mark.parametrize("bundle", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_factored_unrolling_takes_the_shapes_it_knows(bundle: Path) -> None:
+    """Factored: a CfC step loses its Concat and its readout Gemm (one readout Gemm for all T steps); a GRU its
+    readout; an LSTM (readout behind a Slice) and the stacked MLP keep every node."""
+    engine = Engine(bundle)
+    model = engine.manifest.model
+    sizes = (model.input_size, model.state_size, model.output_size)
+    steps = 8
+    graphs = [onnx.load_from_string(unrolled_step_graph(engine.bundle.graph_data("step"), steps, sizes, f)).graph
+              for f in (False, True)]
+    plain, factored = ([n.op_type for n in g.node] for g in graphs)
+    saved = {"drone_cfc": 2, "sine_cfc": 2, "drone_gru": 1}.get(bundle.name, 0)
+    # once per call: the x-share Gemm (its Split replaces the Split of x); the readout Gemm replaces the Concat of y
+    assert len(factored) == len(plain) - saved * steps + (saved == 2)
+    assert factored.count("Concat") == plain.count("Concat") - (steps if saved == 2 else 0) - (1 if saved else 0)
+    assert {i.name for i in graphs[1].input} == {"x", "hidden", *(f"dt_{k}" for k in range(steps))}
+    assert [o.name for o in graphs[1].output] == ["y", "h"]

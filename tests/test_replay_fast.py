@@ -27,6 +27,7 @@ from lnn_ros.bag.messages import default_typestore
 from lnn_ros.bag.reader import MessageOrder
 from lnn_ros.bag.replay import ReplayConfig, ReplayResult, replay_bag
 from lnn_ros.bag.writer import BagWriter
+from lnn_ros.engine import plan
 from lnn_ros.runtime import LiveLoop
 from lnn_ros.runtime.records import ImuSample
 from lnn_ros_tools.synthetic.flight import START_NS, command_at, frame_at, imu_at, write_flight
@@ -243,11 +244,17 @@ HOSTILE: dict[str, Callable[[list[Entry]], None]] = {
 
 
 # ---------------------------------------------------------------------- tests
-def test_fixture_bag_equal_and_batched(camera_bundle: Path, tmp_path: Path, batches: list[int]) -> None:
+def test_fixture_bag_equal_and_batched(
+    camera_bundle: Path, tmp_path: Path, batches: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     step, fast = replay_both(FIXTURE, camera_bundle, tmp_path)
     assert fast.commands > 300 and fast.metrics is not None
-    assert sum(batches) >= 0.7 * fast.commands  # most of the bag went through batches
-    assert (fast.out_dir / "commands.csv").read_bytes() == (step.out_dir / "commands.csv").read_bytes()
+    assert sum(batches) >= 0.95 * fast.commands  # all but the first few commands: a refused batch costs a few messages one by one
+    # The batches add no rounding of their own: with the step graph's own first layer in every unrolled
+    # step (the factored one adds x W_x + b and h W_h in another order) the CSV is the same, byte for byte.
+    monkeypatch.setattr(plan, "FACTORED", False)
+    exact = replay_bag(FIXTURE, camera_bundle, tmp_path / "exact", ReplayConfig(progress=False, plot=False))
+    assert (exact.out_dir / "commands.csv").read_bytes() == (step.out_dir / "commands.csv").read_bytes()
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])

@@ -39,8 +39,10 @@ time is not the arrival time (see :mod:`lnn_ros.bag.reader`).
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
+import operator
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -68,8 +70,9 @@ from lnn_ros.runtime.records import ImageFrame
 COMMANDS_BAG = "commands"
 SUMMARY_JSON = "summary.json"
 _PROGRESS_EVERY = 500
-_READ_AHEAD = 2048  # messages buffered for batches (at most 16 MiB of them: BagReader.blocks)
+_READ_AHEAD = 8192  # messages buffered for batches (at most 16 MiB of them: BagReader.blocks)
 _MIN_BATCH = 8  # fewer messages than this go one by one
+_COMMANDS = itertools.repeat(Stream.COMMAND)  # map(operator.is_, streams, _COMMANDS): which are recorded commands
 
 
 @dataclass(frozen=True)
@@ -240,9 +243,11 @@ def replay_bag(
                 else:
                     write_diagnostics(live.report())
 
+        retry = [_MIN_BATCH]  # messages handled one by one after a refused batch
+
         def handle_block(block: MessageBlock) -> None:
             """``block``'s sensor messages in order: batches where :meth:`LiveLoop.run_batch` takes them, else one by one."""
-            chosen = np.array([i for i, s in enumerate(block.streams) if s is not Stream.COMMAND], dtype=np.int64)
+            chosen = np.flatnonzero(np.fromiter(map(operator.is_not, block.streams, _COMMANDS), dtype=bool, count=len(block)))
             log_ns = block.log_time_ns[chosen]
             index = 0
             while index < len(chosen):
@@ -255,12 +260,16 @@ def replay_bag(
                 part = chosen[index:end]
                 taken = _run_batch(live, block, part, now_ns, ticks_ns) if end - index >= _MIN_BATCH else None
                 if taken is None:
-                    handle(block.message(int(chosen[index])), timers=False)  # then half of the rest one by one: a problem is near
-                    step = max(1, (end - index) // 2)
+                    # this message and the next few one by one (a problem is near), then a batch again; each
+                    # refusal in a row doubles the run handled one by one (at most half of the rest)
+                    handle(block.message(int(chosen[index])), timers=False)
+                    step = max(1, min(retry[0], (end - index) // 2))
                     for position in chosen[index + 1 : index + step].tolist():
                         handle(block.message(position))
                     index += step
+                    retry[0] *= 2
                     continue
+                retry[0] = _MIN_BATCH
                 for timer in clock.advance(int(now_ns[-1])):  # failsafe ticks only: run_batch applied them
                     assert timer is Timer.FAILSAFE
                 imu_log_ns = block.log_time_ns[part[block.imu_row[part] >= 0]]
@@ -274,7 +283,7 @@ def replay_bag(
                     for block in reader.blocks(config.order, config.reorder_window_s, _READ_AHEAD):
                         count += len(block)
                         progress.update(len(block))
-                        recorded.extend(r for s, r in zip(block.streams, block.records) if s is Stream.COMMAND)  # type: ignore[misc]
+                        recorded.extend(itertools.compress(block.records, map(operator.is_, block.streams, _COMMANDS)))  # type: ignore[arg-type]
                         handle_block(block)
                 else:
                     messages = reader.messages(config.order, config.reorder_window_s)

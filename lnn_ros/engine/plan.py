@@ -1,4 +1,5 @@
-"""Steps computed ahead through the window graph: :class:`StepPlan` (used by :meth:`Engine.plan`).
+"""Steps computed ahead: through the window graph (:class:`StepPlan`, used by :meth:`Engine.plan`) and
+through the step graph unrolled T times (:class:`UnrolledSteps`, used by :meth:`Engine.run_steps`).
 
 A window graph runs T steps per onnxruntime call. Offline (a bag replay) the inputs of the next
 steps are known before the steps are taken, so runs of them can go through it; each planned
@@ -101,7 +102,12 @@ class StepPlan:
 
 
 UNROLLED_STEPS = 16
-"""Steps per onnxruntime call of :meth:`~lnn_ros.engine.Engine.run_steps` (16 to 48 cost the same per step)."""
+"""Steps per onnxruntime call of :meth:`~lnn_ros.engine.Engine.run_steps` (16 to 200 cost the same per step
+computed; a longer unrolling computes more steps in vain at the end of a run)."""
+
+FACTORED = True
+"""Whether :class:`UnrolledSteps` runs the first layer's input share and the readout once over the T
+rows (see there); False: every copy is the step graph's own operators, bit for bit equal to step calls."""
 
 
 class StepRun(NamedTuple):
@@ -118,27 +124,33 @@ class StepRun(NamedTuple):
 class UnrolledSteps:
     """The bundle's step graph unrolled T times into one graph: T steps per onnxruntime call.
 
-    Built in memory from the step graph's checked bytes (no export, no torch): copy ``k`` of every
-    node reads ``x_k`` [1,F], ``dt_k`` [1,1] and the previous copy's state, and writes ``y_k`` [1,O]
-    and ``h_k`` [1,H]; the weights are shared. Each copy is the step graph's own operators on the
-    same inputs (less its Δt > 0 guard, which every step run here passes), so its outputs equal
-    T step calls (bit for bit with onnxruntime's CPU kernels, tested), unlike the exported window
-    graph, which is another graph checked to float rounding.
+    Built in memory from the step graph's checked bytes (no export, no torch), see
+    :func:`unrolled_step_graph`: copy ``k`` of the step's nodes reads row ``k`` of ``x`` [T,F],
+    ``dt_k`` [1,1] and the previous copy's state; the weights are shared. Each copy is the step
+    graph's own operators on the same inputs (less its Δt > 0 guard, which every step run here
+    passes), except where the graph has the recognised shapes that go faster as one operator
+    over all T rows: the input's share of the first layer (``Gemm(Concat(x, hidden))``) and the
+    readout (``y = Gemm(hidden_out)``). The readout's rows come out with the same bits as one step's
+    (tested); the first layer adds the same products in another order (``(x W_x + b) + h W_h``), so
+    the outputs equal T step calls to float rounding (a few 1e-7 on the shipped CfC bundles, tested
+    to 1e-6). With ``factored`` False (default: :data:`FACTORED`) every copy is the step graph's
+    own, bit for bit equal to step calls (tested).
     With fewer nodes per step than the window graph and one bound call per T steps, it is what
-    :meth:`~lnn_ros.engine.Engine.run_steps` runs. Inputs and outputs are bound once to rows of
-    preallocated arrays (:attr:`x` [T,F], :attr:`dt` [T,1], :attr:`y` [T,O], :attr:`h` [T,H],
-    :attr:`hidden` [1,H]); a run of n < T steps leaves the rest of the rows as they were (their
-    outputs are not read; the state after step n is ``h[n - 1]``).
+    :meth:`~lnn_ros.engine.Engine.run_steps` runs. Inputs and outputs are bound once to
+    preallocated arrays (:attr:`x` [T,F], rows of :attr:`dt` [T,1], :attr:`y` [T,O], :attr:`h`
+    [T,H], :attr:`hidden` [1,H]); a run of n < T steps leaves the rest of the rows as they were
+    (their outputs are not read; the state after step n is ``h[n - 1]``).
 
     Raises:
         ValueError: the step graph has control flow or not the step graph's inputs and outputs.
     """
 
     def __init__(self, step_graph: bytes, steps: int, open_graph: Callable[[bytes], ort.InferenceSession],
-                 run_options: ort.RunOptions, sizes: tuple[int, int, int]) -> None:
+                 run_options: ort.RunOptions, sizes: tuple[int, int, int], factored: bool | None = None) -> None:
         self.steps = steps
         features, state, outputs = sizes
-        self.session = open_graph(unrolled_step_graph(step_graph, steps, sizes))
+        self.factored = FACTORED if factored is None else factored
+        self.session = open_graph(unrolled_step_graph(step_graph, steps, sizes, self.factored))
         self.x = np.zeros((steps, features), dtype=np.float32)
         self.dt = np.zeros((steps, 1), dtype=np.float32)
         self.y = np.zeros((steps, outputs), dtype=np.float32)
@@ -146,11 +158,11 @@ class UnrolledSteps:
         self.hidden = np.zeros((1, state), dtype=np.float32)
         binding = self.session.io_binding()
         binding.bind_input("hidden", "cpu", 0, np.float32, [1, state], self.hidden.ctypes.data)
+        binding.bind_input("x", "cpu", 0, np.float32, [steps, features], self.x.ctypes.data)
         for k in range(steps):
-            binding.bind_input(f"x_{k}", "cpu", 0, np.float32, [1, features], self.x[k].ctypes.data)
             binding.bind_input(f"dt_{k}", "cpu", 0, np.float32, [1, 1], self.dt[k].ctypes.data)
-            binding.bind_output(f"y_{k}", "cpu", 0, np.float32, [1, outputs], self.y[k].ctypes.data)
-            binding.bind_output(f"h_{k}", "cpu", 0, np.float32, [1, state], self.h[k].ctypes.data)
+        binding.bind_output("y", "cpu", 0, np.float32, [steps, outputs], self.y.ctypes.data)
+        binding.bind_output("h", "cpu", 0, np.float32, [steps, state], self.h.ctypes.data)
         self._binding = binding  # kept alive with the call that uses it
         self._call = bound_call(self.session, binding, run_options)  # as the engine's step calls it
 
@@ -162,25 +174,36 @@ class UnrolledSteps:
         count = len(x)
         steps = self.steps
         y = np.empty((count, self.y.shape[1]), dtype=np.float32)
-        self.hidden[...] = hidden
+        x_in, dt_in, y_out, h_out, state = self.x, self.dt[:, 0], self.y, self.h, self.hidden
+        state[...] = hidden
+        call = self._call
         for start in range(0, count, steps):
-            n = min(steps, count - start)
-            self.x[:n] = x[start : start + n]
-            self.dt[:n, 0] = dt[start : start + n]
-            self._call()
-            y[start : start + n] = self.y[:n]
-            self.hidden[0] = self.h[n - 1]
-        return y, self.hidden.copy()
+            stop = min(start + steps, count)
+            n = stop - start
+            x_in[:n] = x[start:stop]
+            dt_in[:n] = dt[start:stop]
+            call()
+            y[start:stop] = y_out[:n]
+            state[0] = h_out[n - 1]
+        return y, state.copy()
 
 
-def unrolled_step_graph(step_graph: bytes, steps: int, sizes: tuple[int, int, int]) -> bytes:
+_X_PART, _H_PART, _X_PROJECTED = "unrolled.x_weight", "unrolled.hidden_weight", "unrolled.x_projected"
+
+
+def unrolled_step_graph(step_graph: bytes, steps: int, sizes: tuple[int, int, int], factored: bool = True) -> bytes:
     """The serialised ONNX model of :class:`UnrolledSteps` (see there) from a step graph's bytes.
+
+    Inputs ``x`` [T,F], ``hidden`` [1,H], ``dt_0`` ... ``dt_{T-1}`` [1,1]; outputs ``y`` [T,O] and
+    ``h`` [T,H] (the state after each step). ``factored``: the first layer's input share and the
+    readout as one operator over the T rows where the graph has their shapes (see
+    :func:`_first_layer`, :func:`_readout`).
 
     Raises:
         ValueError: the step graph has control flow or not the step graph's inputs and outputs.
     """
     import onnx
-    from onnx import helper
+    from onnx import helper, numpy_helper
 
     model = onnx.load_from_string(step_graph)
     graph = model.graph
@@ -190,9 +213,29 @@ def unrolled_step_graph(step_graph: bytes, steps: int, sizes: tuple[int, int, in
         raise ValueError("The step graph must have inputs x, hidden, dt and outputs y, hidden_out to be unrolled.")
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in graph.node for a in n.attribute):
         raise ValueError("The step graph has control flow (a subgraph); it is not unrolled.")
-    constants = {i.name for i in graph.initializer}
+    features, state, outputs = sizes
+    weights = {i.name: i for i in graph.initializer}
     step_nodes = _without_dt_guard(model)
-    nodes = []
+    initializers = list(graph.initializer)
+    nodes: list[onnx.NodeProto] = []
+    first = _first_layer(step_nodes, weights, features) if factored else None
+    readout = _readout(step_nodes, weights) if factored else None
+    if first is not None:  # x [T,F] @ W_x + b for all T rows at once; each step adds hidden @ W_h to its row
+        gemm = step_nodes[first[1]]
+        weight = numpy_helper.to_array(weights[gemm.input[1]])
+        transposed = _attribute(gemm, "transB", 0) == 1
+        x_part, h_part = (weight[:, :features], weight[:, features:]) if transposed else (weight[:features], weight[features:])
+        initializers += [numpy_helper.from_array(np.ascontiguousarray(x_part), _X_PART),
+                         numpy_helper.from_array(np.ascontiguousarray(h_part), _H_PART)]
+        nodes.append(helper.make_node("Gemm", ["x", _X_PART, gemm.input[2]], [_X_PROJECTED], transB=int(transposed)))
+        nodes.append(helper.make_node("Split", [_X_PROJECTED], [f"{_X_PROJECTED}_{k}" for k in range(steps)], axis=0))
+        skipped = {first[0]}
+    else:
+        nodes.append(helper.make_node("Split", ["x"], [f"x_{k}" for k in range(steps)], axis=0))
+        skipped = set()
+    if readout is not None:
+        skipped.add(readout)
+    constants = {i.name for i in initializers}
     for k in range(steps):
         names = {"x": f"x_{k}", "dt": f"dt_{k}", "hidden": "hidden" if k == 0 else f"h_{k - 1}",
                  "hidden_out": f"h_{k}", "y": f"y_{k}"}
@@ -202,27 +245,94 @@ def unrolled_step_graph(step_graph: bytes, steps: int, sizes: tuple[int, int, in
                 return value
             return names.get(value, f"{value}__{k}")
 
-        for node in step_nodes:
+        for index, node in enumerate(step_nodes):
+            if index in skipped:
+                continue
             copy = onnx.NodeProto()
             copy.CopyFrom(node)
             copy.name = f"{node.name}__{k}"
-            copy.input[:] = [rename(v) for v in node.input]
+            if first is not None and index == first[1]:
+                copy.input[:] = [rename("hidden"), _H_PART, f"{_X_PROJECTED}_{k}"]
+            else:
+                copy.input[:] = [rename(v) for v in node.input]
             copy.output[:] = [rename(v) for v in node.output]
             nodes.append(copy)
-    features, state, outputs = sizes
+    nodes.append(helper.make_node("Concat", [f"h_{k}" for k in range(steps)], ["h"], axis=0))
+    if readout is not None:
+        fc = onnx.NodeProto()
+        fc.CopyFrom(step_nodes[readout])
+        fc.input[0], fc.output[0] = "h", "y"
+        nodes.append(fc)
+    else:
+        nodes.append(helper.make_node("Concat", [f"y_{k}" for k in range(steps)], ["y"], axis=0))
+    used = {name for node in nodes for name in node.input}
+    initializers = [i for i in initializers if i.name in used]  # the whole first-layer weight, once cut in two
     f32 = onnx.TensorProto.FLOAT
-    inputs = [helper.make_tensor_value_info("hidden", f32, [1, state])]
-    inputs += [helper.make_tensor_value_info(f"x_{k}", f32, [1, features]) for k in range(steps)]
+    inputs = [helper.make_tensor_value_info("hidden", f32, [1, state]), helper.make_tensor_value_info("x", f32, [steps, features])]
     inputs += [helper.make_tensor_value_info(f"dt_{k}", f32, [1, 1]) for k in range(steps)]
-    results = [helper.make_tensor_value_info(f"y_{k}", f32, [1, outputs]) for k in range(steps)]
-    results += [helper.make_tensor_value_info(f"h_{k}", f32, [1, state]) for k in range(steps)]
+    results = [helper.make_tensor_value_info("y", f32, [steps, outputs]), helper.make_tensor_value_info("h", f32, [steps, state])]
     unrolled = helper.make_model(
-        helper.make_graph(nodes, "unrolled_step", inputs, results, initializer=list(graph.initializer)),
+        helper.make_graph(nodes, "unrolled_step", inputs, results, initializer=initializers),
         opset_imports=list(model.opset_import),
     )
     unrolled.ir_version = model.ir_version
     data: bytes = unrolled.SerializeToString()
     return data
+
+
+def _attribute(node: onnx.NodeProto, name: str, default: float) -> float:
+    """The node's float or int attribute ``name`` (``default`` if it has none)."""
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return float(attribute.f if attribute.type == attribute.FLOAT else attribute.i)
+    return default
+
+
+def _plain_gemm(node: onnx.NodeProto, weights: dict[str, onnx.TensorProto]) -> bool:
+    """A ``Gemm(A, W, b)`` with constant W (2-D) and b, no transposed A, alpha = beta = 1."""
+    return (
+        node.op_type == "Gemm"
+        and len(node.input) == 3
+        and node.input[1] in weights
+        and node.input[2] in weights
+        and len(weights[node.input[1]].dims) == 2
+        and _attribute(node, "transA", 0) == 0
+        and _attribute(node, "alpha", 1.0) == 1.0
+        and _attribute(node, "beta", 1.0) == 1.0
+    )
+
+
+def _first_layer(nodes: list[onnx.NodeProto], weights: dict[str, onnx.TensorProto], features: int) -> tuple[int, int] | None:
+    """The indices of ``Concat(x, hidden)`` (axis 1) and of the plain Gemm that alone reads it, if so.
+
+    ``Gemm(Concat(x, h), W, b)`` = ``(x W_x + b) + h W_h`` with W cut after the F input rows (to
+    float rounding: the products are added in another order); the x share of all T steps is one
+    Gemm, each step's Gemm adds ``h W_h`` to its row.
+    """
+    for index, node in enumerate(nodes):
+        if node.op_type != "Concat" or list(node.input) != ["x", "hidden"] or _attribute(node, "axis", 0) not in (1, -1):
+            continue
+        users = [i for i, n in enumerate(nodes) if node.output[0] in n.input]
+        if len(users) != 1:
+            return None
+        gemm = nodes[users[0]]
+        if not _plain_gemm(gemm, weights) or gemm.input[0] != node.output[0] or node.output[0] == "hidden_out":
+            return None
+        dims = list(weights[gemm.input[1]].dims)
+        if dims[1 if _attribute(gemm, "transB", 0) == 1 else 0] <= features:
+            return None
+        return index, users[0]
+    return None
+
+
+def _readout(nodes: list[onnx.NodeProto], weights: dict[str, onnx.TensorProto]) -> int | None:
+    """The index of ``y = Gemm(hidden_out, W, b)`` (plain), which can run once over the T states, if so."""
+    if any("y" in node.input for node in nodes):
+        return None
+    for index, node in enumerate(nodes):
+        if node.output[:1] == ["y"]:
+            return index if _plain_gemm(node, weights) and node.input[0] == "hidden_out" else None
+    return None
 
 
 def _without_dt_guard(model: onnx.ModelProto) -> list[onnx.NodeProto]:
