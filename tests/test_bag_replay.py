@@ -244,3 +244,34 @@ def test_a_long_series_is_plotted_as_its_envelope() -> None:
     assert len(shown) <= 2_000 + 2 + 100_003 % 1_000 and np.all(np.diff(shown) > 0)
     assert {0, 100_002, 54_321, int(np.argmin(values))} <= set(shown.tolist())
     np.testing.assert_array_equal(envelope(values[:500], limit=2_000), np.arange(500))
+
+
+def test_replay_freezes_the_objects_it_starts_with_only_while_it_runs(
+    tmp_path: Path, imu_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gc.freeze during the loop (the collector's full passes skip the loaded bundle and libraries),
+    and the collector as it was afterwards, also when the replay fails."""
+    import gc
+
+    from lnn_ros.bag.writer import BagWriter
+
+    frozen: list[int] = []
+    write_twists = BagWriter.write_twists
+
+    def spy(self: BagWriter, *args: object, **kwargs: object) -> None:
+        frozen.append(gc.get_freeze_count())
+        write_twists(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BagWriter, "write_twists", spy)
+    before = gc.get_freeze_count()
+    replay_bag(FIXTURE, imu_bundle, tmp_path / "out", ReplayConfig(plot=False, progress=False))
+    assert frozen and min(frozen) > before  # every batch written with the objects from before frozen
+    assert gc.get_freeze_count() == before
+
+    def fail(self: BagWriter, *args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(BagWriter, "write_twists", fail)
+    with pytest.raises(OSError, match="disk full"):
+        replay_bag(FIXTURE, imu_bundle, tmp_path / "failed", ReplayConfig(plot=False, progress=False))
+    assert gc.get_freeze_count() == before
