@@ -248,21 +248,6 @@ class Engine:
         return self._side.hidden
 
     @property
-    def _y(self) -> np.ndarray:
-        """The output buffer [1, O] of the last step."""
-        return self._side.y
-
-    @property
-    def _x_row(self) -> np.ndarray:
-        """The input row [F] that the next step reads."""
-        return self._side.x_row
-
-    @property
-    def _call(self) -> Callable[[], None] | None:
-        """The next step's bound onnxruntime call (None without io_binding)."""
-        return self._side.call
-
-    @property
     def hidden(self) -> np.ndarray:
         """A copy of the current hidden state [H]."""
         self._settle()
