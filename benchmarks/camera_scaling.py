@@ -33,11 +33,10 @@ from lnn_ros_benchmarks.report import (
     Panel,
     Series,
     command_line,
-    machine,
     plot_panels,
+    publish,
     shown_path,
     spread,
-    write_report,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -133,18 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     started = time.time()
     result = run(frames=args.frames, repeats=args.repeats, model=args.model)
-    report = {
-        "benchmark": "camera cost per frame against image size",
-        "command": command_line("camera_scaling", parser, args),
-        "model": shown_path(args.model),
-        "decoder": f"Pillow {PIL.__version__} (jpeg: libjpeg-turbo with DCT scaling)",
-        "machine": machine(load_before, ("onnxruntime", "numpy", "pillow")),
-        "wall_s": round(time.time() - started, 1),
-        **result,
-    }
-    write_report(args.out, report)
-    plot(report, args.out.with_suffix(".png"))
-    print(format_table(report))
+    publish(
+        args.out, result, benchmark="camera cost per frame against image size",
+        command=command_line("camera_scaling", parser, args), load_before=load_before, started=started,
+        packages=("onnxruntime", "numpy", "pillow"), plot=plot, table=format_table,
+        model=shown_path(args.model), decoder=f"Pillow {PIL.__version__} (jpeg: libjpeg-turbo with DCT scaling)",
+    )
     return 0
 
 

@@ -37,10 +37,9 @@ from lnn_ros_benchmarks.report import (
     Panel,
     Series,
     command_line,
-    machine,
     plot_panels,
+    publish,
     spread,
-    write_report,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -277,17 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     started = time.time()
-    report = run(args.units, args.inputs, steps=args.steps, repeats=args.repeats, ncps=not args.no_ncps)
-    report = {
-        "benchmark": "engine per-step cost against state size and input size",
-        "command": command_line("engine_scaling", parser, args),
-        "machine": machine(load_before, ("onnxruntime", "torch", "numpy", "ncps")),
-        "wall_s": round(time.time() - started, 1),
-        **report,
-    }
-    write_report(args.out, report)
-    plot(report, args.out.with_suffix(".png"))
-    print(format_table(report))
+    result = run(args.units, args.inputs, steps=args.steps, repeats=args.repeats, ncps=not args.no_ncps)
+    publish(
+        args.out, result, benchmark="engine per-step cost against state size and input size",
+        command=command_line("engine_scaling", parser, args), load_before=load_before, started=started,
+        packages=("onnxruntime", "torch", "numpy", "ncps"), plot=plot, table=format_table,
+    )
     return 0
 
 

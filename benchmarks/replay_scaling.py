@@ -46,11 +46,10 @@ from lnn_ros_benchmarks.report import (
     Panel,
     Series,
     command_line,
-    machine,
     plot_panels,
+    publish,
     shown_path,
     spread,
-    write_report,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -313,17 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="lnn_replay_scaling_", dir=args.scratch) as scratch:
         result = run(args.lengths_min, args.repeats, args.model, Path(scratch))
-    report = {
-        "benchmark": "lnn-ros replay throughput and peak memory against bag length",
-        "command": command_line("replay_scaling", parser, args),
-        "model": shown_path(args.model),
-        "machine": machine(load_before, ("onnxruntime", "rosbags", "numpy", "matplotlib")),
-        "wall_s": round(time.time() - started, 1),
-        **result,
-    }
-    write_report(args.out, report)
-    plot(report, args.out.with_suffix(".png"))
-    print(format_table(report))
+    report = publish(
+        args.out, result, benchmark="lnn-ros replay throughput and peak memory against bag length",
+        command=command_line("replay_scaling", parser, args), load_before=load_before, started=started,
+        packages=("onnxruntime", "rosbags", "numpy", "matplotlib"), plot=plot, table=format_table,
+        model=shown_path(args.model),
+    )
     if "growth" in report:
         print(json.dumps(report["growth"]))
     if "attribution" in report:

@@ -8,7 +8,8 @@ import json
 import os
 import platform
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -73,6 +74,36 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
+
+
+def publish(
+    out: Path,
+    result: dict[str, Any],
+    *,
+    benchmark: str,
+    command: str,
+    load_before: tuple[float, float, float],
+    started: float,
+    packages: Sequence[str],
+    plot: Callable[[dict[str, Any], Path], Path],
+    table: Callable[[dict[str, Any]], str],
+    **about: Any,
+) -> dict[str, Any]:
+    """A scaling benchmark's end: its report (``benchmark``, ``command``, the ``about`` fields, the
+    :func:`machine`, the wall time since ``started`` (``time.time()``), then ``result``) written to
+    ``out``, its figure beside it (``out`` with ``.png``) and its table on stdout. Returns the report."""
+    report = {
+        "benchmark": benchmark,
+        "command": command,
+        **about,
+        "machine": machine(load_before, packages),
+        "wall_s": round(time.time() - started, 1),
+        **result,
+    }
+    write_report(out, report)
+    plot(report, out.with_suffix(".png"))
+    print(table(report))
+    return report
 
 
 def spread(values: Sequence[float], digits: int = 3) -> dict[str, Any]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from lnn_ros_benchmarks import camera_scaling, engine_scaling, replay_scaling
 
@@ -118,3 +121,16 @@ def test_the_recorded_command_names_only_the_options_changed() -> None:
     args = parser.parse_args(["--lengths-min", "1", "2.5", "--no-ncps", "--repeats", "3"])
     assert command_line("x", parser, args) == "python -m lnn_ros_benchmarks.x --lengths-min 1 2.5 --no-ncps"
     assert shown_path(REPO / "models" / "drone_cfc") == "models/drone_cfc" and shown_path(Path("/elsewhere")) == "/elsewhere"
+
+
+def test_a_scaling_benchmark_writes_its_report_figure_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """engine_scaling's main end to end (report.publish): the JSON with its header first, the figure beside it, the table."""
+    out = tmp_path / "engine_size.json"
+    argv = ["--units", "16", "--inputs", "4", "--steps", "20", "--repeats", "1", "--no-ncps", "--out", str(out)]
+    assert engine_scaling.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert list(report)[:4] == ["benchmark", "command", "machine", "wall_s"] and "models" in report
+    assert report["command"] == "python -m lnn_ros_benchmarks.engine_scaling " + " ".join(argv[:-2])
+    assert report["machine"]["versions"]["onnxruntime"] and report["wall_s"] > 0
+    assert out.with_suffix(".png").stat().st_size > 0
+    assert f"wrote {out}" in capsys.readouterr().out
