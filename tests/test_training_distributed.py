@@ -181,3 +181,23 @@ def test_two_ranks_stream_uneven_shards_with_worker_processes(tmp_path: Path) ->
     assert checkpoint.metadata["streamed"] and checkpoint.metadata["processes"] == 2
     result = checkpoint.metadata["train_result"]
     assert result["epochs_run"] == 3 and result["optimizer_steps"] >= 3 and len(result["val_loss"]) == 3
+
+
+def test_ranks_leave_together_only_after_a_normal_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """session(): a barrier before destroy_process_group when the block ends normally (no rank tears
+    gloo down while another still works), none after an error (a peer may be gone)."""
+    from lnn_ros.training import distributed
+
+    calls: list[str] = []
+    context = distributed.DistContext(rank=1, world_size=2, backend="gloo")
+    monkeypatch.setattr(distributed, "start", lambda *args: context)
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
+    with distributed.session():
+        calls.append("train")
+    assert calls == ["train", "barrier", "destroy"]
+    calls.clear()
+    with pytest.raises(RuntimeError, match="lost a peer"), distributed.session():
+        raise RuntimeError("lost a peer")
+    assert calls == ["destroy"]
